@@ -1,0 +1,73 @@
+"""The typed objects an adapter plugin registers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from gateway.dossier import Dossier
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What an adapter says about itself.
+
+    :param name: the name it registers under (the entry-point name).
+    :param vendor: the software vendor.
+    :param product: the vendor's product.
+    :param version: the adapter's version.
+    :param schema_versions: canonical schema versions it reads and writes.
+    :param capabilities: ``export`` and/or ``import``; an adapter may do only one.
+    """
+
+    name: str
+    vendor: str
+    product: str
+    version: str
+    schema_versions: tuple[str, ...] = ("1",)
+    capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"export", "import"}))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What happened to an imported dossier.
+
+    :param local_reference: the vendor system's own reference for the record.
+    :param created: ``False`` when this message id had been imported before.
+    """
+
+    local_reference: str
+    created: bool
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """One vendor system, seen through the canonical dossier."""
+
+    info: AdapterInfo
+
+    def export_dossier(self, person_number: str) -> Dossier | None:
+        """The canonical dossier of the person (NISS or BIS), or ``None`` if unknown."""
+        ...
+
+    def import_dossier(self, dossier: Dossier, *, message_id: str) -> ImportResult:
+        """Store a received dossier; the same ``message_id`` twice stores it once."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class Seedable(Protocol):
+    """Optional: an adapter that can fill its vendor system with synthetic people."""
+
+    def seed(self, count: int, *, seed: int = 0) -> list[str]:
+        """Add ``count`` synthetic beneficiaries; return their person numbers."""
+        ...
+
+
+AdapterFactory = Callable[[str, Mapping[str, str]], Adapter]
+"""Builds an adapter for one CPAS: ``factory(cpas_id, options)``."""

@@ -1,0 +1,445 @@
+"""The canonical minimal dossier (schema version 1) as pydantic models.
+
+The XSD in ``schemas/xsd/dossier.xsd`` is the contract; these models mirror it
+field for field and add the checks an XSD cannot express: NISS/BIS and
+enterprise-number check digits, a NISS that matches the birth date, a period
+that does not end before it starts, no decision dated in the future, and the
+legal basis that goes with each kind of aid.
+
+``Dossier.from_xml`` parses with the hardened parser and validates against the
+XSD before building the model; ``Dossier.to_xml`` writes XML that validates
+against it. The round trip model -> XML -> model is exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from lxml import etree
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from gateway import hardened_xml
+from gateway.errors import DossierInvalid, GatewayError
+from gateway.hardened_xml import NS_DOSSIER
+from gateway.identifiers import (
+    validate_bis,
+    validate_enterprise_number,
+    validate_niss,
+)
+
+SCHEMA_VERSION: Literal["1"] = "1"
+M = TypeVar("M", bound=BaseModel)
+_NS = f"{{{NS_DOSSIER}}}"
+
+# Patterns shared with the XSD (kept identical on purpose; a test compares them).
+OPAQUE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
+PERSON_NAME = r"^\p{L}[\p{L}\p{M} '’.\-]*$"
+MAILBOX = r"^[a-z0-9][a-z0-9._\-]*@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,}$"
+PHONE = r"^\+[0-9]{8,15}$"
+
+OpaqueReference = Annotated[str, Field(pattern=OPAQUE_REFERENCE)]
+PersonName = Annotated[str, Field(pattern=PERSON_NAME, max_length=80)]
+
+
+class Language(StrEnum):
+    """Language of the person (and of their report)."""
+
+    FR = "fr"
+    NL = "nl"
+    DE = "de"
+
+
+class HouseholdCategory(StrEnum):
+    """Integration-income category."""
+
+    COHABITANT = "cohabitant"
+    ISOLATED = "isolated"
+    FAMILY_DEPENDANTS = "family-dependants"
+
+
+class AidKind(StrEnum):
+    """Kinds of aid, a closed list."""
+
+    INTEGRATION_INCOME = "integration-income"
+    EQUIVALENT_INCOME = "equivalent-income"
+    URGENT_MEDICAL_AID = "urgent-medical-aid"
+    INSTALLATION_PREMIUM = "installation-premium"
+    HEATING_ALLOWANCE = "heating-allowance"
+    DEBT_MEDIATION = "debt-mediation"
+    RENT_GUARANTEE = "rent-guarantee"
+    OTHER_FINANCIAL_AID = "other-financial-aid"
+
+
+class LegalBasis(StrEnum):
+    """Legal bases of aid decisions."""
+
+    SOCIAL_INTEGRATION_2002 = "law-2002-05-26-social-integration"
+    ORGANIC_CPAS_1976 = "law-1976-07-08-organic-cpas"
+
+
+class DecisionStatus(StrEnum):
+    """Status of a decision."""
+
+    GRANTED = "granted"
+    REVISED = "revised"
+    ENDED = "ended"
+
+
+def legal_basis_for(kind: AidKind) -> LegalBasis:
+    """Integration income rests on the 2002 law; every other kind of aid on the 1976 law."""
+    if kind is AidKind.INTEGRATION_INCOME:
+        return LegalBasis.SOCIAL_INTEGRATION_2002
+    return LegalBasis.ORGANIC_CPAS_1976
+
+
+def _latest_plausible_today() -> dt.date:
+    # "Today" somewhere in the world: a decision taken this morning in
+    # Brussels must not look like the future on a server running in UTC.
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+
+
+def _not_in_future(value: dt.date, code: str, what: str) -> dt.date:
+    if value > _latest_plausible_today():
+        raise PydanticCustomError(
+            code, "{what} {value} is in the future.", {"what": what, "value": str(value)}
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class ContactPoint(_Model):
+    """The source CPAS's functional contact point (a service, not a named person)."""
+
+    mailbox: Annotated[str, Field(pattern=MAILBOX, max_length=120)]
+    phone: Annotated[str, Field(pattern=PHONE)] | None = None
+
+
+class Source(_Model):
+    """The CPAS that holds the file and sends it."""
+
+    cpas_id: str
+    case_reference: OpaqueReference
+    contact: ContactPoint
+
+    @field_validator("cpas_id")
+    @classmethod
+    def _enterprise_number(cls, value: str) -> str:
+        return _checked(validate_enterprise_number, value)
+
+
+class Person(_Model):
+    """The person: exactly one of ``niss`` or ``bis``."""
+
+    niss: str | None = None
+    bis: str | None = None
+    family_name: PersonName
+    given_names: Annotated[list[PersonName], Field(min_length=1, max_length=4)]
+    birth_date: dt.date
+    language: Language
+
+    @field_validator("niss")
+    @classmethod
+    def _niss(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(validate_niss, value)
+
+    @field_validator("bis")
+    @classmethod
+    def _bis(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(validate_bis, value)
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth(cls, value: dt.date) -> dt.date:
+        if value.year < 1900:
+            raise PydanticCustomError(
+                "person.birth_date", "A birth date before 1900 is not plausible."
+            )
+        return _not_in_future(value, "person.birth_date", "The birth date")
+
+    @model_validator(mode="after")
+    def _one_number_matching_birth(self) -> Self:
+        if (self.niss is None) == (self.bis is None):
+            raise PydanticCustomError(
+                "person.number", "A person has exactly one NISS or one BIS number."
+            )
+        number = self.number
+        yymmdd = number[:6]
+        month = int(yymmdd[2:4]) % 20
+        day = int(yymmdd[4:6])
+        # Numbers given when the birth date was unknown carry zeros; only a
+        # full date can be compared.
+        if month and day:
+            expected = f"{self.birth_date:%y}{month:02d}{day:02d}"
+            if expected != f"{yymmdd[:2]}{month:02d}{yymmdd[4:6]}":
+                raise PydanticCustomError(
+                    "person.birth_date_mismatch",
+                    "The birth date {birth} does not match the one encoded in the number.",
+                    {"birth": str(self.birth_date)},
+                )
+        return self
+
+    @property
+    def number(self) -> str:
+        """The NISS or, failing that, the BIS number."""
+        return self.niss or self.bis or ""
+
+
+class Household(_Model):
+    """The household in two facts: category and number of dependent children."""
+
+    category: HouseholdCategory
+    dependent_children: Annotated[int, Field(ge=0, le=20)]
+
+
+class Decision(_Model):
+    """One aid decision: objective, administrative facts only."""
+
+    decision_id: OpaqueReference
+    kind: AidKind
+    legal_basis: LegalBasis
+    decision_date: dt.date
+    period_start: dt.date
+    period_end: dt.date | None = None
+    status: DecisionStatus
+    monthly_amount: Decimal | None = None
+
+    @field_validator("decision_date")
+    @classmethod
+    def _decided(cls, value: dt.date) -> dt.date:
+        return _not_in_future(value, "decision.future", "The decision date")
+
+    @field_validator("monthly_amount")
+    @classmethod
+    def _amount(cls, value: Decimal | None) -> Decimal | None:
+        if value is None:
+            return None
+        if not value.is_finite():
+            raise PydanticCustomError("amount.invalid", "An amount must be a number.")
+        if value < 0:
+            raise PydanticCustomError(
+                "amount.negative",
+                "An amount cannot be negative ({value} €).",
+                {"value": str(value)},
+            )
+        if value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise PydanticCustomError(
+                "amount.precision",
+                "An amount has at most two decimals ({value}).",
+                {"value": str(value)},
+            )
+        if value > Decimal("99999.99"):
+            raise PydanticCustomError(
+                "amount.too_large", "A monthly amount above 99,999.99 € is not plausible."
+            )
+        return value.quantize(Decimal("0.01"))
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.period_end is not None and self.period_end < self.period_start:
+            raise PydanticCustomError(
+                "period.reversed",
+                "Decision {id}: the period ends ({end}) before it starts ({start}).",
+                {
+                    "id": self.decision_id,
+                    "end": str(self.period_end),
+                    "start": str(self.period_start),
+                },
+            )
+        if self.legal_basis is not legal_basis_for(self.kind):
+            raise PydanticCustomError(
+                "decision.legal_basis",
+                "Decision {id}: {kind} does not rest on {basis}.",
+                {"id": self.decision_id, "kind": self.kind.value, "basis": self.legal_basis.value},
+            )
+        return self
+
+
+class Dossier(_Model):
+    """The minimal dossier, schema version 1."""
+
+    dossier_id: uuid.UUID
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    created_at: dt.datetime
+    source: Source
+    person: Person
+    household: Household
+    aid_history: Annotated[list[Decision], Field(max_length=1000)] = []
+    last_social_inquiry: dt.date | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc_seconds(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise PydanticCustomError("time.naive", "A timestamp must carry its time zone.")
+        return value.astimezone(dt.UTC).replace(microsecond=0)
+
+    @field_validator("last_social_inquiry")
+    @classmethod
+    def _inquiry(cls, value: dt.date | None) -> dt.date | None:
+        return (
+            None
+            if value is None
+            else _not_in_future(value, "inquiry.future", "The last social inquiry")
+        )
+
+    # ---------------------------------------------------------------- XML
+
+    def to_element(self) -> etree._Element:
+        """Build the XML element (namespace ``urn:be:cpas:dse:dossier:1``)."""
+        root = etree.Element(_NS + "dossier", nsmap={None: NS_DOSSIER})
+        root.set("schemaVersion", self.schema_version)
+        _sub(root, "dossierId", str(self.dossier_id))
+        _sub(root, "createdAt", format_timestamp(self.created_at))
+        source = etree.SubElement(root, _NS + "source")
+        _sub(source, "cpasId", self.source.cpas_id)
+        _sub(source, "caseReference", self.source.case_reference)
+        contact = etree.SubElement(source, _NS + "contact")
+        _sub(contact, "mailbox", self.source.contact.mailbox)
+        if self.source.contact.phone is not None:
+            _sub(contact, "phone", self.source.contact.phone)
+        person = etree.SubElement(root, _NS + "person")
+        if self.person.niss is not None:
+            _sub(person, "niss", self.person.niss)
+        else:
+            _sub(person, "bis", self.person.bis or "")
+        _sub(person, "familyName", self.person.family_name)
+        for given in self.person.given_names:
+            _sub(person, "givenName", given)
+        _sub(person, "birthDate", self.person.birth_date.isoformat())
+        _sub(person, "language", self.person.language.value)
+        household = etree.SubElement(root, _NS + "household")
+        _sub(household, "category", self.household.category.value)
+        _sub(household, "dependentChildren", str(self.household.dependent_children))
+        history = etree.SubElement(root, _NS + "aidHistory")
+        for decision in self.aid_history:
+            el = etree.SubElement(history, _NS + "decision")
+            _sub(el, "decisionId", decision.decision_id)
+            _sub(el, "kind", decision.kind.value)
+            _sub(el, "legalBasis", decision.legal_basis.value)
+            _sub(el, "decisionDate", decision.decision_date.isoformat())
+            _sub(el, "periodStart", decision.period_start.isoformat())
+            if decision.period_end is not None:
+                _sub(el, "periodEnd", decision.period_end.isoformat())
+            _sub(el, "status", decision.status.value)
+            if decision.monthly_amount is not None:
+                _sub(el, "monthlyAmount", f"{decision.monthly_amount:.2f}")
+        if self.last_social_inquiry is not None:
+            _sub(root, "lastSocialInquiry", self.last_social_inquiry.isoformat())
+        return root
+
+    def to_xml(self) -> bytes:
+        """Serialise to UTF-8 XML bytes that validate against ``dossier.xsd``."""
+        return hardened_xml.to_bytes(self.to_element())
+
+    @classmethod
+    def from_element(cls, root: etree._Element) -> Dossier:
+        """Build a dossier from an element that has already passed the XSD."""
+        source = _child(root, "source")
+        contact = _child(source, "contact")
+        person = _child(root, "person")
+        household = _child(root, "household")
+        data: dict[str, Any] = {
+            "dossier_id": _text(root, "dossierId"),
+            "schema_version": root.get("schemaVersion"),
+            "created_at": _text(root, "createdAt"),
+            "source": {
+                "cpas_id": _text(source, "cpasId"),
+                "case_reference": _text(source, "caseReference"),
+                "contact": {"mailbox": _text(contact, "mailbox"), "phone": _text(contact, "phone")},
+            },
+            "person": {
+                "niss": _text(person, "niss"),
+                "bis": _text(person, "bis"),
+                "family_name": _text(person, "familyName"),
+                "given_names": [el.text or "" for el in person.iterchildren(_NS + "givenName")],
+                "birth_date": _text(person, "birthDate"),
+                "language": _text(person, "language"),
+            },
+            "household": {
+                "category": _text(household, "category"),
+                "dependent_children": _text(household, "dependentChildren"),
+            },
+            "aid_history": [
+                {
+                    "decision_id": _text(el, "decisionId"),
+                    "kind": _text(el, "kind"),
+                    "legal_basis": _text(el, "legalBasis"),
+                    "decision_date": _text(el, "decisionDate"),
+                    "period_start": _text(el, "periodStart"),
+                    "period_end": _text(el, "periodEnd"),
+                    "status": _text(el, "status"),
+                    "monthly_amount": _text(el, "monthlyAmount"),
+                }
+                for el in _child(root, "aidHistory").iterchildren(_NS + "decision")
+            ],
+            "last_social_inquiry": _text(root, "lastSocialInquiry"),
+        }
+        return build(cls, data)
+
+    @classmethod
+    def from_xml(cls, data: bytes) -> Dossier:
+        """Parse untrusted bytes: hardened parser, then XSD, then the model's own checks."""
+        root = hardened_xml.parse(data)
+        hardened_xml.validate(root, "dossier.xsd")
+        return cls.from_element(root)
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """UTC to the second with a ``Z``, as the schemas want it."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sub(parent: etree._Element, name: str, text: str) -> None:
+    etree.SubElement(parent, _NS + name).text = text
+
+
+def _child(parent: etree._Element, name: str) -> etree._Element:
+    el = parent.find(_NS + name)
+    if el is None:  # the XSD guarantees it; this guards use without it
+        raise DossierInvalid(f"The element {name} is missing.", code="schema.invalid")
+    return el
+
+
+def _text(parent: etree._Element, name: str) -> str | None:
+    el = parent.find(_NS + name)
+    return None if el is None else (el.text or "")
+
+
+def _checked(validator: Any, value: str) -> str:
+    """Run an identifier check inside a pydantic validator, keeping its code."""
+    try:
+        return str(validator(value))
+    except GatewayError as exc:
+        raise PydanticCustomError(exc.code, exc.message) from None
+
+
+def build(model: type[M], data: Any) -> M:
+    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise refusal_from(exc) from None
+
+
+def refusal_from(exc: ValidationError) -> DossierInvalid:
+    """The first problem of a pydantic error, as a :class:`DossierInvalid` with a stable code."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    code = first["type"] if "." in first["type"] else "dossier.invalid"
+    message = first["msg"].rstrip(".")
+    return DossierInvalid(f"{where}: {message}." if where else f"{message}.", code=code)

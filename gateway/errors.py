@@ -1,0 +1,98 @@
+"""The project's exceptions.
+
+Every refusal carries a stable, dotted ``code`` (``xml.doctype``,
+``niss.checksum``, ``directory.not_cpas`` ...) that logs, receipts and the
+person's report can rely on, and a sentence a person understands. Codes are
+part of the public contract: never rename one, add a new one instead.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose.
+
+    :param code: stable machine-readable code, e.g. ``schema.invalid``.
+    :param message: one sentence for a person, without a traceback.
+    """
+
+    code: str = "gateway.error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class XmlRefused(GatewayError):
+    """The bytes are not XML we are willing to parse (DOCTYPE, too big, too deep...)."""
+
+    code = "xml.malformed"
+
+
+class SchemaInvalid(GatewayError):
+    """The document is well-formed XML but does not satisfy its XSD."""
+
+    code = "schema.invalid"
+
+
+class DossierInvalid(GatewayError):
+    """The document satisfies the XSD but breaks a rule the XSD cannot express."""
+
+    code = "dossier.invalid"
+
+
+class IdentifierInvalid(DossierInvalid):
+    """A NISS, BIS or enterprise number with a wrong format or check digits."""
+
+    code = "identifier.invalid"
+
+
+class DirectoryError(GatewayError):
+    """The directory is unsigned, badly signed, unknown to us or inconsistent."""
+
+    code = "directory.invalid"
+
+
+class DestinationRefused(GatewayError):
+    """The directory says this institution may not receive a dossier."""
+
+    code = "directory.refused"
+
+
+class KeyMaterialError(GatewayError):
+    """A key file is missing, unreadable, of the wrong kind or expired."""
+
+    code = "keys.invalid"
+
+
+class EnvelopeRefused(GatewayError):
+    """An envelope failed a check: signature, seal, expiry, replay, recipient..."""
+
+    code = "envelope.refused"
+
+
+class AdapterError(GatewayError):
+    """A vendor adapter failed; ``transient`` tells whether a retry may help."""
+
+    code = "adapter.failed"
+
+    def __init__(self, message: str, *, code: str | None = None, transient: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.transient = transient
+
+
+class BrokerError(GatewayError):
+    """The broker is unreachable, refused a message or returned it."""
+
+    code = "broker.unavailable"
+
+
+class ConfigError(GatewayError):
+    """A node's configuration file is missing or wrong."""
+
+    code = "config.invalid"

@@ -1,0 +1,160 @@
+"""The one XML parser of the project, and the XSDs it validates against.
+
+Every byte of XML that enters the gateway (dossiers, envelopes, directories,
+vendor files) goes through :func:`parse`. It refuses, with a stable code and
+before doing any real work: documents over a size cap (``xml.too_large``), any
+DOCTYPE (``xml.doctype``) -- so no DTD, no entity expansion and no external
+entity can ever be loaded -- nesting deeper than a cap (``xml.too_deep``),
+XInclude elements (``xml.xinclude``), and anything not well-formed
+(``xml.malformed``). The parser never touches the network or the file system.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from lxml import etree
+
+from gateway.errors import SchemaInvalid, XmlRefused
+
+MAX_BYTES: Final = 8 * 1024 * 1024
+"""Largest document accepted: a 200-decision dossier is about 60 KiB."""
+
+MAX_DEPTH: Final = 24
+"""Deepest element nesting accepted: our schemas need fewer than 8 levels."""
+
+XINCLUDE_NS: Final = "http://www.w3.org/2001/XInclude"
+
+NS_DOSSIER: Final = "urn:be:cpas:dse:dossier:1"
+NS_ENVELOPE: Final = "urn:be:cpas:dse:envelope:1"
+NS_DIRECTORY: Final = "urn:be:cpas:dse:directory:1"
+
+# Root element -> (schema file, human name). The root decides which XSD applies.
+DOCUMENT_KINDS: Final = {
+    f"{{{NS_DOSSIER}}}dossier": ("dossier.xsd", "dossier"),
+    f"{{{NS_ENVELOPE}}}envelope": ("envelope.xsd", "envelope"),
+    f"{{{NS_ENVELOPE}}}body": ("envelope.xsd", "message body"),
+    f"{{{NS_DIRECTORY}}}directory": ("directory.xsd", "directory"),
+}
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_TOO_DEEP_XPATH = etree.XPath("boolean(/" + "/".join(["*"] * (MAX_DEPTH + 1)) + ")")
+_HAS_XINCLUDE = etree.XPath("boolean(//*[namespace-uri()=$ns])")
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        dtd_validation=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+# lxml parsers are not thread-safe; the node parses on one thread per parser.
+_PARSER = _parser()
+
+
+def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
+    """Parse untrusted XML bytes and return the root element, or raise :class:`XmlRefused`."""
+    if len(data) > max_bytes:
+        raise XmlRefused(
+            f"The document is {len(data):,} bytes, more than the {max_bytes:,} bytes accepted.",
+            code="xml.too_large",
+        )
+    # A DOCTYPE is never legitimate here. Refusing it before libxml2 sees it
+    # means no entity of any kind is ever declared, let alone expanded.
+    if _DOCTYPE.search(data) or _DOCTYPE.search(data.replace(b"\x00", b"")):
+        raise XmlRefused(
+            "The document declares a DOCTYPE; DTDs and entities are not accepted.",
+            code="xml.doctype",
+        )
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise XmlRefused(f"The document is not well-formed XML: {exc.msg}.") from None
+    if root is None:
+        raise XmlRefused("The document is empty.")
+    tree = root.getroottree()
+    if tree.docinfo.doctype:
+        raise XmlRefused(
+            "The document declares a DOCTYPE; DTDs and entities are not accepted.",
+            code="xml.doctype",
+        )
+    if _TOO_DEEP_XPATH(tree):
+        raise XmlRefused(
+            f"The document nests elements deeper than {MAX_DEPTH} levels.", code="xml.too_deep"
+        )
+    if _HAS_XINCLUDE(tree, ns=XINCLUDE_NS):
+        raise XmlRefused("The document uses XInclude, which is not accepted.", code="xml.xinclude")
+    return root
+
+
+def schema_dir() -> Path:
+    """The folder holding the XSDs, whether installed from a wheel or run from the source tree."""
+    try:
+        path = Path(str(resources.files("gateway.xsd")))
+        if (path / "dossier.xsd").is_file():
+            return path
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "schemas" / "xsd"
+
+
+@functools.cache
+def load_schema(filename: str) -> etree.XMLSchema:
+    """Compile one of the project's XSDs (once per process)."""
+    path = schema_dir() / filename
+    # The XSDs are ours, but they import one another by relative path: allow
+    # local file access for them, never the network.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def validate(root: etree._Element, filename: str | None = None) -> str:
+    """Validate ``root`` against its XSD and return the kind of document.
+
+    The XSD is chosen by the root element unless ``filename`` names it.
+    Raises :class:`SchemaInvalid` with the first problem found.
+    """
+    kind = DOCUMENT_KINDS.get(root.tag)
+    if filename is None:
+        if kind is None:
+            raise SchemaInvalid(
+                f"The root element {root.tag} is not a dossier, envelope or directory "
+                "of a supported schema version (check its namespace).",
+                code="schema.namespace",
+            )
+        filename = kind[0]
+    schema = load_schema(filename)
+    if not schema.validate(root):
+        error = schema.error_log.last_error
+        raise SchemaInvalid(_explain(error))
+    return kind[1] if kind else filename
+
+
+def _explain(error: etree._LogEntry) -> str:
+    message = error.message
+    # libxml2 prefixes element names with their namespace in braces; a person
+    # reading the refusal does not need the namespace.
+    message = re.sub(r"\{[^}]*\}", "", message)
+    return f"line {error.line}: {message.rstrip('.')}."
+
+
+def parse_and_validate(data: bytes) -> tuple[str, etree._Element]:
+    """Parse untrusted bytes with :func:`parse`, then validate against the matching XSD."""
+    root = parse(data)
+    return validate(root), root
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    """Serialise a document the way the project writes every XML file."""
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -1,0 +1,105 @@
+"""Belgian identifiers, checked beyond the XSD pattern with python-stdnum.
+
+- NISS (national register number, INSZ): 11 digits, YYMMDD + counter + check
+  digits; for people born in 2000 or later the check uses ``2`` + nine digits.
+- BIS number: same layout, the month raised by 20 (sex unknown) or 40.
+- Enterprise number (BCE/KBO): 10 digits with mod-97 check digits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from stdnum import exceptions as stdnum_errors
+from stdnum.be import bis, nn, vat
+
+from gateway.errors import IdentifierInvalid
+
+PersonNumberKind = Literal["niss", "bis"]
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def validate_niss(value: str) -> str:
+    """Return the 11 digits of a valid NISS, or raise ``niss.checksum``/``niss.format``."""
+    return _validate_person(value, nn, "niss", "national register number (NISS)")
+
+
+def validate_bis(value: str) -> str:
+    """Return the 11 digits of a valid BIS number, or raise ``bis.checksum``/``bis.format``."""
+    return _validate_person(value, bis, "bis", "BIS number")
+
+
+def _validate_person(value: str, module: object, code: str, label: str) -> str:
+    compact = _digits(value)
+    if len(compact) != 11 or compact != value.replace(".", "").replace("-", "").replace(" ", ""):
+        raise IdentifierInvalid(f"{value!r} is not an 11-digit {label}.", code=f"{code}.format")
+    try:
+        return str(module.validate(compact))  # type: ignore[attr-defined]
+    except stdnum_errors.InvalidChecksum:
+        raise IdentifierInvalid(
+            f"{value!r} is not a valid {label}: its check digits do not match.",
+            code=f"{code}.checksum",
+        ) from None
+    except stdnum_errors.ValidationError:
+        raise IdentifierInvalid(
+            f"{value!r} is not a valid {label}: it encodes no possible birth date.",
+            code=f"{code}.format",
+        ) from None
+
+
+def person_number_kind(value: str) -> PersonNumberKind:
+    """Tell a NISS from a BIS number (the month is raised by 20 or 40 in a BIS number)."""
+    month = int(_digits(value)[2:4] or 0)
+    return "bis" if month >= 20 else "niss"
+
+
+def validate_person_number(value: str) -> tuple[PersonNumberKind, str]:
+    """Validate a NISS or BIS number, whichever it is."""
+    kind = person_number_kind(value)
+    return kind, (validate_bis(value) if kind == "bis" else validate_niss(value))
+
+
+def validate_enterprise_number(value: str) -> str:
+    """Return the 10 digits of a valid enterprise number, or raise ``enterprise.checksum``."""
+    compact = _digits(value)
+    if len(compact) != 10:
+        raise IdentifierInvalid(
+            f"{value!r} is not a 10-digit enterprise number.", code="enterprise.format"
+        )
+    try:
+        return str(vat.validate(compact))
+    except stdnum_errors.InvalidChecksum:
+        raise IdentifierInvalid(
+            f"{value!r} is not a valid enterprise number: its check digits do not match.",
+            code="enterprise.checksum",
+        ) from None
+    except stdnum_errors.ValidationError:
+        raise IdentifierInvalid(
+            f"{value!r} is not a valid enterprise number.", code="enterprise.format"
+        ) from None
+
+
+def make_niss(birth: dt.date, serial: int, *, bis_offset: int = 0) -> str:
+    """Build a check-digit-valid NISS (or BIS number with ``bis_offset`` 20 or 40).
+
+    For synthetic test people only: ``serial`` is the 3-digit day counter.
+    """
+    if not 1 <= serial <= 998:
+        raise ValueError("serial must be between 1 and 998")
+    body = f"{birth.year % 100:02d}{birth.month + bis_offset:02d}{birth.day:02d}{serial:03d}"
+    base = int(("2" if birth.year >= 2000 else "") + body)
+    return f"{body}{97 - base % 97:02d}"
+
+
+def make_enterprise_number(seed: int) -> str:
+    """Build a synthetic, check-digit-valid enterprise number of the ``02xx`` public range.
+
+    CPAS enterprise numbers are not in the reference data, so the sample
+    directory uses these, and says so.
+    """
+    body = 2_000_000 + seed % 1_000_000
+    return f"{body:08d}{97 - body % 97:02d}"
