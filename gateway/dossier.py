@@ -118,18 +118,20 @@ def _not_in_future(value: dt.date, code: str, what: str) -> dt.date:
     return value
 
 
-class _Model(BaseModel):
+class FrozenModel(BaseModel):
+    """Base of the project's models: closed (unknown fields refused) and immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
-class ContactPoint(_Model):
+class ContactPoint(FrozenModel):
     """The source CPAS's functional contact point (a service, not a named person)."""
 
     mailbox: Annotated[str, Field(pattern=MAILBOX, max_length=120)]
     phone: Annotated[str, Field(pattern=PHONE)] | None = None
 
 
-class Source(_Model):
+class Source(FrozenModel):
     """The CPAS that holds the file and sends it."""
 
     cpas_id: str
@@ -139,10 +141,10 @@ class Source(_Model):
     @field_validator("cpas_id")
     @classmethod
     def _enterprise_number(cls, value: str) -> str:
-        return _checked(validate_enterprise_number, value)
+        return checked_identifier(validate_enterprise_number, value)
 
 
-class Person(_Model):
+class Person(FrozenModel):
     """The person: exactly one of ``niss`` or ``bis``."""
 
     niss: str | None = None
@@ -155,12 +157,12 @@ class Person(_Model):
     @field_validator("niss")
     @classmethod
     def _niss(cls, value: str | None) -> str | None:
-        return None if value is None else _checked(validate_niss, value)
+        return None if value is None else checked_identifier(validate_niss, value)
 
     @field_validator("bis")
     @classmethod
     def _bis(cls, value: str | None) -> str | None:
-        return None if value is None else _checked(validate_bis, value)
+        return None if value is None else checked_identifier(validate_bis, value)
 
     @field_validator("birth_date")
     @classmethod
@@ -199,14 +201,14 @@ class Person(_Model):
         return self.niss or self.bis or ""
 
 
-class Household(_Model):
+class Household(FrozenModel):
     """The household in two facts: category and number of dependent children."""
 
     category: HouseholdCategory
     dependent_children: Annotated[int, Field(ge=0, le=20)]
 
 
-class Decision(_Model):
+class Decision(FrozenModel):
     """One aid decision: objective, administrative facts only."""
 
     decision_id: OpaqueReference
@@ -269,7 +271,7 @@ class Decision(_Model):
         return self
 
 
-class Dossier(_Model):
+class Dossier(FrozenModel):
     """The minimal dossier, schema version 1."""
 
     dossier_id: uuid.UUID
@@ -420,8 +422,8 @@ def _text(parent: etree._Element, name: str) -> str | None:
     return None if el is None else (el.text or "")
 
 
-def _checked(validator: Any, value: str) -> str:
-    """Run an identifier check inside a pydantic validator, keeping its code."""
+def checked_identifier(validator: Any, value: str) -> str:
+    """Run an identifier check inside a pydantic validator, keeping its stable code."""
     try:
         return str(validator(value))
     except GatewayError as exc:

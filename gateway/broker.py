@@ -1,0 +1,556 @@
+"""RabbitMQ: the topology as data, and one asynchronous client per node.
+
+Topology (:func:`cpas_topology`): a direct exchange ``<ns>.route`` whose
+routing key is the recipient's enterprise number; one durable quorum inbox
+``<ns>.inbox.<id>`` per CPAS with an explicit delivery limit, dead-lettering
+(at least once) through ``<ns>.dead`` into ``<ns>.dead.<id>``. Everything is
+declared idempotently at every (re)connection.
+
+:class:`BrokerClient` runs a pika ``SelectConnection`` on its own I/O thread.
+Publishing is thread-safe and pipelined: :meth:`BrokerClient.publish` returns a
+future that resolves when the broker confirms the message, and fails on a
+nack, on a return (``mandatory``: nothing could route it) or when the
+connection drops before the confirm. Many confirms are in flight at once.
+Deliveries are handed to a callback; acks and rejects from any thread go back
+through the I/O loop. When the broker goes away the client reconnects to the
+next address with a growing, capped back-off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from pika.channel import Channel
+from pika.exceptions import AMQPError
+from pika.frame import Method
+from pika.spec import Basic, BasicProperties
+
+from gateway.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "dse"
+DEFAULT_DELIVERY_LIMIT = 5
+PERSISTENT = pika.DeliveryMode.Persistent
+
+
+# ------------------------------------------------------------------ topology
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: str = "direct"
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Binding:
+    queue: str
+    exchange: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Exchanges, queues and bindings to declare; values, so they compare and combine."""
+
+    exchanges: tuple[Exchange, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+
+    def __add__(self, other: Topology) -> Topology:
+        def merged(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(dict.fromkeys(a + b))
+
+        return Topology(
+            merged(self.exchanges, other.exchanges),
+            merged(self.queues, other.queues),
+            merged(self.bindings, other.bindings),
+        )
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names of the gateway's exchanges and queues under one namespace."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    @property
+    def route(self) -> str:
+        return f"{self.namespace}.route"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def inbox(self, cpas_id: str) -> str:
+        return f"{self.namespace}.inbox.{cpas_id}"
+
+    def dead_letters(self, cpas_id: str) -> str:
+        return f"{self.namespace}.dead.{cpas_id}"
+
+
+def cpas_topology(
+    cpas_ids: Iterable[str],
+    *,
+    names: Names = Names(),
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+) -> Topology:
+    """The exchanges, inboxes and dead-letter queues of the given CPAS."""
+    exchanges = (Exchange(names.route), Exchange(names.dead))
+    queues: list[Queue] = []
+    bindings: list[Binding] = []
+    for cpas_id in cpas_ids:
+        queues.append(
+            Queue(
+                names.inbox(cpas_id),
+                {
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": delivery_limit,
+                    "x-dead-letter-exchange": names.dead,
+                    "x-dead-letter-routing-key": cpas_id,
+                    # Dead-letter at least once: a poison message is never
+                    # dropped on its way to the dead-letter queue.
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
+        )
+        queues.append(Queue(names.dead_letters(cpas_id), {"x-queue-type": "quorum"}))
+        bindings.append(Binding(names.inbox(cpas_id), names.route, cpas_id))
+        bindings.append(Binding(names.dead_letters(cpas_id), names.dead, cpas_id))
+    return Topology(exchanges, tuple(queues), tuple(bindings))
+
+
+# ------------------------------------------------------------------- client
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to the consumer callback."""
+
+    body: bytes
+    properties: BasicProperties
+    delivery_tag: int
+    redelivered: bool
+    generation: int
+    """The connection it came on: acks for an older connection are dropped."""
+
+
+@dataclass
+class _Pending:
+    future: Future[None]
+    message_id: str | None
+
+
+class BrokerClient:
+    """One node's AMQP connection, on its own I/O thread.
+
+    :param urls: broker addresses (cluster members), tried in turn.
+    :param topology: declared at every connection.
+    :param consume: the queue to consume from, or ``None`` for a publisher only.
+    :param on_delivery: called on the I/O thread for each delivery; must not block.
+    :param prefetch: deliveries in flight to this consumer.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        topology: Topology,
+        *,
+        consume: str | None = None,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        prefetch: int = 64,
+        max_backoff: float = 30.0,
+        name: str = "gateway",
+    ) -> None:
+        if not urls:
+            raise BrokerError("No broker address is configured.", code="broker.config")
+        self._params = [pika.URLParameters(url) for url in urls]
+        for params in self._params:
+            params.client_properties = {"connection_name": name}
+            params.heartbeat = 30
+            params.blocked_connection_timeout = 60
+        self._topology = topology
+        self._consume = consume
+        self._on_delivery = on_delivery
+        self._prefetch = prefetch
+        self._max_backoff = max_backoff
+        self._name = name
+
+        self._thread: threading.Thread | None = None
+        self._connection: pika.SelectConnection | None = None
+        self._publish_channel: Channel | None = None
+        self._consume_channel: Channel | None = None
+        self._consumer_tag: str | None = None
+        self._generation = 0
+        self._stopping = False
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._last_error: BrokerError | None = None
+        self._failures = 0
+        self._next_address = 0
+
+        # Publisher confirms: delivery tag -> pending future, in tag order.
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._next_tag = 0
+        self._lock = threading.Lock()
+        self.connections_made = 0
+
+    # ----------------------------------------------------------- lifecycle
+
+    def start(self, *, wait: float | None = 10.0) -> BrokerClient:
+        """Start the I/O thread; wait until connected and declared (or raise BrokerError)."""
+        self._thread = threading.Thread(target=self._run, name=f"amqp-{self._name}", daemon=True)
+        self._thread.start()
+        if wait is not None:
+            self.wait_ready(wait)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the client is connected, its topology declared and consuming."""
+        if not self._ready.wait(timeout):
+            reason = self._last_error or BrokerError(
+                f"No broker answered within {timeout:.0f} s at {self.addresses}."
+            )
+            raise reason
+
+    @property
+    def addresses(self) -> str:
+        return ", ".join(f"{p.host}:{p.port}" for p in self._params)
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the connection and end the I/O thread; pending publishes fail."""
+        self._stopping = True
+        conn = self._connection
+        if conn is not None:
+            with contextlib.suppress(Exception):  # the loop may already be gone
+                conn.ioloop.add_callback_threadsafe(self._close_connection)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._fail_pending(BrokerError("The gateway is shutting down.", code="broker.closed"))
+
+    def cancel_consumer(self) -> None:
+        """Stop taking new deliveries (graceful shutdown); in-flight ones can still be acked."""
+        self._call_soon(self._cancel_consumer)
+
+    def _cancel_consumer(self) -> None:
+        if self._consume_channel is not None and self._consumer_tag is not None:
+            self._consume_channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
+
+    # ------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        while not self._stopping:
+            params = self._params[self._next_address % len(self._params)]
+            self._next_address += 1
+            self._connection = pika.SelectConnection(
+                params,
+                on_open_callback=self._on_connection_open,
+                on_open_error_callback=self._on_connection_open_error,
+                on_close_callback=self._on_connection_closed,
+            )
+            self._connection.ioloop.start()
+            self._ready.clear()
+            self._fail_pending(
+                BrokerError(
+                    "The connection to the broker was lost before it confirmed the message.",
+                    code="broker.connection_lost",
+                )
+            )
+            if self._stopping:
+                break
+            self._failures += 1
+            delay = min(self._max_backoff, 0.5 * 2 ** min(self._failures, 10))
+            delay *= random.uniform(0.75, 1.0)
+            log.warning("%s: broker unavailable, reconnecting in %.1f s", self._name, delay)
+            self._sleep(delay)
+        self._stopped.set()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        self._generation += 1
+        self.connections_made += 1
+        connection.channel(on_open_callback=self._on_publish_channel_open)
+
+    def _on_connection_open_error(
+        self, connection: pika.SelectConnection, error: Exception
+    ) -> None:
+        self._last_error = BrokerError(f"The broker at {self.addresses} is unreachable ({error}).")
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection: pika.SelectConnection, reason: Exception) -> None:
+        self._publish_channel = None
+        self._consume_channel = None
+        self._consumer_tag = None
+        if not self._stopping:
+            log.warning("%s: connection closed: %s", self._name, reason)
+        connection.ioloop.stop()
+
+    def _close_connection(self) -> None:
+        conn = self._connection
+        if conn is not None and conn.is_open:
+            conn.close()
+        elif conn is not None and not conn.is_closing:
+            conn.ioloop.stop()
+
+    def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
+        # A channel closes on a protocol error (e.g. ACCESS_REFUSED or a queue
+        # declared with other arguments): surface it and start over.
+        if self._stopping:
+            return
+        code = "broker.access_refused" if "ACCESS_REFUSED" in str(reason) else "broker.channel"
+        self._last_error = BrokerError(f"The broker closed a channel: {reason}.", code=code)
+        log.error("%s: %s", self._name, self._last_error)
+        conn = self._connection
+        if conn is not None and conn.is_open:
+            conn.close()
+
+    # ---------------------------------------------------- channels & topology
+
+    def _on_publish_channel_open(self, channel: Channel) -> None:
+        self._publish_channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm)
+        with self._lock:
+            self._next_tag = 0
+        self._declare(channel, self._after_declare)
+
+    def _declare(self, channel: Channel, done: Callable[[], None]) -> None:
+        steps: list[Callable[[Callable[[Any], None]], None]] = []
+        for ex in self._topology.exchanges:
+            steps.append(
+                lambda cb, ex=ex: channel.exchange_declare(
+                    exchange=ex.name, exchange_type=ex.type, durable=True, callback=cb
+                )
+            )
+        for q in self._topology.queues:
+            steps.append(
+                lambda cb, q=q: channel.queue_declare(
+                    queue=q.name, durable=True, arguments=dict(q.arguments), callback=cb
+                )
+            )
+        for b in self._topology.bindings:
+            steps.append(
+                lambda cb, b=b: channel.queue_bind(
+                    queue=b.queue, exchange=b.exchange, routing_key=b.routing_key, callback=cb
+                )
+            )
+
+        def run(index: int) -> None:
+            if index == len(steps):
+                done()
+            else:
+                steps[index](lambda _frame: run(index + 1))
+
+        run(0)
+
+    def _after_declare(self) -> None:
+        if self._consume is None:
+            self._became_ready()
+            return
+        assert self._connection is not None
+        self._connection.channel(on_open_callback=self._on_consume_channel_open)
+
+    def _on_consume_channel_open(self, channel: Channel) -> None:
+        self._consume_channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+
+        def consume(_frame: Method) -> None:
+            self._consumer_tag = channel.basic_consume(
+                self._consume or "", self._on_message, auto_ack=False
+            )
+            self._became_ready()
+
+        channel.basic_qos(prefetch_count=self._prefetch, callback=consume)
+
+    def _became_ready(self) -> None:
+        self._failures = 0
+        self._last_error = None
+        self._ready.set()
+        log.info("%s: connected to the broker (connection %d)", self._name, self.connections_made)
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        message_type: str | None = None,
+        correlation_id: str | None = None,
+        mandatory: bool = True,
+    ) -> Future[None]:
+        """Publish persistently; the future resolves on the broker's confirm.
+
+        It fails with ``broker.unroutable`` when no queue takes the message,
+        ``broker.nack`` when the broker refuses it, and
+        ``broker.connection_lost`` when the connection drops first: the caller
+        decides whether to publish again (the outbox does).
+        """
+        future: Future[None] = Future()
+        properties = BasicProperties(
+            delivery_mode=PERSISTENT,
+            content_type="application/xml",
+            message_id=message_id,
+            headers=dict(headers) if headers else None,
+            user_id=user_id,
+            type=message_type,
+            correlation_id=correlation_id,
+        )
+
+        def do_publish() -> None:
+            channel = self._publish_channel
+            if channel is None or not channel.is_open:
+                future.set_exception(
+                    BrokerError("The broker connection is not open.", code="broker.connection_lost")
+                )
+                return
+            with self._lock:
+                self._next_tag += 1
+                self._pending[self._next_tag] = _Pending(future, message_id)
+            try:
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
+            except AMQPError as exc:
+                with self._lock:
+                    self._pending.pop(self._next_tag, None)
+                future.set_exception(
+                    BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
+                )
+
+        if not self._call_soon(do_publish):
+            future.set_exception(
+                BrokerError("The broker connection is not open.", code="broker.connection_lost")
+            )
+        return future
+
+    def _on_return(
+        self, channel: Channel, method: Basic.Return, properties: BasicProperties, body: bytes
+    ) -> None:
+        # RabbitMQ sends basic.return before the confirm of the same message.
+        with self._lock:
+            for pending in self._pending.values():
+                if pending.message_id == properties.message_id and not pending.future.done():
+                    pending.future.set_exception(
+                        BrokerError(
+                            f"No queue takes messages for {method.routing_key!r}: "
+                            "the recipient has no inbox on this broker.",
+                            code="broker.unroutable",
+                        )
+                    )
+                    break
+
+    def _on_confirm(self, frame: Method) -> None:
+        method = frame.method
+        acked = isinstance(method, Basic.Ack)
+        with self._lock:
+            tags = [method.delivery_tag]
+            if method.multiple:
+                tags = [tag for tag in self._pending if tag <= method.delivery_tag]
+            settled = [self._pending.pop(tag) for tag in tags if tag in self._pending]
+        for pending in settled:
+            if pending.future.done():
+                continue
+            if acked:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(
+                    BrokerError("The broker refused the message (nack).", code="broker.nack")
+                )
+
+    def _fail_pending(self, error: BrokerError) -> None:
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), OrderedDict()
+        for item in pending:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    # ------------------------------------------------------------- consuming
+
+    def _on_message(
+        self, channel: Channel, method: Basic.Deliver, properties: BasicProperties, body: bytes
+    ) -> None:
+        delivery = Delivery(
+            body=body,
+            properties=properties,
+            delivery_tag=method.delivery_tag,
+            redelivered=method.redelivered,
+            generation=self._generation,
+        )
+        if self._on_delivery is not None:
+            self._on_delivery(delivery)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge from any thread (dropped if the delivery's connection is gone)."""
+        self._settle(delivery, lambda ch: ch.basic_ack(delivery.delivery_tag))
+
+    def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        """Reject from any thread; ``requeue=False`` dead-letters the message."""
+        self._settle(delivery, lambda ch: ch.basic_reject(delivery.delivery_tag, requeue=requeue))
+
+    def _settle(self, delivery: Delivery, action: Callable[[Channel], None]) -> None:
+        def settle() -> None:
+            channel = self._consume_channel
+            # The broker redelivers whatever a lost connection left unacked;
+            # a tag from an older connection means nothing on the new one.
+            if channel is None or not channel.is_open or delivery.generation != self._generation:
+                return
+            action(channel)
+
+        self._call_soon(settle)
+
+    def _call_soon(self, callback: Callable[[], None]) -> bool:
+        conn = self._connection
+        if conn is None or self._stopped.is_set():
+            return False
+        try:
+            conn.ioloop.add_callback_threadsafe(callback)
+        except Exception:
+            return False
+        return True
+
+
+def wait_all(
+    futures: Iterable[Future[None]], timeout: float | None = None
+) -> list[BaseException | None]:
+    """Wait for publish futures; return each one's exception (or ``None`` when confirmed)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out: list[BaseException | None] = []
+    for fut in futures:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            fut.result(remaining)
+            out.append(None)
+        except BaseException as exc:
+            out.append(exc)
+    return out

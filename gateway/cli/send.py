@@ -1,0 +1,50 @@
+"""``cpas-gateway send``: push one person's dossier to another CPAS."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from gateway.config import NodeConfig
+from gateway.envelope import Purpose
+from gateway.node import build_node
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("send", help="send a transfer from a node's configuration")
+    parser.add_argument("--config", type=Path, required=True, help="the sending node's TOML file")
+    parser.add_argument("--niss", required=True, help="NISS or BIS number of the person")
+    parser.add_argument("--to", required=True, help="enterprise number of the receiving CPAS")
+    parser.add_argument(
+        "--purpose", required=True, choices=[p.value for p in Purpose], help="the legal mission"
+    )
+    parser.add_argument("--case", help="case reference (default: the vendor's own)")
+    parser.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for the receipt (0: don't)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    node = build_node(NodeConfig.load(args.config))
+    with node:
+        sent = node.send_transfer(
+            args.niss, args.to, Purpose(args.purpose), case_reference=args.case
+        )
+        sent.confirmed.result(timeout=30)
+        console.print(f"sent {sent.message_id} to {sent.recipient}: the broker holds it")
+        if args.wait <= 0:
+            return 0
+        entry = node.wait_for_outcomes([sent.message_id], args.wait).get(sent.message_id)
+    if entry is None or entry.outcome is None:
+        console.print(f"no receipt yet after {args.wait:.0f} s; `cpas-gateway run` will record it")
+        return 0
+    if entry.outcome == "imported":
+        console.print(f"receipt: imported by {sent.recipient}")
+        return 0
+    console.print(f"receipt: rejected by {sent.recipient} [{entry.outcome_code}]")
+    return 1

@@ -1,0 +1,109 @@
+"""A node's configuration: one TOML file, with environment overrides.
+
+Example (relative paths are relative to the file)::
+
+    cpas_id = "0201234517"
+    store = "state/node.sqlite3"           # or postgresql://...
+    keys = "keys"                          # folder made by `cpas-gateway keys generate`
+    directory = "directory.xml"            # the federation's signed directory
+    trust_anchor = "federation.pub"        # the federation's public key
+    amqp_url = "amqp://cpas-0201234517:secret@mq1:5672/dse,amqp://...@mq2:5672/dse"
+    namespace = "dse"
+
+    [adapter]
+    name = "ocmwdata"
+    options = { url = "postgresql://gateway@vendor-db/ocmw" }
+
+Every top-level setting can be overridden by an environment variable
+``CPAS_GATEWAY_<NAME>``; in particular ``CPAS_GATEWAY_AMQP_URL`` (a
+comma-separated list of cluster members) and ``CPAS_GATEWAY_KEY_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import ConfigError
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+
+
+def amqp_url_from_env() -> str:
+    """The broker address(es) from ``CPAS_GATEWAY_AMQP_URL``, or the local default."""
+    return os.environ.get("CPAS_GATEWAY_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def split_urls(value: str) -> list[str]:
+    return [url.strip() for url in value.split(",") if url.strip()]
+
+
+class AdapterConfig(BaseModel):
+    """Which vendor adapter this node uses, and its own options."""
+
+    name: str
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class NodeConfig(BaseSettings):
+    """Everything one node needs to run."""
+
+    model_config = SettingsConfigDict(env_prefix="CPAS_GATEWAY_", extra="forbid")
+
+    cpas_id: str
+    store: str
+    keys: Path
+    directory: Path
+    trust_anchor: Path
+    adapter: AdapterConfig
+    amqp_url: str = DEFAULT_AMQP_URL
+    namespace: str = "dse"
+    key_passphrase: str | None = None
+    delivery_limit: int = Field(default=5, ge=1, le=100)
+    prefetch: int = Field(default=64, ge=1, le=10_000)
+    import_retry_seconds: float = Field(default=120.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file: operators override a packaged
+        # configuration (broker address, passphrase) without editing it.
+        return env_settings, init_settings
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        return split_urls(self.amqp_url)
+
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        """Read a TOML file; resolve paths against its folder; raise :class:`ConfigError`."""
+        try:
+            raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"The configuration file {path} does not exist.") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"The configuration file {path} cannot be read: {exc}.") from None
+        base = path.resolve().parent
+        for key in ("keys", "directory", "trust_anchor"):
+            if key in raw:
+                raw[key] = str(base / raw[key])
+        store = raw.get("store")
+        if isinstance(store, str) and "://" not in store:
+            raw["store"] = "sqlite:///" + str(base / store)
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: {where}: {first['msg']}.") from None

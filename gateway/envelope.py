@@ -1,0 +1,392 @@
+"""Envelopes: a readable header, a sealed body and the sender's signature.
+
+Sealing (:func:`seal`): the body XML is encrypted to the recipient's current
+encryption key from the directory with HPKE (RFC 9180). The canonical bytes
+of the header are the HPKE ``info``, so a body moved under another header
+(another recipient, purpose, case or message id) does not open. The sender
+signs the header together with the ciphertext with Ed25519.
+
+Opening (:func:`open_envelope`): the recipient checks, in this order and
+before any decryption, that the envelope is addressed to it, that the sender
+is a CPAS in the directory, that the signature verifies against one of the
+sender's signing keys valid when the message was made, and that the message
+is neither expired nor from the future beyond the allowed clock skew. Only
+then is the body decrypted, validated against the XSD and returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+from cryptography.exceptions import InvalidSignature
+from lxml import etree
+from pydantic import Field, field_validator
+
+from gateway import hardened_xml
+from gateway.directory import Directory, InstitutionKind, InstitutionStatus
+from gateway.dossier import (
+    OPAQUE_REFERENCE,
+    Dossier,
+    FrozenModel,
+    build,
+    checked_identifier,
+    format_timestamp,
+)
+from gateway.errors import EnvelopeRefused, GatewayError, SchemaInvalid
+from gateway.hardened_xml import NS_DOSSIER, NS_ENVELOPE
+from gateway.identifiers import validate_enterprise_number, validate_person_number
+from gateway.keys import NodeKeys, hpke_suite, public_encryption_key, public_signing_key
+
+_E: Final = f"{{{NS_ENVELOPE}}}"
+SEAL_CONTEXT: Final = b"cpas-dse/seal/v1\n"
+SIGNATURE_CONTEXT: Final = b"cpas-dse/signature/v1\n"
+
+DEFAULT_TTL: Final = dt.timedelta(days=7)
+CLOCK_SKEW: Final = dt.timedelta(minutes=5)
+"""How far in the future a message's creation time may be before it is refused."""
+
+
+class MessageType(StrEnum):
+    """The four kinds of message."""
+
+    TRANSFER = "transfer"
+    REQUEST = "request"
+    RESPONSE = "response"
+    RECEIPT = "receipt"
+
+
+class Purpose(StrEnum):
+    """The legal missions a message may serve (closed list, schema version 1)."""
+
+    NEW_APPLICATION_INQUIRY = "new-application-inquiry"
+    CONTINUITY_AFTER_MOVE = "continuity-after-move"
+    COMPETENT_CPAS_DETERMINATION = "competent-cpas-determination"
+
+
+class RefusalReason(StrEnum):
+    """Why a response carries no dossier."""
+
+    UNKNOWN_PERSON = "unknown-person"
+    PURPOSE_NOT_ALLOWED = "purpose-not-allowed"
+    AWAITING_RELEASE = "awaiting-release"
+    REFUSED_BY_SOCIAL_WORKER = "refused-by-social-worker"
+
+
+class Header(FrozenModel):
+    """What the broker may read: who, to whom, why, when. Nothing about the person."""
+
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: MessageType
+    sender: str
+    recipient: str
+    purpose: Purpose
+    case_reference: str = Field(pattern=OPAQUE_REFERENCE)
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    correlation_id: uuid.UUID | None = None
+
+    @field_validator("sender", "recipient")
+    @classmethod
+    def _enterprise(cls, value: str) -> str:
+        return checked_identifier(validate_enterprise_number, value)
+
+    @field_validator("created_at", "expires_at")
+    @classmethod
+    def _utc_seconds(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("a timestamp must carry its time zone")
+        return value.astimezone(dt.UTC).replace(microsecond=0)
+
+    @classmethod
+    def new(
+        cls,
+        type: MessageType,
+        *,
+        sender: str,
+        recipient: str,
+        purpose: Purpose,
+        case_reference: str,
+        correlation_id: uuid.UUID | None = None,
+        ttl: dt.timedelta = DEFAULT_TTL,
+        now: dt.datetime | None = None,
+    ) -> Header:
+        """A header for a new message, made now and expiring after ``ttl``."""
+        now = now or dt.datetime.now(dt.UTC)
+        return build(
+            cls,
+            {
+                "type": type,
+                "sender": sender,
+                "recipient": recipient,
+                "purpose": purpose,
+                "case_reference": case_reference,
+                "created_at": now,
+                "expires_at": now + ttl,
+                "correlation_id": correlation_id,
+            },
+        )
+
+    def canonical(self) -> bytes:
+        """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
+        fields = (
+            ("messageId", str(self.message_id)),
+            ("type", self.type.value),
+            ("sender", self.sender),
+            ("recipient", self.recipient),
+            ("purpose", self.purpose.value),
+            ("caseReference", self.case_reference),
+            ("createdAt", format_timestamp(self.created_at)),
+            ("expiresAt", format_timestamp(self.expires_at)),
+            ("correlationId", str(self.correlation_id or "")),
+        )
+        return "".join(f"{name}={value}\n" for name, value in fields).encode()
+
+
+class Envelope(FrozenModel):
+    """A header, a sealed body and a signature, as they travel on the wire."""
+
+    header: Header
+    kem: str
+    key_id: str
+    ciphertext: bytes
+    signature_key_id: str
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        return signed_bytes(self.header, self.kem, self.key_id, self.ciphertext)
+
+    def to_xml(self) -> bytes:
+        """Serialise to XML that validates against ``envelope.xsd``."""
+        root = etree.Element(_E + "envelope", nsmap={None: NS_ENVELOPE})
+        root.set("version", "1")
+        header = etree.SubElement(root, _E + "header")
+        h = self.header
+        for name, value in (
+            ("messageId", str(h.message_id)),
+            ("type", h.type.value),
+            ("sender", h.sender),
+            ("recipient", h.recipient),
+            ("purpose", h.purpose.value),
+            ("caseReference", h.case_reference),
+            ("createdAt", format_timestamp(h.created_at)),
+            ("expiresAt", format_timestamp(h.expires_at)),
+        ):
+            etree.SubElement(header, _E + name).text = value
+        if h.correlation_id is not None:
+            etree.SubElement(header, _E + "correlationId").text = str(h.correlation_id)
+        sealed = etree.SubElement(root, _E + "sealed", kem=self.kem, keyId=self.key_id)
+        sealed.text = base64.b64encode(self.ciphertext).decode("ascii")
+        sig = etree.SubElement(
+            root, _E + "signature", keyId=self.signature_key_id, algorithm="ed25519"
+        )
+        sig.text = base64.b64encode(self.signature).decode("ascii")
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    @classmethod
+    def from_xml(cls, data: bytes) -> Envelope:
+        """Parse untrusted bytes with the hardened parser and the envelope XSD."""
+        root = hardened_xml.parse(data)
+        if root.tag != _E + "envelope":
+            raise SchemaInvalid(
+                "The message is not an envelope of schema version 1.", code="schema.namespace"
+            )
+        hardened_xml.validate(root, "envelope.xsd")
+        header = root.find(_E + "header")
+        sealed = root.find(_E + "sealed")
+        sig = root.find(_E + "signature")
+        assert header is not None and sealed is not None and sig is not None  # the XSD says so
+        fields = {_snake(child.tag[len(_E) :]): child.text or "" for child in header.iterchildren()}
+        return build(
+            cls,
+            {
+                "header": fields,
+                "kem": sealed.get("kem"),
+                "key_id": sealed.get("keyId"),
+                "ciphertext": base64.b64decode(sealed.text or ""),
+                "signature_key_id": sig.get("keyId"),
+                "signature": base64.b64decode(sig.text or ""),
+            },
+        )
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+
+
+def signed_bytes(header: Header, kem: str, key_id: str, ciphertext: bytes) -> bytes:
+    """What the sender signs: the header, the key the body is sealed to, and the ciphertext."""
+    digest = hashlib.sha256(ciphertext).hexdigest()
+    return (
+        SIGNATURE_CONTEXT
+        + header.canonical()
+        + f"kem={kem}\nkeyId={key_id}\nsha256={digest}\n".encode()
+    )
+
+
+def seal(header: Header, body: bytes, *, keys: NodeKeys, directory: Directory) -> Envelope:
+    """Encrypt ``body`` to the recipient named in ``header`` and sign the whole envelope.
+
+    The recipient's encryption key is the newest one the directory holds as
+    valid now; during a key rotation new messages use the new key.
+    """
+    entry = directory.encryption_key_for(header.recipient, header.created_at)
+    suite = hpke_suite(entry.algorithm)
+    ciphertext = suite.encrypt(
+        body,
+        public_encryption_key(entry.algorithm, entry.public_key),
+        info=SEAL_CONTEXT + header.canonical(),
+    )
+    signature = keys.signing.sign(signed_bytes(header, entry.algorithm, entry.key_id, ciphertext))
+    return Envelope(
+        header=header,
+        kem=entry.algorithm,
+        key_id=entry.key_id,
+        ciphertext=ciphertext,
+        signature_key_id=keys.signing_key_id,
+        signature=signature,
+    )
+
+
+def verify(
+    envelope: Envelope, *, me: str, directory: Directory, now: dt.datetime | None = None
+) -> None:
+    """Every check that needs no private key, cheapest and safest first."""
+    h = envelope.header
+    now = now or dt.datetime.now(dt.UTC)
+    if h.recipient != me:
+        raise EnvelopeRefused(
+            f"The message is addressed to {h.recipient}, not to this CPAS ({me}).",
+            code="envelope.wrong_recipient",
+        )
+    sender = directory.get(h.sender)
+    if sender is None:
+        raise EnvelopeRefused(
+            f"The sender {h.sender} is not in the directory.", code="envelope.unknown_sender"
+        )
+    if sender.kind is not InstitutionKind.CPAS or sender.status is InstitutionStatus.CLOSED:
+        raise EnvelopeRefused(
+            f"The sender {h.sender} is not an open CPAS in the directory.",
+            code="envelope.sender_not_cpas",
+        )
+    keys = [
+        k
+        for k in directory.signing_keys_for(h.sender, h.created_at)
+        if k.key_id == envelope.signature_key_id
+    ]
+    if not keys:
+        raise EnvelopeRefused(
+            f"The signing key {envelope.signature_key_id} is not a key of {h.sender} valid at "
+            f"{format_timestamp(h.created_at)}.",
+            code="envelope.signature",
+        )
+    try:
+        public_signing_key(keys[0].public_key).verify(envelope.signature, envelope.signed_bytes())
+    except InvalidSignature:
+        raise EnvelopeRefused(
+            f"The signature does not match the message: it was altered or not made by {h.sender}.",
+            code="envelope.signature",
+        ) from None
+    if now > h.expires_at:
+        raise EnvelopeRefused(
+            f"The message expired at {format_timestamp(h.expires_at)}.", code="envelope.expired"
+        )
+    if h.created_at > now + CLOCK_SKEW:
+        raise EnvelopeRefused(
+            f"The message claims to be made at {format_timestamp(h.created_at)}, "
+            f"beyond the allowed clock skew of {CLOCK_SKEW}.",
+            code="envelope.future",
+        )
+
+
+def decrypt(envelope: Envelope, *, keys: NodeKeys) -> bytes:
+    """Decrypt the body with this node's key; call only after :func:`verify`."""
+    pair = keys.decryption_key(envelope.key_id)
+    try:
+        return hpke_suite(envelope.kem).decrypt(
+            envelope.ciphertext, pair.private, info=SEAL_CONTEXT + envelope.header.canonical()
+        )
+    except Exception:
+        # HPKE says only "it did not open"; every cause (tampering, a moved
+        # header, a wrong key) is the same refusal.
+        raise EnvelopeRefused(
+            "The sealed body does not open with this CPAS's key.", code="envelope.seal"
+        ) from None
+
+
+def open_envelope(
+    envelope: Envelope,
+    *,
+    me: str,
+    keys: NodeKeys,
+    directory: Directory,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """Verify (see :func:`verify`), then decrypt and return the body XML bytes."""
+    verify(envelope, me=me, directory=directory, now=now)
+    return decrypt(envelope, keys=keys)
+
+
+# ------------------------------------------------------------------- bodies
+
+
+@dataclass(frozen=True)
+class Body:
+    """The decrypted content: exactly one of the fields is set, matching ``kind``."""
+
+    kind: MessageType
+    dossier: Dossier | None = None
+    person_number: str | None = None
+    refusal: RefusalReason | None = None
+    outcome: Literal["imported", "rejected"] | None = None
+    code: str | None = None
+
+    def to_xml(self) -> bytes:
+        root = etree.Element(_E + "body", nsmap={None: NS_ENVELOPE, "d": NS_DOSSIER})
+        part = etree.SubElement(root, _E + self.kind.value)
+        if self.kind in (MessageType.TRANSFER, MessageType.RESPONSE) and self.dossier is not None:
+            part.append(self.dossier.to_element())
+        elif self.kind is MessageType.RESPONSE:
+            etree.SubElement(part, _E + "refusal").text = str(self.refusal)
+        elif self.kind is MessageType.REQUEST:
+            number = self.person_number or ""
+            kind, _ = validate_person_number(number)
+            etree.SubElement(part, _E + kind).text = number
+        elif self.kind is MessageType.RECEIPT:
+            etree.SubElement(part, _E + "outcome").text = self.outcome
+            if self.code:
+                etree.SubElement(part, _E + "code").text = self.code
+        return etree.tostring(root, encoding="UTF-8")
+
+    @classmethod
+    def from_xml(cls, data: bytes, expected: MessageType) -> Body:
+        """Parse a decrypted body; it must be of the kind the header announced."""
+        root = hardened_xml.parse(data)
+        hardened_xml.validate(root, "envelope.xsd")
+        part = root[0]
+        kind = MessageType(part.tag[len(_E) :])
+        if kind is not expected:
+            raise EnvelopeRefused(
+                f"The header announces a {expected.value} but the body is a {kind.value}.",
+                code="envelope.type_mismatch",
+            )
+        child = part[0]
+        if child.tag == f"{{{NS_DOSSIER}}}dossier":
+            return cls(kind=kind, dossier=Dossier.from_element(child))
+        name = child.tag[len(_E) :]
+        if name in ("niss", "bis"):
+            number = child.text or ""
+            try:
+                validate_person_number(number)
+            except GatewayError as exc:
+                raise EnvelopeRefused(exc.message, code=exc.code) from None
+            return cls(kind=kind, person_number=number)
+        if name == "refusal":
+            return cls(kind=kind, refusal=RefusalReason(child.text))
+        code = part.find(_E + "code")
+        return cls(kind=kind, outcome=child.text, code=None if code is None else code.text)  # type: ignore[arg-type]

@@ -1,0 +1,132 @@
+"""A whole federation in one folder, for the demo, the tests and the benchmark.
+
+:func:`make_local_federation` makes a federation signing key and its trust
+anchor, node keys for the chosen CPAS, and the signed sample directory (every
+Belgian CPAS, the non-CPAS institutions a sender might wrongly name, a merged
+and a closed CPAS), with the chosen CPAS holding the real keys. Each chosen
+CPAS then gets a ready node configuration file.
+
+Nothing here is for production: a real federation keeps its signing key
+offline and builds its directory with ``cpas-gateway directory build``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway import keys, municipalities
+from gateway.config import NodeConfig
+from gateway.directory import Directory, load_directory, sample_directory, sign_directory
+from gateway.errors import ConfigError
+from gateway.identifiers import make_enterprise_number
+
+FEDERATION_KEY = "federation.key"
+TRUST_ANCHOR = "federation.pub"
+DIRECTORY = "directory.xml"
+
+
+@dataclass(frozen=True)
+class LocalCpas:
+    """One CPAS of the local federation that runs a node."""
+
+    cpas_id: str
+    nis_code: str
+    name: str
+    folder: Path
+    node_keys: keys.NodeKeys = field(repr=False)
+
+
+@dataclass
+class LocalFederation:
+    """The files of a local federation and the verified directory they make."""
+
+    root: Path
+    directory: Directory
+    members: dict[str, LocalCpas]
+
+    @property
+    def trust_anchor(self) -> Path:
+        return self.root / TRUST_ANCHOR
+
+    @property
+    def directory_path(self) -> Path:
+        return self.root / DIRECTORY
+
+    def member(self, nis_code: str) -> LocalCpas:
+        for cpas in self.members.values():
+            if cpas.nis_code == nis_code:
+                return cpas
+        raise KeyError(nis_code)
+
+    def node_config(
+        self,
+        cpas_id: str,
+        adapter: str,
+        options: dict[str, str],
+        *,
+        amqp_url: str,
+        namespace: str = "dse",
+        **settings: object,
+    ) -> NodeConfig:
+        """Write ``<member>/node.toml`` for one member and return it loaded."""
+        cpas = self.members[cpas_id]
+        lines = [
+            f'cpas_id = "{cpas_id}"',
+            'store = "state/node.sqlite3"',
+            'keys = "keys"',
+            f'directory = "{self.directory_path}"',
+            f'trust_anchor = "{self.trust_anchor}"',
+            f'amqp_url = "{amqp_url}"',
+            f'namespace = "{namespace}"',
+            *(f"{key} = {value!r}" for key, value in settings.items()),
+            "",
+            "[adapter]",
+            f'name = "{adapter}"',
+            "[adapter.options]",
+            *(f'{key} = "{value}"' for key, value in options.items()),
+        ]
+        path = cpas.folder / "node.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return NodeConfig.load(path)
+
+
+def cpas_id_of(nis_code: str) -> str:
+    """The (synthetic) enterprise number the sample directory gives a municipality's CPAS."""
+    return make_enterprise_number(int(nis_code))
+
+
+def make_local_federation(
+    root: Path, nis_codes: list[str], *, now: dt.datetime | None = None
+) -> LocalFederation:
+    """Create keys and a signed sample directory in ``root`` for the CPAS of ``nis_codes``."""
+    root.mkdir(parents=True, exist_ok=True)
+    now = now or dt.datetime.now(dt.UTC)
+    members: dict[str, LocalCpas] = {}
+    for nis_code in nis_codes:
+        town = municipalities.by_nis_code(nis_code)
+        if town is None:
+            raise ConfigError(f"{nis_code} is not the NIS code of a Belgian municipality.")
+        cpas_id = cpas_id_of(nis_code)
+        folder = root / f"cpas-{cpas_id}"
+        node_keys = keys.write_node_keys(folder / "keys")
+        members[cpas_id] = LocalCpas(cpas_id, nis_code, town.name_fr, folder, node_keys)
+
+    def keys_for(institution_id: str) -> tuple[bytes, bytes]:
+        member = members.get(institution_id)
+        if member is None:
+            return (
+                keys.signing_public_raw(keys.generate_signing_key()),
+                keys.generate_encryption_key().public_raw,
+            )
+        pair = next(iter(member.node_keys.encryption.values()))
+        return keys.signing_public_raw(member.node_keys.signing), pair.public_raw
+
+    federation_key = keys.generate_signing_key()
+    keys.write_signing_key(root / FEDERATION_KEY, federation_key)
+    keys.write_public_key(root / TRUST_ANCHOR, keys.signing_public_raw(federation_key))
+    signed = sign_directory(sample_directory(now, keys_for), federation_key)
+    (root / DIRECTORY).write_bytes(signed)
+    directory = load_directory(signed, keys.load_trust_anchor(root / TRUST_ANCHOR))
+    return LocalFederation(root, directory, members)

@@ -1,0 +1,269 @@
+"""A node's durable state: the outbox, the record of received messages, receipts.
+
+- **Outbox**: every message is recorded, with its envelope, *before* it is
+  published, and marked confirmed when the broker confirms it. After a crash
+  the unconfirmed ones are published again (the receiver deduplicates).
+- **Inbox**: every received message id with what became of it (imported or
+  rejected, and the receipt sent back), committed *before* the broker ack, so
+  a redelivery is recognised and never imported twice.
+
+SQLite by default (``sqlite:///path``), PostgreSQL by URL (``postgresql://``).
+One connection guarded by a lock: the node touches the store from its worker
+thread and from senders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError, GatewayError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    message_id     TEXT PRIMARY KEY,
+    type           TEXT NOT NULL,
+    recipient      TEXT NOT NULL,
+    purpose        TEXT NOT NULL,
+    case_reference TEXT NOT NULL,
+    correlation_id TEXT,
+    envelope       {blob} NOT NULL,
+    created_at     TEXT NOT NULL,
+    confirmed_at   TEXT,
+    outcome        TEXT,
+    outcome_code   TEXT,
+    outcome_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_unconfirmed ON outbox (confirmed_at);
+CREATE TABLE IF NOT EXISTS inbox (
+    message_id      TEXT PRIMARY KEY,
+    type            TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    outcome_code    TEXT,
+    local_reference TEXT,
+    reply           {blob},
+    received_at     TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A message this node sent and what became of it."""
+
+    message_id: str
+    type: str
+    recipient: str
+    purpose: str
+    case_reference: str
+    correlation_id: str | None
+    envelope: bytes
+    created_at: str
+    confirmed_at: str | None
+    outcome: str | None
+    outcome_code: str | None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A message this node received and what it did with it."""
+
+    message_id: str
+    type: str
+    sender: str
+    outcome: str
+    outcome_code: str | None
+    local_reference: str | None
+    reply: bytes | None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """The node's durable state, in SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        if url.startswith(("postgresql://", "postgres://")):
+            import psycopg
+
+            try:
+                self._conn: Any = psycopg.connect(url, autocommit=False)
+            except psycopg.Error as exc:
+                raise GatewayError(
+                    f"The node's store at {url} is unreachable: {exc}.", code="store.unavailable"
+                ) from None
+            self._param = "%s"
+            schema = _SCHEMA.format(blob="BYTEA")
+            with self._conn.cursor() as cur:
+                cur.execute(schema)
+            self._conn.commit()
+        elif url.startswith("sqlite:///") or "://" not in url:
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a row committed before an ack must survive a power cut too.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._param = "?"
+            self._conn.executescript(_SCHEMA.format(blob="BLOB"))
+        else:
+            raise ConfigError(
+                f"Unsupported store URL {url!r}: use sqlite:///path or postgresql://…"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            if self._param == "?":
+                cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._param == "?" else sql.replace("?", "%s")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._tx() as cur:
+            cur.execute(self._sql(sql), args)
+            return list(cur.fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ---------------------------------------------------------------- outbox
+
+    def add_outgoing(
+        self,
+        *,
+        message_id: str,
+        type: str,
+        recipient: str,
+        purpose: str,
+        case_reference: str,
+        correlation_id: str | None,
+        envelope: bytes,
+    ) -> None:
+        """Record a message before it is published."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO outbox (message_id, type, recipient, purpose, case_reference,"
+                    " correlation_id, envelope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    message_id,
+                    type,
+                    recipient,
+                    purpose,
+                    case_reference,
+                    correlation_id,
+                    envelope,
+                    _now(),
+                ),
+            )
+
+    def mark_confirmed(self, message_ids: Sequence[str]) -> None:
+        """The broker has confirmed these messages: they will not be published again."""
+        if not message_ids:
+            return
+        now = _now()
+        with self._tx() as cur:
+            cur.executemany(
+                self._sql(_CONFIRM_SQL),
+                [(now, mid) for mid in message_ids],
+            )
+
+    def unconfirmed(self) -> list[OutboxEntry]:
+        """Messages recorded but never confirmed by the broker, oldest first."""
+        return [
+            OutboxEntry(*row)
+            for row in self._query(
+                f"{_OUTBOX_SELECT} WHERE confirmed_at IS NULL ORDER BY created_at"
+            )
+        ]
+
+    def record_outcome(self, message_id: str, outcome: str, code: str | None) -> bool:
+        """Record the receipt (or response) for a message we sent; ``False`` if unknown."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(_OUTCOME_SQL),
+                (outcome, code, _now(), message_id),
+            )
+            return bool(cur.rowcount)
+
+    def outgoing(self, message_id: str) -> OutboxEntry | None:
+        rows = self._query(f"{_OUTBOX_SELECT} WHERE message_id = ?", (message_id,))
+        return OutboxEntry(*rows[0]) if rows else None
+
+    def outgoing_all(self) -> list[OutboxEntry]:
+        return [OutboxEntry(*row) for row in self._query(f"{_OUTBOX_SELECT} ORDER BY created_at")]
+
+    # ----------------------------------------------------------------- inbox
+
+    def received(self, message_id: str) -> InboxEntry | None:
+        """What this node did with a message id, if it has seen it."""
+        rows = self._query(
+            "SELECT message_id, type, sender, outcome, outcome_code, local_reference, reply"
+            " FROM inbox WHERE message_id = ?",
+            (message_id,),
+        )
+        return (
+            None
+            if not rows
+            else InboxEntry(*rows[0][:6], bytes(rows[0][6]) if rows[0][6] is not None else None)
+        )
+
+    def record_received(
+        self,
+        *,
+        message_id: str,
+        type: str,
+        sender: str,
+        outcome: str,
+        outcome_code: str | None = None,
+        local_reference: str | None = None,
+        reply: bytes | None = None,
+    ) -> None:
+        """Record a processed message; committed before the broker ack."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO inbox (message_id, type, sender, outcome, outcome_code,"
+                    " local_reference, reply, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (message_id) DO NOTHING"
+                ),
+                (message_id, type, sender, outcome, outcome_code, local_reference, reply, _now()),
+            )
+
+    def received_count(self, outcome: str | None = None) -> int:
+        if outcome is None:
+            return int(self._query("SELECT COUNT(*) FROM inbox")[0][0])
+        return int(self._query("SELECT COUNT(*) FROM inbox WHERE outcome = ?", (outcome,))[0][0])
+
+
+_CONFIRM_SQL = "UPDATE outbox SET confirmed_at = ? WHERE message_id = ? AND confirmed_at IS NULL"
+_OUTCOME_SQL = (
+    "UPDATE outbox SET outcome = ?, outcome_code = ?, outcome_at = ? WHERE message_id = ?"
+)
+_OUTBOX_SELECT = (
+    "SELECT message_id, type, recipient, purpose, case_reference, correlation_id, envelope,"
+    " created_at, confirmed_at, outcome, outcome_code FROM outbox"
+)

@@ -1,0 +1,257 @@
+"""The spine, against the real broker: two nodes with two different vendors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from gateway.adapters import load_adapters
+from gateway.broker import Names
+from gateway.directory import InstitutionKind, InstitutionStatus
+from gateway.dossier import Dossier
+from gateway.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.errors import BrokerError, DestinationRefused
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.node import REFUSAL_CODE_HEADER, Node
+from gateway.store import Store
+
+GENT, LIEGE, NAMUR = "44021", "62063", "92094"
+PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> LocalFederation:
+    return make_local_federation(tmp_path_factory.mktemp("federation"), [GENT, LIEGE, NAMUR])
+
+
+@pytest.fixture
+def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
+    """This test's own exchanges and queues, deleted afterwards."""
+    names = Names(f"test-{uuid.uuid4().hex[:10]}")
+    yield names
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for cpas_id in federation.members:
+        channel.queue_delete(names.inbox(cpas_id))
+        channel.queue_delete(names.dead_letters(cpas_id))
+    channel.exchange_delete(names.route)
+    channel.exchange_delete(names.dead)
+    connection.close()
+
+
+NodeFactory = Callable[..., Node]
+
+
+@pytest.fixture
+def make_node(
+    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+) -> Iterator[NodeFactory]:
+    registry = load_adapters()
+    nodes: list[Node] = []
+
+    def factory(nis_code: str, adapter: str, **kwargs: object) -> Node:
+        member = federation.member(nis_code)
+        folder = tmp_path / f"{adapter}-{member.cpas_id}"
+        folder.mkdir()
+        options = (
+            {"url": f"sqlite:///{folder}/vendor.sqlite3"}
+            if adapter == "ocmwdata"
+            else {"folder": str(folder / "fiches")}
+        )
+        node = Node(
+            member.cpas_id,
+            directory=federation.directory,
+            keys=member.node_keys,
+            adapter=registry.create(adapter, member.cpas_id, options),
+            store=Store(f"sqlite:///{folder}/node.sqlite3"),
+            amqp_urls=[amqp_url],
+            names=sandbox,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        nodes.append(node.start())
+        return node
+
+    yield factory
+    for node in nodes:
+        node.stop()
+        node.adapter.close()
+
+
+def _canonical(dossier: Dossier) -> dict[str, object]:
+    """What must survive a move unchanged (the source, ids and times are the sender's own)."""
+    return dossier.model_dump(include={"person", "household", "aid_history", "last_social_inquiry"})
+
+
+def _move(sender: Node, receiver: Node, count: int, seed: int) -> list[str]:
+    numbers = sender.adapter.seed(count, seed=seed)  # type: ignore[attr-defined]
+    sent = [sender.send_transfer(n, receiver.cpas_id, PURPOSE) for n in numbers]
+    outcomes = sender.wait_for_outcomes([s.message_id for s in sent], timeout=30)
+    assert [outcomes[s.message_id].outcome for s in sent] == ["imported"] * count
+    return numbers
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [("ocmwdata", "fichesociale"), ("fichesociale", "ocmwdata")]
+)
+def test_dossiers_move_between_vendors_with_canonical_content_intact(
+    make_node: NodeFactory, source: str, target: str
+) -> None:
+    sender, receiver = make_node(GENT, source), make_node(LIEGE, target)
+    numbers = _move(sender, receiver, 12, seed=7)
+    for number in numbers:
+        sent = sender.adapter.export_dossier(number)
+        arrived = receiver.adapter.export_dossier(number)
+        assert sent is not None and arrived is not None
+        assert _canonical(arrived) == _canonical(sent)
+        assert arrived.source.cpas_id == receiver.cpas_id
+
+
+@pytest.mark.parametrize("kind", [k for k in InstitutionKind if k is not InstitutionKind.CPAS])
+def test_non_cpas_destination_is_refused_before_anything_is_published(
+    make_node: NodeFactory, federation: LocalFederation, kind: InstitutionKind
+) -> None:
+    sender = make_node(GENT, "ocmwdata")
+    (number,) = sender.adapter.seed(1, seed=1)  # type: ignore[attr-defined]
+    target = next(i for i in federation.directory.institutions if i.kind is kind)
+    with pytest.raises(DestinationRefused) as refused:
+        sender.send_transfer(number, target.id, PURPOSE)
+    assert refused.value.code == "directory.not_cpas"
+    assert sender.store.outgoing_all() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (InstitutionStatus.CLOSED, "directory.closed"),
+        (InstitutionStatus.MERGED, "directory.merged"),
+    ],
+)
+def test_closed_or_merged_cpas_is_refused_with_the_directory_reason(
+    make_node: NodeFactory, federation: LocalFederation, status: InstitutionStatus, code: str
+) -> None:
+    sender = make_node(GENT, "ocmwdata")
+    (number,) = sender.adapter.seed(1, seed=2)  # type: ignore[attr-defined]
+    target = next(i for i in federation.directory.institutions if i.status is status)
+    with pytest.raises(DestinationRefused) as refused:
+        sender.send_transfer(number, target.id, PURPOSE)
+    assert refused.value.code == code
+    assert sender.store.outgoing_all() == []
+
+
+def test_unknown_destination_is_refused(make_node: NodeFactory) -> None:
+    sender = make_node(GENT, "ocmwdata")
+    (number,) = sender.adapter.seed(1, seed=3)  # type: ignore[attr-defined]
+    with pytest.raises(DestinationRefused) as refused:
+        sender.send_transfer(number, "0999999980", PURPOSE)
+    assert refused.value.code == "directory.unknown"
+
+
+def test_cpas_without_an_inbox_is_reported_unroutable(
+    make_node: NodeFactory, federation: LocalFederation
+) -> None:
+    sender = make_node(GENT, "ocmwdata")
+    (number,) = sender.adapter.seed(1, seed=4)  # type: ignore[attr-defined]
+    namur = federation.member(NAMUR).cpas_id  # in the directory, but runs no node here
+    sent = sender.send_transfer(number, namur, PURPOSE)
+    with pytest.raises(BrokerError) as error:
+        sent.confirmed.result(timeout=10)
+    assert error.value.code == "broker.unroutable"
+
+
+def test_the_same_message_delivered_twice_is_imported_once(make_node: NodeFactory) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    (number,) = sender.adapter.seed(1, seed=5)  # type: ignore[attr-defined]
+    sent = sender.send_transfer(number, receiver.cpas_id, PURPOSE)
+    sent.confirmed.result(timeout=10)
+    entry = sender.store.outgoing(sent.message_id)
+    assert entry is not None
+    sender.broker.publish(
+        sender.names.route, receiver.cpas_id, entry.envelope, message_id=sent.message_id
+    ).result(10)
+    _wait(lambda: receiver.stats["duplicates"] == 1)
+    assert receiver.stats["imported"] == 1
+    assert receiver.adapter.count_persons() == 1  # type: ignore[attr-defined]
+    assert sender.wait_for_outcomes([sent.message_id], 10)[sent.message_id].outcome == "imported"
+
+
+def test_a_corrupt_dossier_is_dead_lettered_and_the_sender_gets_a_rejected_receipt(
+    make_node: NodeFactory, federation: LocalFederation, amqp_url: str
+) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    (number,) = sender.adapter.seed(1, seed=6)  # type: ignore[attr-defined]
+    dossier = sender.adapter.export_dossier(number)
+    assert dossier is not None
+    # A signed, well-sealed message whose dossier breaks a check digit.
+    good = dossier.person.number
+    bad = good[:-2] + f"{(int(good[-2:]) + 1) % 100:02d}"
+    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml().replace(good.encode(), bad.encode())
+    header = Header.new(
+        MessageType.TRANSFER,
+        sender=sender.cpas_id,
+        recipient=receiver.cpas_id,
+        purpose=PURPOSE,
+        case_reference="X-1",
+    )
+    envelope = seal(header, body, keys=sender.keys, directory=federation.directory)
+    sender.store.add_outgoing(
+        message_id=str(header.message_id),
+        type="transfer",
+        recipient=receiver.cpas_id,
+        purpose=PURPOSE.value,
+        case_reference="X-1",
+        correlation_id=None,
+        envelope=envelope.to_xml(),
+    )
+    sender.broker.publish(
+        sender.names.route, receiver.cpas_id, envelope.to_xml(), message_id=str(header.message_id)
+    ).result(10)
+
+    outcome = sender.wait_for_outcomes([str(header.message_id)], 15)[str(header.message_id)]
+    assert (outcome.outcome, outcome.outcome_code) == (
+        "rejected",
+        "person.number" if False else outcome.outcome_code,
+    )
+    assert outcome.outcome_code in {"niss.checksum", "bis.checksum"}
+    dead = _get_one(amqp_url, sender.names.dead_letters(receiver.cpas_id))
+    assert dead.headers[REFUSAL_CODE_HEADER] == outcome.outcome_code
+    assert receiver.adapter.count_persons() == 0  # type: ignore[attr-defined]
+
+
+def test_garbage_is_dead_lettered_and_the_node_keeps_importing(
+    make_node: NodeFactory, amqp_url: str
+) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    sender.broker.publish(
+        sender.names.route, receiver.cpas_id, b"\x00not xml", message_id="poison-1"
+    ).result(10)
+    _move(sender, receiver, 3, seed=8)
+    dead = _get_one(amqp_url, sender.names.dead_letters(receiver.cpas_id))
+    assert dead.headers[REFUSAL_CODE_HEADER] == "xml.malformed"
+    assert receiver.stats["imported"] == 3
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _get_one(amqp_url: str, queue: str, timeout: float = 15.0) -> pika.BasicProperties:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, properties, _ = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return properties
+            time.sleep(0.1)
+        raise AssertionError(f"nothing arrived in {queue}")
+    finally:
+        connection.close()
