@@ -1,0 +1,293 @@
+"""The demo: two CPAS, two vendors, dossiers moving both ways through RabbitMQ.
+
+Gent runs the relational vendor OCMWdata (Dutch tables, SQLite); Liège runs
+the file-based vendor FicheSociale (French JSON fiches). The demo makes a
+local federation (keys and a signed directory of every Belgian CPAS), starts
+one node for each, seeds both vendor systems with synthetic people -- with
+the notes, sanctions and family details real systems hold -- moves dossiers
+both ways, and shows what moved, what each side now holds, what stayed home
+as non-minimal, and what happens when someone tries to send to a non-CPAS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pika
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import Progress
+from rich.table import Table
+
+from gateway.adapters import load_adapters
+from gateway.broker import Names
+from gateway.config import split_urls
+from gateway.directory import InstitutionKind, InstitutionStatus
+from gateway.envelope import Purpose
+from gateway.errors import BrokerError, DestinationRefused, GatewayError
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.node import Node, build_node
+from gateway.synthetic import FamilyMember, SensitiveData
+
+GENT, LIEGE = "44021", "62063"
+
+# What a social worker's file holds and the canonical dossier has no place for.
+SHOWCASE = SensitiveData(
+    notes=("Vermoeden van zwartwerk, buren bevragen",),
+    activation_measures=("Artikel 60-tewerkstelling bij de groendienst",),
+    sanctions=("Leefloon een maand geschorst wegens niet-naleving GPMI",),
+    refused_applications=(
+        ("huurwaarborg", "Bestaansmiddelen boven de grens door inkomen partner"),
+    ),
+    family_members=(
+        FamilyMember("Karim El Idrissi", "partner", dt.date(1984, 3, 2), Decimal("1450.00")),
+    ),
+)
+
+
+def check_broker(url: str) -> None:
+    """Raise one clear sentence when no broker answers."""
+    params = pika.URLParameters(url)
+    params.connection_attempts = 1
+    params.socket_timeout = 3
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:
+        raise BrokerError(
+            f"No RabbitMQ broker answers at {params.host}:{params.port} ({type(exc).__name__}). "
+            "Start one (`rabbitmq-server -detached`, or `docker compose up -d rabbitmq` in this "
+            "folder) or point CPAS_GATEWAY_AMQP_URL at yours.",
+            code="broker.unavailable",
+        ) from None
+
+
+def mask(number: str) -> str:
+    """Show a NISS as the person would recognise it on paper, hiding the serial."""
+    return f"{number[:2]}.{number[2:4]}.{number[4:6]}-xxx.{number[9:]}"
+
+
+def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Console) -> int:
+    check_broker(split_urls(amqp_url)[0])
+    root = workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-"))
+    console.rule("[bold]CPAS Dossier Gateway — demo")
+    federation = make_local_federation(root / "federation", [GENT, LIEGE])
+    gent, liege = federation.member(GENT), federation.member(LIEGE)
+    console.print(
+        f"Federation directory: {len(federation.directory.institutions)} institutions, "
+        f"signed; trust anchor {federation.trust_anchor.name}. Work folder: {root}"
+    )
+    names = Names(f"demo-{uuid.uuid4().hex[:8]}")
+    registry = load_adapters()
+    node_a = _node(
+        federation,
+        gent.cpas_id,
+        "ocmwdata",
+        {"url": f"sqlite:///{gent.folder}/ocmwdata.sqlite3"},
+        amqp_url,
+        names,
+        registry,
+    )
+    node_b = _node(
+        federation,
+        liege.cpas_id,
+        "fichesociale",
+        {"folder": str(liege.folder / "fiches")},
+        amqp_url,
+        names,
+        registry,
+    )
+    try:
+        node_a.start()
+        node_b.start()
+        people_a = node_a.adapter.seed(count, seed=1)  # type: ignore[attr-defined]
+        people_b = node_b.adapter.seed(count, seed=2)  # type: ignore[attr-defined]
+        before = {n.cpas_id: n.adapter.count_persons() for n in (node_a, node_b)}  # type: ignore[attr-defined]
+        showcase = people_a[0]
+        node_a.adapter.add_sensitive(showcase, SHOWCASE)  # type: ignore[attr-defined]
+
+        half = max(1, count // 2)
+        moves = [(node_a, node_b, n) for n in people_a[:half]] + [
+            (node_b, node_a, n) for n in people_b[:half]
+        ]
+        rows = _transfer(moves, console)
+        _show_moves(rows, federation, console)
+        _show_holdings(node_a, node_b, before, federation, console)
+        _show_minimality(node_a, node_b, showcase, console)
+        _show_refusals(node_a, people_a[-1], federation, console)
+    finally:
+        for node in (node_a, node_b):
+            node.stop()
+            node.adapter.close()
+        _delete_topology(amqp_url, names, [gent.cpas_id, liege.cpas_id])
+    console.print(
+        f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
+    )
+    return 0
+
+
+def _node(
+    federation: LocalFederation,
+    cpas_id: str,
+    adapter: str,
+    options: dict[str, str],
+    amqp_url: str,
+    names: Names,
+    registry: object,
+) -> Node:
+    config = federation.node_config(
+        cpas_id, adapter, options, amqp_url=amqp_url, namespace=names.namespace
+    )
+    return build_node(config, adapters=registry)  # type: ignore[arg-type]
+
+
+def _transfer(
+    moves: list[tuple[Node, Node, str]], console: Console
+) -> list[tuple[Node, Node, str, str]]:
+    sent = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Sending dossiers", total=len(moves))
+        for sender, receiver, number in moves:
+            s = sender.send_transfer(number, receiver.cpas_id, Purpose.CONTINUITY_AFTER_MOVE)
+            sent.append((sender, receiver, number, s.message_id))
+            progress.advance(task)
+        task = progress.add_task("Waiting for signed receipts", total=len(sent))
+        for sender in {s for s, _, _, _ in sent}:
+            ids = [mid for s, _, _, mid in sent if s is sender]
+            sender.wait_for_outcomes(ids, timeout=60)
+            progress.advance(task, len(ids))
+    return sent
+
+
+def _show_moves(
+    rows: list[tuple[Node, Node, str, str]], federation: LocalFederation, console: Console
+) -> None:
+    table = Table(title="Dossiers moved (each sealed to the receiver, signed by the sender)")
+    for column in ("from", "to", "person", "decisions", "receipt"):
+        table.add_column(column)
+    outcomes: dict[str, int] = {}
+    for sender, receiver, number, message_id in rows:
+        entry = sender.store.outgoing(message_id)
+        outcome = (entry.outcome if entry else None) or "no receipt yet"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        dossier = receiver.adapter.export_dossier(number)
+        table.add_row(
+            _label(federation, sender),
+            _label(federation, receiver),
+            mask(number) + (f"  {dossier.person.family_name}" if dossier else ""),
+            str(len(dossier.aid_history)) if dossier else "—",
+            outcome,
+        )
+    console.print(table)
+    console.print("Receipts: " + ", ".join(f"{v} {k}" for k, v in sorted(outcomes.items())))
+
+
+def _label(federation: LocalFederation, node: Node) -> str:
+    institution = federation.directory.get(node.cpas_id)
+    name = institution.name("fr") if institution else node.cpas_id
+    return f"{name.removeprefix('CPAS de ')} ({node.adapter.info.vendor})"
+
+
+def _show_holdings(
+    a: Node, b: Node, before: dict[str, int], federation: LocalFederation, console: Console
+) -> None:
+    table = Table(title="What each vendor system holds")
+    for column in (
+        "CPAS",
+        "vendor",
+        "storage",
+        "people before",
+        "people after",
+        "imported",
+        "duplicates",
+    ):
+        table.add_column(column)
+    for node, storage in ((a, "SQLite, Dutch tables"), (b, "JSON fiches, French fields")):
+        table.add_row(
+            _label(federation, node).split(" (")[0],
+            node.adapter.info.vendor,
+            storage,
+            str(before[node.cpas_id]),
+            str(node.adapter.count_persons()),  # type: ignore[attr-defined]
+            str(node.stats["imported"]),
+            str(node.stats["duplicates"]),
+        )
+    console.print(table)
+
+
+def _show_minimality(a: Node, b: Node, number: str, console: Console) -> None:
+    exported = a.adapter.export_dossier(number)
+    sent_xml = exported.to_xml().decode() if exported else ""
+    received = b.adapter.export_dossier(number)
+    received_xml = received.to_xml().decode() if received else ""
+    fiche = next(
+        (p.read_text(encoding="utf-8") for p in Path(b.adapter.folder).rglob(f"{number}.json")), ""
+    )  # type: ignore[attr-defined]
+    table = Table(title=f"What stayed home: {mask(number)}, held by OCMWdata in Gent")
+    for column in ("kind", "held by the sending vendor", "in the dossier sent", "at the receiver"):
+        table.add_column(column)
+    items = [
+        ("social worker's note", SHOWCASE.notes[0]),
+        ("activation measure", SHOWCASE.activation_measures[0]),
+        ("sanction", SHOWCASE.sanctions[0]),
+        ("refused application, reason", SHOWCASE.refused_applications[0][1]),
+        ("family member", SHOWCASE.family_members[0].name),
+    ]
+    for kind, text in items:
+        table.add_row(
+            kind,
+            text,
+            "present!" if text in sent_xml else "absent",
+            "present!" if text in fiche + received_xml else "absent",
+        )
+    console.print(table)
+    if received is not None:
+        console.print(
+            f"Arrived as a FicheSociale fiche with {len(received.aid_history)} decisions, "
+            f"household '{received.household.category.value}', "
+            f"last social inquiry {received.last_social_inquiry}."
+        )
+
+
+def _show_refusals(
+    sender: Node, number: str, federation: LocalFederation, console: Console
+) -> None:
+    targets = [
+        next(i for i in federation.directory.institutions if i.kind is InstitutionKind.POLICE),
+        next(i for i in federation.directory.institutions if i.kind is InstitutionKind.EMPLOYMENT),
+        next(i for i in federation.directory.institutions if i.status is InstitutionStatus.MERGED),
+    ]
+    lines = []
+    for target in targets:
+        try:
+            sender.send_transfer(number, target.id, Purpose.CONTINUITY_AFTER_MOVE)
+            lines.append(f"[red]SENT to {escape(target.label)}: this must never happen[/red]")
+        except DestinationRefused as refusal:
+            lines.append(
+                f"[green]refused[/green] {target.name('fr')}: [{refusal.code}] {refusal.message}"
+            )
+        except GatewayError as error:
+            lines.append(f"refused: {escape(str(error))}")
+    console.print(
+        Panel(
+            "\n".join(lines),
+            title="Attempts to send outside the CPAS network (nothing was published)",
+        )
+    )
+
+
+def _delete_topology(amqp_url: str, names: Names, cpas_ids: list[str]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(split_urls(amqp_url)[0]))
+    try:
+        channel = connection.channel()
+        for cpas_id in cpas_ids:
+            channel.queue_delete(names.inbox(cpas_id))
+            channel.queue_delete(names.dead_letters(cpas_id))
+        channel.exchange_delete(names.route)
+        channel.exchange_delete(names.dead)
+    finally:
+        connection.close()

@@ -1,0 +1,432 @@
+"""The FicheSociale adapter: one JSON fiche per beneficiary in an exchange folder.
+
+Layout of the folder (option ``folder``, default ``./fichesociale-data``)::
+
+    <folder>/fiches/<numero_national>.json   one fiche per beneficiary
+    <folder>/recus/<sha256(message id)>.json one marker per imported message
+
+Every file is written atomically: a temporary file in the same folder
+(``.<name>.<random>.tmp``), flushed and fsynced, then ``os.replace``-d over the
+target, then the folder itself fsynced. A reader therefore sees the old
+fiche or the new one, never half of one.
+
+An import writes the fiche first and the message marker second. A crash in
+between leaves a fiche and no marker: the redelivered message merges into the
+same fiche again (the merge is idempotent) and only then records the marker.
+
+One adapter process writes to a folder at a time; within the process,
+imports are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from fichesociale import dialect
+from gateway.adapters import AdapterInfo, ImportResult
+from gateway.dossier import ContactPoint, Dossier, refusal_from
+from gateway.errors import AdapterError, GatewayError
+from gateway.identifiers import validate_enterprise_number
+from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
+
+log = logging.getLogger(__name__)
+
+ADAPTER_VERSION: Final = "0.1.0"
+DEFAULT_FOLDER: Final = "./fichesociale-data"
+KNOWN_OPTIONS: Final = frozenset({"folder", "mailbox", "phone"})
+MAX_FICHE_BYTES: Final = 16 * 1024 * 1024
+"""Larger than any real fiche (200 decisions is about 60 KiB); anything bigger is refused."""
+
+STALE_TEMP_SECONDS: Final = 600
+"""Temporary files older than this are leftovers of a crash and are removed at start-up."""
+
+_PERSON_NUMBER = re.compile(r"^\d{11}$")
+_ABSENT: Final = object()
+"""What reading a file that does not exist gives (``None`` is valid JSON)."""
+
+
+def _person_number(value: str) -> str | None:
+    """The 11 digits of a person number as people write it, or ``None`` if it cannot be one.
+
+    Only digits ever reach a file name, so no input can point outside the folder.
+    """
+    compact = re.sub(r"[ .\-]", "", value) if isinstance(value, str) else ""
+    return compact if _PERSON_NUMBER.match(compact) else None
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; only POSIX lets a directory be opened for it.
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
+
+    :param durable: fsync the file and its folder, so the new content survives
+        a power cut once this returns.
+    """
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    if durable:
+        _fsync_folder(path.parent)
+
+
+def _to_json(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
+    # Indented JSON goes through the pure-Python encoder, several times slower
+    # than the compact one; bulk seeding asks for compact output.
+    text = json.dumps(document, ensure_ascii=False, indent=2 if pretty else None)
+    return (text + "\n").encode("utf-8")
+
+
+class FicheSocialeAdapter:
+    """FicheSociale's exchange folder, seen through the canonical dossier.
+
+    :param cpas_id: enterprise number of the CPAS this node serves.
+    :param options: ``folder`` (created if absent), ``mailbox`` and ``phone``
+        (the service contact put in exported dossiers; the mailbox defaults to
+        one built from ``cpas_id``).
+    :raises AdapterError: ``adapter.config`` for a bad option,
+        ``adapter.unavailable`` when the folder cannot be created.
+    """
+
+    info = AdapterInfo(
+        name="fichesociale",
+        vendor="FicheSociale",
+        product="FicheSociale dossiers bénéficiaires",
+        version=ADAPTER_VERSION,
+    )
+
+    def __init__(self, cpas_id: str, options: Mapping[str, str]) -> None:
+        unknown = sorted(set(options) - KNOWN_OPTIONS)
+        if unknown:
+            log.warning("fichesociale ignores unknown options: %s", ", ".join(unknown))
+        try:
+            self.cpas_id = validate_enterprise_number(cpas_id)
+            self.contact = ContactPoint(
+                mailbox=options.get("mailbox") or f"service.social@cpas-{self.cpas_id}.example.be",
+                phone=options.get("phone") or None,
+            )
+        except GatewayError as exc:
+            raise AdapterError(
+                f"The fichesociale adapter cannot serve CPAS {cpas_id!r}: {exc.message}",
+                code="adapter.config",
+            ) from None
+        except ValidationError as exc:
+            raise AdapterError(
+                f"The fichesociale contact options are wrong: {refusal_from(exc).message}",
+                code="adapter.config",
+            ) from None
+        self.folder = Path(options.get("folder") or DEFAULT_FOLDER)
+        self._fiches = self.folder / "fiches"
+        self._recus = self.folder / "recus"
+        self._lock = threading.Lock()
+        with self._guard("creating the folder"):
+            self._fiches.mkdir(parents=True, exist_ok=True)
+            self._recus.mkdir(parents=True, exist_ok=True)
+            self._sweep_leftovers()
+        log.debug("fichesociale adapter for CPAS %s on %s", self.cpas_id, self.folder)
+
+    # ------------------------------------------------------------ contract
+
+    def export_dossier(self, person_number: str) -> Dossier | None:
+        """The canonical dossier of the person, or ``None`` when there is no fiche for them.
+
+        :raises AdapterError: ``adapter.invalid_data`` when the fiche is corrupt
+            or cannot make a valid dossier; ``adapter.unavailable`` when the
+            folder cannot be read.
+        """
+        number = _person_number(person_number)
+        if number is None:
+            return None
+        path = self._fiches / f"{number}.json"
+        with self._guard("exporting a dossier"):
+            fiche = self._read_fiche(path)
+            if fiche is None:
+                return None
+            try:
+                dossier = dialect.dossier_from_fiche(
+                    fiche,
+                    cpas_id=self.cpas_id,
+                    contact=self.contact,
+                    dossier_id=uuid.uuid4(),
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+            except dialect.FicheInvalid as exc:
+                raise self._invalid(path, f"cannot make a valid dossier: {exc}") from None
+            if dossier.person.number != number:
+                raise self._invalid(path, "holds the number of another person")
+            return dossier
+
+    def import_dossier(self, dossier: Dossier, *, message_id: str) -> ImportResult:
+        """Upsert the person's fiche from ``dossier``, once per ``message_id``.
+
+        A message already recorded returns its fiche's reference with
+        ``created=False`` and changes nothing. Otherwise the dossier is merged
+        into the person's fiche (see :func:`dialect.fiche_from_dossier`; the
+        fiche's sensitive fields are kept as they are), then the message is
+        recorded.
+
+        :returns: the fiche's ``numero_dossier`` as the local reference.
+        """
+        if not isinstance(message_id, str) or not message_id:
+            raise AdapterError("An imported dossier needs a message id.", code="adapter.failed")
+        marker = self._recus / f"{hashlib.sha256(message_id.encode('utf-8')).hexdigest()}.json"
+        number = dossier.person.number
+        path = self._fiches / f"{number}.json"
+        with self._lock, self._guard("importing a dossier"):
+            recorded = self._read_marker(marker)
+            if recorded is not None:
+                log.info("message %s already imported into fiche %s", message_id, recorded)
+                return ImportResult(local_reference=recorded, created=False)
+            existing = self._read_fiche(path)
+            numero = existing.get("numero_dossier") if existing else None
+            if not isinstance(numero, str) or not numero:
+                numero = f"FS-{dt.date.today().year}-{secrets.token_hex(4).upper()}"
+            now = dt.datetime.now(dt.UTC)
+            fiche = dialect.fiche_from_dossier(
+                dossier, numero_dossier=numero, existing=existing, received_at=now
+            )
+            write_atomically(path, _to_json(fiche))
+            write_atomically(
+                marker,
+                _to_json(
+                    {
+                        "message_id": message_id,
+                        "numero_dossier": numero,
+                        "recu_le": now.strftime("%d/%m/%Y %H:%M:%S UTC"),
+                    }
+                ),
+            )
+            log.info(
+                "message %s imported into fiche %s (%s)",
+                message_id,
+                numero,
+                "updated" if existing else "new",
+            )
+            return ImportResult(local_reference=numero, created=True)
+
+    def close(self) -> None:
+        """Nothing stays open between calls; kept for the adapter contract."""
+        log.debug("fichesociale adapter on %s closed", self.folder)
+
+    def __enter__(self) -> FicheSocialeAdapter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- seeding
+
+    def seed(
+        self,
+        count: int,
+        *,
+        seed: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Write ``count`` synthetic beneficiaries, sensitive data included; return their numbers.
+
+        The same ``seed`` gives the same people, so seeding again replaces
+        their fiches rather than adding new ones.
+
+        Fiches are still written atomically, but not fsynced one by one: ten
+        thousand fsyncs would take minutes for data that can be regenerated at
+        will. One ``os.sync`` at the end makes the whole batch durable. For the
+        same reason they are written as compact JSON (one line) rather than
+        indented.
+
+        :param progress: called with ``1`` after each fiche (for a progress bar).
+        """
+        rng = random.Random(seed)
+        # A separate stream for the vendor's references, so that the people
+        # drawn for a seed are the same as in any other adapter.
+        references = random.Random(f"fichesociale-{seed}")
+        numbers: list[str] = []
+        seen: set[str] = set()
+        with self._guard("seeding synthetic beneficiaries"):
+            while len(numbers) < count:
+                beneficiary = make_beneficiary(rng, self.cpas_id)
+                number = beneficiary.dossier.person.number
+                if number in seen:  # two people drew the same number: draw again
+                    continue
+                seen.add(number)
+                year = beneficiary.dossier.source.case_reference[:4]
+                fiche = dialect.fiche_from_dossier(
+                    beneficiary.dossier,
+                    numero_dossier=f"FS-{year}-{references.getrandbits(32):08X}",
+                )
+                fiche.update(dialect.sensitive_fields(beneficiary.sensitive))
+                write_atomically(
+                    self._fiches / f"{number}.json", _to_json(fiche, pretty=False), durable=False
+                )
+                numbers.append(number)
+                if progress is not None:
+                    progress(1)
+            if numbers and hasattr(os, "sync"):
+                os.sync()
+                _fsync_folder(self._fiches)
+        log.info("seeded %d synthetic beneficiaries into %s", len(numbers), self._fiches)
+        return numbers
+
+    def add_sensitive(
+        self,
+        person_number: str,
+        sensitive: SensitiveData | None = None,
+        *,
+        notes: Iterable[str] = (),
+        activation_measures: Iterable[str] = (),
+        sanctions: Iterable[str] = (),
+        refused_applications: Iterable[tuple[str, str] | str] = (),
+        family_members: Iterable[FamilyMember | str] = (),
+    ) -> None:
+        """Add sensitive data to an existing fiche (for tests that check it never leaves).
+
+        Give a :class:`~gateway.synthetic.SensitiveData`, keyword lists, or
+        both. ``refused_applications`` are ``(what, reason)`` pairs or bare
+        reasons; ``family_members`` are :class:`~gateway.synthetic.FamilyMember`
+        or bare names.
+
+        :raises AdapterError: ``adapter.unknown_person`` when there is no such fiche.
+        """
+        number = _person_number(person_number)
+        with self._lock, self._guard("adding sensitive data"):
+            path = self._fiches / f"{number}.json"
+            fiche = None if number is None else self._read_fiche(path)
+            if fiche is None:
+                raise AdapterError(
+                    "There is no FicheSociale fiche for this person number.",
+                    code="adapter.unknown_person",
+                )
+            if sensitive is not None:
+                dialect.add_sensitive(fiche, **dialect.sensitive_kwargs(sensitive))
+            dialect.add_sensitive(
+                fiche,
+                notes=notes,
+                activation_measures=activation_measures,
+                sanctions=sanctions,
+                refused_applications=refused_applications,
+                family_members=family_members,
+            )
+            write_atomically(path, _to_json(fiche))
+
+    def list_person_numbers(self) -> list[str]:
+        """The person numbers that have a fiche, sorted."""
+        with self._guard("listing the fiches"), os.scandir(self._fiches) as entries:
+            return sorted(
+                entry.name[:-5]
+                for entry in entries
+                if entry.name.endswith(".json") and _PERSON_NUMBER.match(entry.name[:-5])
+            )
+
+    def count_persons(self) -> int:
+        """How many beneficiaries have a fiche."""
+        return len(self.list_person_numbers())
+
+    # ------------------------------------------------------------- helpers
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Let only :class:`AdapterError` out of the adapter."""
+        try:
+            yield
+        except AdapterError:
+            raise
+        except OSError as exc:
+            raise AdapterError(
+                f"The FicheSociale folder {self.folder} is unavailable while {doing}: "
+                f"{exc.strerror or exc}.",
+                code="adapter.unavailable",
+                transient=True,
+            ) from exc
+        except Exception as exc:
+            # Only the type: a message could quote the content of a fiche.
+            log.exception("fichesociale adapter failed while %s", doing)
+            raise AdapterError(
+                f"The fichesociale adapter failed while {doing} ({type(exc).__name__}).",
+                code="adapter.failed",
+            ) from exc
+
+    def _invalid(self, path: Path, problem: str, *, what: str = "fiche") -> AdapterError:
+        end = "" if problem.endswith(".") else "."
+        return AdapterError(
+            f"The FicheSociale {what} {path.name} {problem}{end}", code="adapter.invalid_data"
+        )
+
+    def _read_json(self, path: Path) -> Any:
+        """The parsed document at ``path``, ``_ABSENT`` if absent; corrupt content is refused."""
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_FICHE_BYTES + 1)
+        except FileNotFoundError:
+            if not path.parent.is_dir():  # the folder went away: not the same as "unknown"
+                raise
+            return _ABSENT
+        if len(raw) > MAX_FICHE_BYTES:
+            raise self._invalid(path, f"is larger than {MAX_FICHE_BYTES} bytes")
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+            raise self._invalid(path, f"is not readable JSON ({detail})") from None
+
+    def _read_fiche(self, path: Path) -> dict[str, Any] | None:
+        """The fiche at ``path``, or ``None`` if there is none."""
+        fiche = self._read_json(path)
+        if fiche is _ABSENT:
+            return None
+        if not isinstance(fiche, dict):
+            raise self._invalid(path, "is not a JSON object")
+        return fiche
+
+    def _read_marker(self, path: Path) -> str | None:
+        """The local reference recorded for a message, or ``None`` if it was never imported."""
+        marker = self._read_json(path)
+        if marker is _ABSENT:
+            return None
+        reference = marker.get("numero_dossier") if isinstance(marker, dict) else None
+        if not isinstance(reference, str) or not reference:
+            raise self._invalid(path, "names no numero_dossier", what="received-message record")
+        return reference
+
+    def _sweep_leftovers(self) -> None:
+        """Remove temporary files a crash left behind (old enough not to be in use)."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for folder in (self._fiches, self._recus):
+            for temp in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    if temp.stat().st_mtime < cutoff:
+                        temp.unlink()
+                        log.warning("removed %s, left behind by an interrupted write", temp)
