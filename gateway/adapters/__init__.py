@@ -44,6 +44,8 @@ from gateway.adapters.protocol import (
     AdapterFactory,
     AdapterInfo,
     ImportResult,
+    Inspectable,
+    PlantsSensitiveData,
     Seedable,
 )
 from gateway.adapters.spec import impl
@@ -54,6 +56,8 @@ __all__ = [
     "AdapterInfo",
     "AdapterRegistry",
     "ImportResult",
+    "Inspectable",
+    "PlantsSensitiveData",
     "Seedable",
     "impl",
     "load_adapters",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gateway.dossier import Dossier
+from gateway.synthetic import SensitiveData
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,32 @@ class Seedable(Protocol):
 
     def seed(self, count: int, *, seed: int = 0) -> list[str]:
         """Add ``count`` synthetic beneficiaries; return their person numbers."""
+        ...
+
+
+@runtime_checkable
+class Inspectable(Protocol):
+    """Optional: an adapter that can say whom its vendor system holds (demo, tests)."""
+
+    def list_person_numbers(self) -> list[str]:
+        """NISS/BIS numbers of every person the vendor system holds."""
+        ...
+
+    def count_persons(self) -> int:
+        """How many people the vendor system holds."""
+        ...
+
+
+@runtime_checkable
+class PlantsSensitiveData(Protocol):
+    """Optional test hook: put non-minimal data on a person, to prove it never leaves.
+
+    The conformance suite plants unique markers through this hook and searches
+    every export for them. Never called by a running node.
+    """
+
+    def add_sensitive(self, person_number: str, sensitive: SensitiveData) -> None:
+        """Store notes, activation measures, sanctions, refusals and family members."""
         ...
 
 
