@@ -95,15 +95,19 @@ class Names:
     def route(self) -> str:
         return f"{self.namespace}.route"
 
-    @property
-    def dead(self) -> str:
-        return f"{self.namespace}.dead"
-
     def inbox(self, cpas_id: str) -> str:
         return f"{self.namespace}.inbox.{cpas_id}"
 
+    def dead_exchange(self, cpas_id: str) -> str:
+        """Each CPAS has its own: the broker lets a node write only to its own dead letters."""
+        return f"{self.namespace}.dead-x.{cpas_id}"
+
     def dead_letters(self, cpas_id: str) -> str:
         return f"{self.namespace}.dead.{cpas_id}"
+
+    def broker_user(self, cpas_id: str) -> str:
+        """The broker login of a CPAS node on a provisioned broker."""
+        return f"cpas-{cpas_id}"
 
 
 def cpas_topology(
@@ -113,17 +117,18 @@ def cpas_topology(
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
 ) -> Topology:
     """The exchanges, inboxes and dead-letter queues of the given CPAS."""
-    exchanges = (Exchange(names.route), Exchange(names.dead))
+    exchanges = [Exchange(names.route)]
     queues: list[Queue] = []
     bindings: list[Binding] = []
     for cpas_id in cpas_ids:
+        exchanges.append(Exchange(names.dead_exchange(cpas_id)))
         queues.append(
             Queue(
                 names.inbox(cpas_id),
                 {
                     "x-queue-type": "quorum",
                     "x-delivery-limit": delivery_limit,
-                    "x-dead-letter-exchange": names.dead,
+                    "x-dead-letter-exchange": names.dead_exchange(cpas_id),
                     "x-dead-letter-routing-key": cpas_id,
                     # Dead-letter at least once: a poison message is never
                     # dropped on its way to the dead-letter queue.
@@ -134,8 +139,21 @@ def cpas_topology(
         )
         queues.append(Queue(names.dead_letters(cpas_id), {"x-queue-type": "quorum"}))
         bindings.append(Binding(names.inbox(cpas_id), names.route, cpas_id))
-        bindings.append(Binding(names.dead_letters(cpas_id), names.dead, cpas_id))
-    return Topology(exchanges, tuple(queues), tuple(bindings))
+        bindings.append(Binding(names.dead_letters(cpas_id), names.dead_exchange(cpas_id), cpas_id))
+    return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
+
+
+def delete_topology(url: str, topology: Topology) -> None:
+    """Delete the queues and exchanges of ``topology`` (demo and test clean-up)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for queue in topology.queues:
+            channel.queue_delete(queue.name)
+        for exchange in topology.exchanges:
+            channel.exchange_delete(exchange.name)
+    finally:
+        connection.close()
 
 
 # ------------------------------------------------------------------- client
@@ -179,6 +197,7 @@ class BrokerClient:
         prefetch: int = 64,
         max_backoff: float = 30.0,
         name: str = "gateway",
+        passive: bool = False,
     ) -> None:
         if not urls:
             raise BrokerError("No broker address is configured.", code="broker.config")
@@ -193,6 +212,9 @@ class BrokerClient:
         self._prefetch = prefetch
         self._max_backoff = max_backoff
         self._name = name
+        # On a provisioned broker a node may configure nothing: it only checks
+        # (passive declares need no permission) that its topology exists.
+        self._passive = passive
 
         self._thread: threading.Thread | None = None
         self._connection: pika.SelectConnection | None = None
@@ -324,7 +346,11 @@ class BrokerClient:
         # declared with other arguments): surface it and start over.
         if self._stopping:
             return
-        code = "broker.access_refused" if "ACCESS_REFUSED" in str(reason) else "broker.channel"
+        code = "broker.channel"
+        if "ACCESS_REFUSED" in str(reason):
+            code = "broker.access_refused"
+        elif "NOT_FOUND" in str(reason):
+            code = "broker.not_provisioned"
         self._last_error = BrokerError(f"The broker closed a channel: {reason}.", code=code)
         log.error("%s: %s", self._name, self._last_error)
         conn = self._connection
@@ -344,19 +370,28 @@ class BrokerClient:
 
     def _declare(self, channel: Channel, done: Callable[[], None]) -> None:
         steps: list[Callable[[Callable[[Any], None]], None]] = []
+        passive = self._passive
         for ex in self._topology.exchanges:
             steps.append(
                 lambda cb, ex=ex: channel.exchange_declare(
-                    exchange=ex.name, exchange_type=ex.type, durable=True, callback=cb
+                    exchange=ex.name,
+                    exchange_type=ex.type,
+                    durable=True,
+                    passive=passive,
+                    callback=cb,
                 )
             )
         for q in self._topology.queues:
             steps.append(
                 lambda cb, q=q: channel.queue_declare(
-                    queue=q.name, durable=True, arguments=dict(q.arguments), callback=cb
+                    queue=q.name,
+                    durable=True,
+                    passive=passive,
+                    arguments=None if passive else dict(q.arguments),
+                    callback=cb,
                 )
             )
-        for b in self._topology.bindings:
+        for b in () if passive else self._topology.bindings:
             steps.append(
                 lambda cb, b=b: channel.queue_bind(
                     queue=b.queue, exchange=b.exchange, routing_key=b.routing_key, callback=cb

@@ -10,6 +10,11 @@ Example (relative paths are relative to the file)::
     amqp_url = "amqp://cpas-0201234517:secret@mq1:5672/dse,amqp://...@mq2:5672/dse"
     namespace = "dse"
 
+    broker_mode = "provisioned"            # see `cpas-gateway broker provision`
+
+    [policy]                               # per purpose: auto | hold | refuse
+    new-application-inquiry = "hold"
+
     [adapter]
     name = "ocmwdata"
     options = { url = "postgresql://gateway@vendor-db/ocmw" }
@@ -24,11 +29,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.envelope import Purpose
 from gateway.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -67,6 +73,9 @@ class NodeConfig(BaseSettings):
     delivery_limit: int = Field(default=5, ge=1, le=100)
     prefetch: int = Field(default=64, ge=1, le=10_000)
     import_retry_seconds: float = Field(default=120.0, ge=0)
+    request_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    broker_mode: Literal["development", "provisioned"] = "development"
+    policy: dict[str, Literal["auto", "hold", "refuse"]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -101,6 +110,11 @@ class NodeConfig(BaseSettings):
         store = raw.get("store")
         if isinstance(store, str) and "://" not in store:
             raw["store"] = "sqlite:///" + str(base / store)
+        unknown = set(raw.get("policy", {})) - {p.value for p in Purpose}
+        if unknown:
+            raise ConfigError(
+                f"{path}: [policy] names unknown purposes: {', '.join(sorted(unknown))}."
+            )
         try:
             return cls(**raw)
         except ValidationError as exc:

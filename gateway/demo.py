@@ -25,7 +25,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway.adapters import load_adapters
-from gateway.broker import Names
+from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.config import split_urls
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.envelope import Purpose
@@ -123,7 +123,8 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         for node in (node_a, node_b):
             node.stop()
             node.adapter.close()
-        _delete_topology(amqp_url, names, [gent.cpas_id, liege.cpas_id])
+        topology = cpas_topology([gent.cpas_id, liege.cpas_id], names=names)
+        delete_topology(split_urls(amqp_url)[0], topology)
     console.print(
         f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
     )
@@ -278,16 +279,3 @@ def _show_refusals(
             title="Attempts to send outside the CPAS network (nothing was published)",
         )
     )
-
-
-def _delete_topology(amqp_url: str, names: Names, cpas_ids: list[str]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(split_urls(amqp_url)[0]))
-    try:
-        channel = connection.channel()
-        for cpas_id in cpas_ids:
-            channel.queue_delete(names.inbox(cpas_id))
-            channel.queue_delete(names.dead_letters(cpas_id))
-        channel.exchange_delete(names.route)
-        channel.exchange_delete(names.dead)
-    finally:
-        connection.close()

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from lxml import etree
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,10 +30,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from stdnum.be import bis, nn
 
 from gateway import hardened_xml
-from gateway.errors import DossierInvalid, GatewayError
-from gateway.hardened_xml import NS_DOSSIER
+from gateway.errors import DossierInvalid, GatewayError, SchemaInvalid
+from gateway.hardened_xml import NS_DOSSIER, simple_type_accepts
 from gateway.identifiers import (
     validate_bis,
     validate_enterprise_number,
@@ -45,12 +47,29 @@ _NS = f"{{{NS_DOSSIER}}}"
 
 # Patterns shared with the XSD (kept identical on purpose; a test compares them).
 OPAQUE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
-PERSON_NAME = r"^\p{L}[\p{L}\p{M} '’.\-]*$"
+PERSON_NAME = r"^['’]?\p{L}[\p{L}\p{M} '’.\-]*$"
 MAILBOX = r"^[a-z0-9][a-z0-9._\-]*@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,}$"
 PHONE = r"^\+[0-9]{8,15}$"
 
 OpaqueReference = Annotated[str, Field(pattern=OPAQUE_REFERENCE)]
-PersonName = Annotated[str, Field(pattern=PERSON_NAME, max_length=80)]
+
+
+def _name_the_xsd_accepts(value: str) -> str:
+    # The pattern says "letters"; libxml2 knows fewer of them than Python
+    # does (no Han, no Hangul, nothing added after Unicode 4.0). A name the
+    # XSD would refuse must be refused here, not when the XML is written.
+    if not simple_type_accepts(NS_DOSSIER, "dossier.xsd", "PersonName", value):
+        raise PydanticCustomError(
+            "person.name",
+            "The name {value!r} uses characters the schema does not accept.",
+            {"value": value},
+        )
+    return value
+
+
+PersonName = Annotated[
+    str, Field(pattern=PERSON_NAME, max_length=80), AfterValidator(_name_the_xsd_accepts)
+]
 
 
 class Language(StrEnum):
@@ -179,20 +198,21 @@ class Person(FrozenModel):
             raise PydanticCustomError(
                 "person.number", "A person has exactly one NISS or one BIS number."
             )
-        number = self.number
-        yymmdd = number[:6]
-        month = int(yymmdd[2:4]) % 20
-        day = int(yymmdd[4:6])
-        # Numbers given when the birth date was unknown carry zeros; only a
-        # full date can be compared.
-        if month and day:
-            expected = f"{self.birth_date:%y}{month:02d}{day:02d}"
-            if expected != f"{yymmdd[:2]}{month:02d}{yymmdd[4:6]}":
-                raise PydanticCustomError(
-                    "person.birth_date_mismatch",
-                    "The birth date {birth} does not match the one encoded in the number.",
-                    {"birth": str(self.birth_date)},
-                )
+        module = nn if self.niss is not None else bis
+        # stdnum reads the century from the check digits. Numbers given when
+        # the birth date was unknown carry zeros: compare what they do hold.
+        known = (
+            module.get_birth_year(self.number),
+            module.get_birth_month(self.number),
+            module.get_birth_date(self.number),
+        )
+        actual = (self.birth_date.year, self.birth_date.month, self.birth_date)
+        if any(k is not None and k != a for k, a in zip(known, actual, strict=True)):
+            raise PydanticCustomError(
+                "person.birth_date_mismatch",
+                "The birth date {birth} does not match the one encoded in the number.",
+                {"birth": str(self.birth_date)},
+            )
         return self
 
     @property
@@ -397,6 +417,11 @@ class Dossier(FrozenModel):
     def from_xml(cls, data: bytes) -> Dossier:
         """Parse untrusted bytes: hardened parser, then XSD, then the model's own checks."""
         root = hardened_xml.parse(data)
+        if root.tag != _NS + "dossier":
+            raise SchemaInvalid(
+                f"The root element {root.tag} is not a dossier of schema version 1.",
+                code="schema.namespace",
+            )
         hardened_xml.validate(root, "dossier.xsd")
         return cls.from_element(root)
 

@@ -66,7 +66,8 @@ def validate_person_number(value: str) -> tuple[PersonNumberKind, str]:
 def validate_enterprise_number(value: str) -> str:
     """Return the 10 digits of a valid enterprise number, or raise ``enterprise.checksum``."""
     compact = _digits(value)
-    if len(compact) != 10:
+    # Only the usual separators may surround the digits (BE prefix, dots, spaces).
+    if len(compact) != 10 or value.upper().removeprefix("BE").strip(" .-0123456789"):
         raise IdentifierInvalid(
             f"{value!r} is not a 10-digit enterprise number.", code="enterprise.format"
         )

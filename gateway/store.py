@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     correlation_id TEXT,
     envelope       {blob} NOT NULL,
     created_at     TEXT NOT NULL,
+    expires_at     TEXT,
     confirmed_at   TEXT,
     outcome        TEXT,
     outcome_code   TEXT,
@@ -51,6 +52,17 @@ CREATE TABLE IF NOT EXISTS inbox (
     reply           {blob},
     received_at     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held_requests (
+    message_id     TEXT PRIMARY KEY,
+    sender         TEXT NOT NULL,
+    purpose        TEXT NOT NULL,
+    case_reference TEXT NOT NULL,
+    envelope       {blob} NOT NULL,
+    received_at    TEXT NOT NULL,
+    expires_at     TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    decided_at     TEXT
+);
 """
 
 
@@ -66,9 +78,29 @@ class OutboxEntry:
     correlation_id: str | None
     envelope: bytes
     created_at: str
+    expires_at: str | None
     confirmed_at: str | None
     outcome: str | None
     outcome_code: str | None
+
+    @property
+    def final(self) -> bool:
+        """Whether the outcome is the last word (a held request will still be answered)."""
+        return self.outcome is not None and self.outcome != "awaiting-release"
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    """A request held for release by a social worker; the envelope stays sealed at rest."""
+
+    message_id: str
+    sender: str
+    purpose: str
+    case_reference: str
+    envelope: bytes
+    received_at: str
+    expires_at: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +145,8 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # Two processes may share a store (a running node, a `pending` command).
+            self._conn.execute("PRAGMA busy_timeout=10000")
             # FULL: a row committed before an ack must survive a power cut too.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._param = "?"
@@ -160,13 +194,15 @@ class Store:
         case_reference: str,
         correlation_id: str | None,
         envelope: bytes,
+        expires_at: str | None = None,
     ) -> None:
         """Record a message before it is published."""
         with self._tx() as cur:
             cur.execute(
                 self._sql(
                     "INSERT INTO outbox (message_id, type, recipient, purpose, case_reference,"
-                    " correlation_id, envelope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " correlation_id, envelope, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     message_id,
@@ -177,6 +213,7 @@ class Store:
                     correlation_id,
                     envelope,
                     _now(),
+                    expires_at,
                 ),
             )
 
@@ -194,7 +231,7 @@ class Store:
     def unconfirmed(self) -> list[OutboxEntry]:
         """Messages recorded but never confirmed by the broker, oldest first."""
         return [
-            OutboxEntry(*row)
+            _outbox(row)
             for row in self._query(
                 f"{_OUTBOX_SELECT} WHERE confirmed_at IS NULL ORDER BY created_at"
             )
@@ -211,10 +248,10 @@ class Store:
 
     def outgoing(self, message_id: str) -> OutboxEntry | None:
         rows = self._query(f"{_OUTBOX_SELECT} WHERE message_id = ?", (message_id,))
-        return OutboxEntry(*rows[0]) if rows else None
+        return _outbox(rows[0]) if rows else None
 
     def outgoing_all(self) -> list[OutboxEntry]:
-        return [OutboxEntry(*row) for row in self._query(f"{_OUTBOX_SELECT} ORDER BY created_at")]
+        return [_outbox(row) for row in self._query(f"{_OUTBOX_SELECT} ORDER BY created_at")]
 
     # ----------------------------------------------------------------- inbox
 
@@ -253,6 +290,63 @@ class Store:
                 (message_id, type, sender, outcome, outcome_code, local_reference, reply, _now()),
             )
 
+    def unanswered_requests(self, now: str) -> list[OutboxEntry]:
+        """Requests past their expiry that never got a final answer."""
+        rows = self._query(
+            f"{_OUTBOX_SELECT} WHERE type = 'request' AND expires_at < ?"
+            " AND (outcome IS NULL OR outcome = 'awaiting-release')",
+            (now,),
+        )
+        return [_outbox(row) for row in rows]
+
+    # ---------------------------------------------------------- held requests
+
+    def hold(
+        self,
+        *,
+        message_id: str,
+        sender: str,
+        purpose: str,
+        case_reference: str,
+        envelope: bytes,
+        expires_at: str,
+    ) -> None:
+        """Keep a request (sealed, as it arrived) until a social worker decides."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO held_requests (message_id, sender, purpose, case_reference,"
+                    " envelope, received_at, expires_at, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'held') ON CONFLICT (message_id) DO NOTHING"
+                ),
+                (message_id, sender, purpose, case_reference, envelope, _now(), expires_at),
+            )
+
+    def held(self, state: str | None = "held") -> list[HeldRequest]:
+        """Held requests (by default those still waiting), oldest first."""
+        sql = f"{_HELD_SELECT} ORDER BY received_at"
+        args: tuple[str, ...] = ()
+        if state is not None:
+            sql = f"{_HELD_SELECT} WHERE state = ? ORDER BY received_at"
+            args = (state,)
+        return [_held(row) for row in self._query(sql, args)]
+
+    def held_request(self, message_id: str) -> HeldRequest | None:
+        rows = self._query(f"{_HELD_SELECT} WHERE message_id = ?", (message_id,))
+        return _held(rows[0]) if rows else None
+
+    def decide(self, message_id: str, state: str) -> bool:
+        """Mark a held request released or refused; ``False`` if it was not waiting."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE held_requests SET state = ?, decided_at = ?"
+                    " WHERE message_id = ? AND state = 'held'"
+                ),
+                (state, _now(), message_id),
+            )
+            return bool(cur.rowcount)
+
     def received_count(self, outcome: str | None = None) -> int:
         if outcome is None:
             return int(self._query("SELECT COUNT(*) FROM inbox")[0][0])
@@ -265,5 +359,21 @@ _OUTCOME_SQL = (
 )
 _OUTBOX_SELECT = (
     "SELECT message_id, type, recipient, purpose, case_reference, correlation_id, envelope,"
-    " created_at, confirmed_at, outcome, outcome_code FROM outbox"
+    " created_at, expires_at, confirmed_at, outcome, outcome_code FROM outbox"
 )
+_HELD_SELECT = (
+    "SELECT message_id, sender, purpose, case_reference, envelope, received_at, expires_at,"
+    " state FROM held_requests"
+)
+
+
+def _outbox(row: tuple[Any, ...]) -> OutboxEntry:
+    values = list(row)
+    values[6] = bytes(values[6])
+    return OutboxEntry(*values)
+
+
+def _held(row: tuple[Any, ...]) -> HeldRequest:
+    values = list(row)
+    values[4] = bytes(values[4])
+    return HeldRequest(*values)

@@ -184,7 +184,9 @@ def make_decisions(
         decided = min(start + dt.timedelta(days=30 * index + rng.randint(0, 20)), today)
         period_start = decided.replace(day=1)
         ended = index < count - 1 or rng.random() < 0.3
-        period_end = period_start + dt.timedelta(days=rng.randint(28, 27 * 30)) if ended else None
+        period_end = None
+        if ended:  # an ended decision has ended: its period closes no later than today
+            period_end = min(period_start + dt.timedelta(days=rng.randint(28, 27 * 30)), today)
         amount = None
         if kind in PERIODIC:
             amount = (MONTHLY_RATES[category] * Decimal(rng.uniform(0.4, 1.0))).quantize(

@@ -12,15 +12,10 @@ import os
 import shutil
 import socket
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pika
 import pytest
-
-from gateway.broker import Names
 
 AMQP_URL = os.environ.get("CPAS_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
 POSTGRES_URL = os.environ.get("CPAS_TEST_POSTGRES_URL", "postgresql://postgres@localhost:5432/test")
@@ -30,7 +25,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 def _answers(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "localhost", parsed.port or default_port), 2):
+        with socket.create_connection(
+            (parsed.hostname or "localhost", parsed.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -71,39 +68,6 @@ def amqp_url(request: pytest.FixtureRequest) -> str:
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """The running PostgreSQL server (tests using it are marked ``postgres``)."""
     return _require(POSTGRES_URL, 5432, "PostgreSQL", request)
-
-
-@pytest.fixture
-def names(amqp_url: str) -> Iterator[Names]:
-    """A namespace of exchanges and queues of this test's own, deleted afterwards."""
-    ns = Names(f"test-{uuid.uuid4().hex[:10]}")
-    yield ns
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        declared = [
-            q["name"] if isinstance(q, dict) else q
-            for q in _queues_named(ns.namespace)
-        ]
-        for queue in declared:
-            channel.queue_delete(queue)
-        for exchange in (ns.route, ns.dead):
-            channel.exchange_delete(exchange)
-    finally:
-        connection.close()
-
-
-def _queues_named(prefix: str) -> list[str]:
-    """Queues whose name starts with ``prefix.`` (via rabbitmqctl where it is available)."""
-    if shutil.which("rabbitmqctl") is None:
-        return []
-    out = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    return [line.strip() for line in out.splitlines() if line.strip().startswith(prefix + ".")]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

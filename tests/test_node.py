@@ -11,7 +11,7 @@ import pika
 import pytest
 
 from gateway.adapters import load_adapters
-from gateway.broker import Names
+from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.dossier import Dossier
 from gateway.envelope import Body, Header, MessageType, Purpose, seal
@@ -34,14 +34,7 @@ def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
     """This test's own exchanges and queues, deleted afterwards."""
     names = Names(f"test-{uuid.uuid4().hex[:10]}")
     yield names
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for cpas_id in federation.members:
-        channel.queue_delete(names.inbox(cpas_id))
-        channel.queue_delete(names.dead_letters(cpas_id))
-    channel.exchange_delete(names.route)
-    channel.exchange_delete(names.dead)
-    connection.close()
+    delete_topology(amqp_url, cpas_topology(federation.members, names=names))
 
 
 NodeFactory = Callable[..., Node]
@@ -227,7 +220,7 @@ def test_garbage_is_dead_lettered_and_the_node_keeps_importing(
 ) -> None:
     sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
     sender.broker.publish(
-        sender.names.route, receiver.cpas_id, b"\x00not xml", message_id="poison-1"
+        sender.names.route, receiver.cpas_id, b"<not xml", message_id="poison-1"
     ).result(10)
     _move(sender, receiver, 3, seed=8)
     dead = _get_one(amqp_url, sender.names.dead_letters(receiver.cpas_id))

@@ -1,0 +1,231 @@
+"""Provisioning a broker from the directory: one isolated broker user per CPAS.
+
+``provision`` makes, idempotently, on a RabbitMQ virtual host:
+
+- the topology of every active CPAS in the verified directory (routing
+  exchange, quorum inboxes with their dead-letter exchanges and queues);
+- one broker user ``cpas-<id>`` per active CPAS, tagged ``cpas-gateway``,
+  with permissions that confine it: configure nothing, write only to the
+  routing exchange and its own dead-letter exchange, read only its own inbox;
+- and it removes the managed users of institutions that are no longer active
+  CPAS in the directory (left, closed, merged).
+
+Users are managed through the RabbitMQ management HTTP API; queues and
+exchanges through AMQP. Passwords of new users are generated and written,
+with the node's AMQP URL, to one 0600 file per CPAS for its operators;
+existing users keep theirs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.broker import Names, Topology, cpas_topology
+from gateway.directory import Directory
+from gateway.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+MANAGED_TAG = "cpas-gateway"
+
+
+class ManagementApi:
+    """The few calls of RabbitMQ's management HTTP API that provisioning needs."""
+
+    def __init__(self, url: str, timeout: float = 15.0) -> None:
+        parsed = urllib.parse.urlparse(url)
+        if not parsed.hostname:
+            raise BrokerError(f"{url!r} is not a management API URL.", code="broker.config")
+        self._base = f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 15672}/api"
+        user = urllib.parse.unquote(parsed.username or "guest")
+        password = urllib.parse.unquote(parsed.password or "guest")
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self._base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and method in ("GET", "DELETE"):
+                return None
+            raise BrokerError(
+                f"The management API refused {method} {path}: HTTP {exc.code}.",
+                code="broker.management",
+            ) from None
+        except OSError as exc:
+            raise BrokerError(
+                f"The management API at {self._base} is unreachable ({exc}); is the "
+                "rabbitmq_management plugin enabled?",
+                code="broker.management",
+            ) from None
+        return json.loads(payload) if payload else None
+
+    @staticmethod
+    def _q(name: str) -> str:
+        return urllib.parse.quote(name, safe="")
+
+    def put_vhost(self, vhost: str) -> None:
+        self._call("PUT", f"/vhosts/{self._q(vhost)}", {})
+
+    def delete_vhost(self, vhost: str) -> None:
+        self._call("DELETE", f"/vhosts/{self._q(vhost)}")
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._call("GET", f"/users/{self._q(name)}")
+        return result
+
+    def users(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/users") or [])
+
+    def put_user(self, name: str, password: str, tags: str) -> None:
+        self._call("PUT", f"/users/{self._q(name)}", {"password": password, "tags": tags})
+
+    def delete_user(self, name: str) -> None:
+        self._call("DELETE", f"/users/{self._q(name)}")
+
+    def put_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
+        self._call(
+            "PUT",
+            f"/permissions/{self._q(vhost)}/{self._q(user)}",
+            {"configure": configure, "write": write, "read": read},
+        )
+
+
+@dataclass(frozen=True)
+class Permissions:
+    configure: str
+    write: str
+    read: str
+
+
+def permissions_for(cpas_id: str, names: Names) -> Permissions:
+    """What a CPAS's broker user may do: nothing but send to the route and read its inbox."""
+    write = f"^({re.escape(names.route)}|{re.escape(names.dead_exchange(cpas_id))})$"
+    return Permissions(configure="^$", write=write, read=f"^{re.escape(names.inbox(cpas_id))}$")
+
+
+@dataclass
+class ProvisionReport:
+    """What a provisioning run did."""
+
+    created_users: list[str] = field(default_factory=list)
+    kept_users: list[str] = field(default_factory=list)
+    removed_users: list[str] = field(default_factory=list)
+    queues: int = 0
+    credential_files: list[Path] = field(default_factory=list)
+
+
+def provision(
+    directory: Directory,
+    *,
+    api: ManagementApi,
+    amqp_admin_url: str,
+    vhost: str,
+    names: Names,
+    credentials_dir: Path | None = None,
+    node_amqp_host: str | None = None,
+) -> ProvisionReport:
+    """Make the broker match the directory (see the module docstring); safe to run again."""
+    import pika
+
+    report = ProvisionReport()
+    api.put_vhost(vhost)
+    cpas_ids = directory.cpas_ids()
+    topology = cpas_topology(cpas_ids, names=names)
+    _declare(pika, _with_vhost(amqp_admin_url, vhost), topology)
+    report.queues = len(topology.queues)
+
+    wanted = {names.broker_user(cpas_id): cpas_id for cpas_id in cpas_ids}
+    for user, cpas_id in wanted.items():
+        if api.user(user) is None:
+            password = secrets.token_urlsafe(24)
+            api.put_user(user, password, MANAGED_TAG)
+            report.created_users.append(user)
+            if credentials_dir is not None:
+                report.credential_files.append(
+                    _write_credentials(
+                        credentials_dir,
+                        cpas_id,
+                        user,
+                        password,
+                        amqp_admin_url,
+                        vhost,
+                        node_amqp_host,
+                    )
+                )
+        else:
+            report.kept_users.append(user)
+        p = permissions_for(cpas_id, names)
+        api.put_permissions(vhost, user, p.configure, p.write, p.read)
+
+    for existing in api.users():
+        tags = existing.get("tags")
+        tag_list = tags if isinstance(tags, list) else str(tags or "").split(",")
+        if MANAGED_TAG in tag_list and existing["name"] not in wanted:
+            api.delete_user(existing["name"])
+            report.removed_users.append(existing["name"])
+    log.info(
+        "provisioned %s: %d users created, %d kept, %d removed",
+        vhost,
+        len(report.created_users),
+        len(report.kept_users),
+        len(report.removed_users),
+    )
+    return report
+
+
+def _with_vhost(url: str, vhost: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    return urllib.parse.urlunparse(parsed._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+
+
+def node_url(user: str, password: str, admin_url: str, vhost: str, host: str | None = None) -> str:
+    """The AMQP URL a CPAS node uses on the provisioned virtual host."""
+    parsed = urllib.parse.urlparse(admin_url)
+    credentials = f"{urllib.parse.quote(user)}:{urllib.parse.quote(password, safe='')}"
+    netloc = f"{credentials}@{host or parsed.hostname}:{parsed.port or 5672}"
+    return urllib.parse.urlunparse(
+        (parsed.scheme, netloc, "/" + urllib.parse.quote(vhost, safe=""), "", "", "")
+    )
+
+
+def _write_credentials(folder: Path, cpas_id: str, url: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{cpas_id}.amqp-url"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(url + "\n")
+    return path
+
+
+def _declare(pika: Any, url: str, topology: Topology) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for exchange in topology.exchanges:
+            channel.exchange_declare(exchange.name, exchange_type=exchange.type, durable=True)
+        for queue in topology.queues:
+            channel.queue_declare(queue.name, durable=True, arguments=dict(queue.arguments))
+        for binding in topology.bindings:
+            channel.queue_bind(binding.queue, binding.exchange, routing_key=binding.routing_key)
+    finally:
+        connection.close()
