@@ -106,8 +106,12 @@ class Names:
         return f"{self.namespace}.dead.{cpas_id}"
 
     def broker_user(self, cpas_id: str) -> str:
-        """The broker login of a CPAS node on a provisioned broker."""
-        return f"cpas-{cpas_id}"
+        """The broker login of a CPAS node on a provisioned broker (users are broker-wide)."""
+        return f"{self.namespace}.cpas.{cpas_id}"
+
+    @property
+    def broker_user_prefix(self) -> str:
+        return f"{self.namespace}.cpas."
 
 
 def cpas_topology(

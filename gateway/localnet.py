@@ -18,7 +18,16 @@ from pathlib import Path
 
 from gateway import keys, municipalities
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory, sample_directory, sign_directory
+from gateway.directory import (
+    Directory,
+    Institution,
+    InstitutionKind,
+    InstitutionStatus,
+    KeyEntry,
+    load_directory,
+    sample_directory,
+    sign_directory,
+)
 from gateway.errors import ConfigError
 from gateway.identifiers import make_enterprise_number
 
@@ -53,6 +62,41 @@ class LocalFederation:
     @property
     def directory_path(self) -> Path:
         return self.root / DIRECTORY
+
+    def reissue(self, *changed: Institution) -> Directory:
+        """Sign a new edition with ``changed`` institutions replacing theirs; return it verified.
+
+        What a federation does when a CPAS rotates a key or merges.
+        """
+        by_id = {i.id: i for i in self.directory.institutions} | {i.id: i for i in changed}
+        edition = self.directory.model_copy(
+            update={"institutions": list(by_id.values()), "serial": self.directory.serial + 1}
+        )
+        federation_key = keys.load_signing_key(self.root / FEDERATION_KEY)
+        signed = sign_directory(edition, federation_key)
+        self.directory_path.write_bytes(signed)
+        self.directory = load_directory(signed, keys.load_trust_anchor(self.trust_anchor))
+        return self.directory
+
+    def rotate_encryption_key(self, nis_code: str, kem: str = keys.KEM_X25519) -> keys.NodeKeys:
+        """A member adds a new encryption key; the federation lists it beside the old one.
+
+        Returns the member's keys as its node now loads them (old and new).
+        """
+        member = self.member(nis_code)
+        pair = keys.add_encryption_key(member.folder / "keys", kem=kem)
+        now = dt.datetime.now(dt.UTC)
+        entry = KeyEntry.for_key(
+            kem, pair.public_raw, now - dt.timedelta(minutes=5), now + dt.timedelta(days=730)
+        )
+        institution = self.directory.get(member.cpas_id)
+        assert institution is not None
+        self.reissue(
+            institution.model_copy(
+                update={"encryption_keys": [*institution.encryption_keys, entry]}
+            )
+        )
+        return keys.load_node_keys(member.folder / "keys")
 
     def member(self, nis_code: str) -> LocalCpas:
         for cpas in self.members.values():
@@ -98,9 +142,14 @@ def cpas_id_of(nis_code: str) -> str:
 
 
 def make_local_federation(
-    root: Path, nis_codes: list[str], *, now: dt.datetime | None = None
+    root: Path, nis_codes: list[str], *, now: dt.datetime | None = None, small: bool = False
 ) -> LocalFederation:
-    """Create keys and a signed sample directory in ``root`` for the CPAS of ``nis_codes``."""
+    """Create keys and a signed sample directory in ``root`` for the CPAS of ``nis_codes``.
+
+    ``small`` keeps only the members, the institutions that are not CPAS and
+    the merged and closed CPAS (with the successors of the merged ones): a
+    directory for provisioning a broker in tests without 580 inboxes.
+    """
     root.mkdir(parents=True, exist_ok=True)
     now = now or dt.datetime.now(dt.UTC)
     members: dict[str, LocalCpas] = {}
@@ -126,7 +175,23 @@ def make_local_federation(
     federation_key = keys.generate_signing_key()
     keys.write_signing_key(root / FEDERATION_KEY, federation_key)
     keys.write_public_key(root / TRUST_ANCHOR, keys.signing_public_raw(federation_key))
-    signed = sign_directory(sample_directory(now, keys_for), federation_key)
+    directory = sample_directory(now, keys_for)
+    if small:
+        directory = _only_what_tests_need(directory, set(members))
+    signed = sign_directory(directory, federation_key)
     (root / DIRECTORY).write_bytes(signed)
     directory = load_directory(signed, keys.load_trust_anchor(root / TRUST_ANCHOR))
     return LocalFederation(root, directory, members)
+
+
+def _only_what_tests_need(directory: Directory, members: set[str]) -> Directory:
+    successors = {i.merged_into for i in directory.institutions if i.merged_into}
+    kept = [
+        i
+        for i in directory.institutions
+        if i.id in members
+        or i.id in successors
+        or i.kind is not InstitutionKind.CPAS
+        or i.status is not InstitutionStatus.ACTIVE
+    ]
+    return directory.model_copy(update={"institutions": kept})

@@ -4,11 +4,11 @@
 
 - the topology of every active CPAS in the verified directory (routing
   exchange, quorum inboxes with their dead-letter exchanges and queues);
-- one broker user ``cpas-<id>`` per active CPAS, tagged ``cpas-gateway``,
+- one broker user ``<namespace>.cpas.<id>`` per active CPAS, tagged ``cpas-gateway``,
   with permissions that confine it: configure nothing, write only to the
   routing exchange and its own dead-letter exchange, read only its own inbox;
-- and it removes the managed users of institutions that are no longer active
-  CPAS in the directory (left, closed, merged).
+- and it removes the managed users of the namespace whose institutions are no
+  longer active CPAS in the directory (left, closed, merged).
 
 Users are managed through the RabbitMQ management HTTP API; queues and
 exchanges through AMQP. Passwords of new users are generated and written,
@@ -161,17 +161,8 @@ def provision(
             api.put_user(user, password, MANAGED_TAG)
             report.created_users.append(user)
             if credentials_dir is not None:
-                report.credential_files.append(
-                    _write_credentials(
-                        credentials_dir,
-                        cpas_id,
-                        user,
-                        password,
-                        amqp_admin_url,
-                        vhost,
-                        node_amqp_host,
-                    )
-                )
+                url = node_url(user, password, amqp_admin_url, vhost, node_amqp_host)
+                report.credential_files.append(_write_credentials(credentials_dir, cpas_id, url))
         else:
             report.kept_users.append(user)
         p = permissions_for(cpas_id, names)
@@ -180,9 +171,11 @@ def provision(
     for existing in api.users():
         tags = existing.get("tags")
         tag_list = tags if isinstance(tags, list) else str(tags or "").split(",")
-        if MANAGED_TAG in tag_list and existing["name"] not in wanted:
-            api.delete_user(existing["name"])
-            report.removed_users.append(existing["name"])
+        name = existing["name"]
+        ours = MANAGED_TAG in tag_list and name.startswith(names.broker_user_prefix)
+        if ours and name not in wanted:
+            api.delete_user(name)
+            report.removed_users.append(name)
     log.info(
         "provisioned %s: %d users created, %d kept, %d removed",
         vhost,

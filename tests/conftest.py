@@ -12,12 +12,22 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
+from gateway.adapters import load_adapters
+from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.node import Node
+from gateway.store import Store
+
 AMQP_URL = os.environ.get("CPAS_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
+MANAGEMENT_URL = os.environ.get("CPAS_TEST_MANAGEMENT_URL", "http://guest:guest@localhost:15672/")
 POSTGRES_URL = os.environ.get("CPAS_TEST_POSTGRES_URL", "postgresql://postgres@localhost:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -65,6 +75,12 @@ def amqp_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def management_url(request: pytest.FixtureRequest, amqp_url: str) -> str:
+    """RabbitMQ's management API (the rabbitmq_management plugin), for provisioning tests."""
+    return _require(MANAGEMENT_URL, 15672, "The RabbitMQ management API", request)
+
+
+@pytest.fixture(scope="session")
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """The running PostgreSQL server (tests using it are marked ``postgres``)."""
     return _require(POSTGRES_URL, 5432, "PostgreSQL", request)
@@ -74,7 +90,73 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark tests by the servers they use, so `-m "not broker"` gives a fast run."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "amqp_url" in fixtures:
+        if "amqp_url" in fixtures or "management_url" in fixtures:
             item.add_marker(pytest.mark.broker)
         if "postgres_url" in fixtures:
             item.add_marker(pytest.mark.postgres)
+
+
+# ---------------------------------------------------------------- federation & nodes
+
+GENT, LIEGE, NAMUR = "44021", "62063", "92094"
+"""Three real municipalities whose CPAS run nodes in the tests."""
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> LocalFederation:
+    """Federation key, node keys for Gent, Liège and Namur, the signed sample directory."""
+    return make_local_federation(tmp_path_factory.mktemp("federation"), [GENT, LIEGE, NAMUR])
+
+
+@pytest.fixture
+def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
+    """This test's own exchanges and queues, deleted afterwards."""
+    names = Names(f"test-{uuid.uuid4().hex[:10]}")
+    yield names
+    delete_topology(amqp_url, cpas_topology(federation.members, names=names))
+
+
+NodeFactory = Callable[..., Node]
+
+
+@pytest.fixture
+def make_node(
+    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+) -> Iterator[NodeFactory]:
+    """Build and start a node for a member CPAS with a reference adapter.
+
+    Calling it again for the same CPAS and adapter reuses the vendor data and
+    the node's store (a restart). Keyword arguments go to :class:`Node`
+    (``directory``, ``keys``, ``amqp_urls`` and ``start=False`` override).
+    """
+    registry = load_adapters()
+    nodes: list[Node] = []
+
+    def factory(nis_code: str, adapter: str, *, start: bool = True, **kwargs: Any) -> Node:
+        member = federation.member(nis_code)
+        folder = tmp_path / f"{adapter}-{member.cpas_id}"
+        folder.mkdir(exist_ok=True)
+        options = (
+            {"url": f"sqlite:///{folder}/vendor.sqlite3"}
+            if adapter == "ocmwdata"
+            else {"folder": str(folder / "fiches")}
+        )
+        settings: dict[str, Any] = {
+            "directory": federation.directory,
+            "keys": member.node_keys,
+            "amqp_urls": [amqp_url],
+            "names": sandbox,
+        } | kwargs
+        node = Node(
+            member.cpas_id,
+            adapter=registry.create(adapter, member.cpas_id, options),
+            store=Store(f"sqlite:///{folder}/node.sqlite3"),
+            **settings,
+        )
+        nodes.append(node)
+        return node.start() if start else node
+
+    yield factory
+    for node in nodes:
+        node.stop()
+        node.adapter.close()

@@ -3,76 +3,22 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pika
 import pytest
+from conftest import GENT, LIEGE, NAMUR, NodeFactory
 
-from gateway.adapters import load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import wait_all
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.dossier import Dossier
-from gateway.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
 from gateway.errors import BrokerError, DestinationRefused
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
-from gateway.store import Store
 
-GENT, LIEGE, NAMUR = "44021", "62063", "92094"
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
-
-
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> LocalFederation:
-    return make_local_federation(tmp_path_factory.mktemp("federation"), [GENT, LIEGE, NAMUR])
-
-
-@pytest.fixture
-def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
-    """This test's own exchanges and queues, deleted afterwards."""
-    names = Names(f"test-{uuid.uuid4().hex[:10]}")
-    yield names
-    delete_topology(amqp_url, cpas_topology(federation.members, names=names))
-
-
-NodeFactory = Callable[..., Node]
-
-
-@pytest.fixture
-def make_node(
-    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
-) -> Iterator[NodeFactory]:
-    registry = load_adapters()
-    nodes: list[Node] = []
-
-    def factory(nis_code: str, adapter: str, **kwargs: object) -> Node:
-        member = federation.member(nis_code)
-        folder = tmp_path / f"{adapter}-{member.cpas_id}"
-        folder.mkdir()
-        options = (
-            {"url": f"sqlite:///{folder}/vendor.sqlite3"}
-            if adapter == "ocmwdata"
-            else {"folder": str(folder / "fiches")}
-        )
-        node = Node(
-            member.cpas_id,
-            directory=federation.directory,
-            keys=member.node_keys,
-            adapter=registry.create(adapter, member.cpas_id, options),
-            store=Store(f"sqlite:///{folder}/node.sqlite3"),
-            amqp_urls=[amqp_url],
-            names=sandbox,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        nodes.append(node.start())
-        return node
-
-    yield factory
-    for node in nodes:
-        node.stop()
-        node.adapter.close()
 
 
 def _canonical(dossier: Dossier) -> dict[str, object]:
@@ -248,3 +194,27 @@ def _get_one(amqp_url: str, queue: str, timeout: float = 15.0) -> pika.BasicProp
         raise AssertionError(f"nothing arrived in {queue}")
     finally:
         connection.close()
+
+
+def test_a_key_rotation_loses_no_message_in_flight(make_node: NodeFactory, tmp_path: Path) -> None:
+    world = make_local_federation(tmp_path / "rotation", [GENT, LIEGE], small=True)
+    liege_keys = world.member(LIEGE).node_keys
+    sender = make_node(
+        GENT, "ocmwdata", directory=world.directory, keys=world.member(GENT).node_keys
+    )
+    make_node(LIEGE, "fichesociale", directory=world.directory, keys=liege_keys).stop()
+    numbers = sender.adapter.seed(10, seed=9)  # type: ignore[attr-defined]
+    before = [sender.send_transfer(n, world.member(LIEGE).cpas_id, PURPOSE) for n in numbers[:5]]
+    wait_all([s.confirmed for s in before], 10)
+
+    rotated = world.rotate_encryption_key(LIEGE)
+    sender.directory = world.directory  # the new edition reaches the sender
+    after = [sender.send_transfer(n, world.member(LIEGE).cpas_id, PURPOSE) for n in numbers[5:]]
+    wait_all([s.confirmed for s in after], 10)
+
+    receiver = make_node(LIEGE, "fichesociale", directory=world.directory, keys=rotated)
+    outcomes = sender.wait_for_outcomes([s.message_id for s in before + after], 20)
+    assert [e.outcome for e in outcomes.values()] == ["imported"] * 10
+    assert receiver.stats["imported"] == 10
+    key_ids = {Envelope.from_xml(e.envelope).key_id for e in outcomes.values()}
+    assert len(key_ids) == 2  # sealed to the old key, then to the new one

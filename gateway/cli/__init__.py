@@ -19,7 +19,20 @@ from gateway import __version__
 from gateway.errors import GatewayError
 
 # Modules under gateway.cli that add sub-commands, in the order of --help.
-COMMAND_MODULES = ("validate", "keys", "directory", "seed", "run", "send", "demo")
+COMMAND_MODULES = (
+    "validate",
+    "keys",
+    "directory",
+    "seed",
+    "run",
+    "send",
+    "request",
+    "pending",
+    "broker",
+    "report",
+    "journal",
+    "demo",
+)
 
 err_console = Console(stderr=True, highlight=False)
 

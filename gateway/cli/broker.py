@@ -1,0 +1,72 @@
+"""``cpas-gateway broker provision``: make the broker match the directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from gateway.broker import Names
+from gateway.config import amqp_url_from_env, split_urls
+from gateway.directory import load_directory
+from gateway.errors import ConfigError
+from gateway.keys import load_trust_anchor
+from gateway.provision import ManagementApi, provision
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("broker", help="provision the broker from the directory")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prov = actions.add_parser(
+        "provision", help="vhost, topology and one confined broker user per active CPAS"
+    )
+    prov.add_argument("--directory", type=Path, required=True, help="the signed directory")
+    prov.add_argument("--trust", type=Path, required=True, help="the federation's public key")
+    prov.add_argument("--vhost", default="/dse", help="virtual host (default /dse)")
+    prov.add_argument("--namespace", default="dse", help="prefix of exchanges and queues")
+    prov.add_argument(
+        "--admin-url",
+        default=None,
+        help="AMQP URL of an administrator (default: CPAS_GATEWAY_AMQP_URL)",
+    )
+    prov.add_argument(
+        "--management-url",
+        default="http://guest:guest@localhost:15672/",
+        help="RabbitMQ management API URL with administrator credentials",
+    )
+    prov.add_argument(
+        "--credentials", type=Path, help="write new users' AMQP URLs here, one 0600 file per CPAS"
+    )
+    prov.add_argument("--node-host", help="broker host name to put in the nodes' AMQP URLs")
+    prov.set_defaults(func=run_provision)
+
+
+def run_provision(args: argparse.Namespace) -> int:
+    try:
+        data = args.directory.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"The directory {args.directory} cannot be read: {exc.strerror}."
+        ) from None
+    directory = load_directory(data, load_trust_anchor(args.trust))
+    report = provision(
+        directory,
+        api=ManagementApi(args.management_url),
+        amqp_admin_url=split_urls(args.admin_url or amqp_url_from_env())[0],
+        vhost=args.vhost,
+        names=Names(args.namespace),
+        credentials_dir=args.credentials,
+        node_amqp_host=args.node_host,
+    )
+    console = Console(highlight=False)
+    console.print(
+        f"vhost {args.vhost}: {report.queues} queues; users created {len(report.created_users)}, "
+        f"kept {len(report.kept_users)}, removed {len(report.removed_users)}"
+    )
+    for user in report.removed_users:
+        console.print(f"  removed {user} (no longer an active CPAS in the directory)")
+    if report.credential_files:
+        console.print(f"  credentials of new users written to {args.credentials}")
+    return 0

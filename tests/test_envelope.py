@@ -1,0 +1,205 @@
+"""Envelopes under attack, without a broker: every forgery is refused before decryption."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+
+from gateway import keys
+from gateway.directory import InstitutionKind
+from gateway.envelope import (
+    CLOCK_SKEW,
+    Body,
+    Envelope,
+    Header,
+    MessageType,
+    Purpose,
+    open_envelope,
+    seal,
+)
+from gateway.errors import EnvelopeRefused
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.synthetic import make_beneficiary
+
+GENT, LIEGE, NAMUR = "44021", "62063", "92094"
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> LocalFederation:
+    return make_local_federation(tmp_path_factory.mktemp("world"), [GENT, LIEGE, NAMUR])
+
+
+def _transfer(
+    world: LocalFederation, sender: str = GENT, recipient: str = LIEGE, **header: object
+) -> tuple[Envelope, bytes]:
+    a, b = world.member(sender), world.member(recipient)
+    dossier = make_beneficiary(random.Random(1), a.cpas_id).dossier
+    fields = {
+        "sender": a.cpas_id,
+        "recipient": b.cpas_id,
+        "purpose": Purpose.CONTINUITY_AFTER_MOVE,
+        "case_reference": "G-1",
+    } | header
+    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    envelope = seal(
+        Header.new(MessageType.TRANSFER, **fields),
+        body,
+        keys=a.node_keys,
+        directory=world.directory,
+    )  # type: ignore[arg-type]
+    return envelope, body
+
+
+def _open(
+    world: LocalFederation,
+    envelope: Envelope,
+    recipient: str = LIEGE,
+    now: dt.datetime | None = None,
+) -> bytes:
+    me = world.member(recipient)
+    return open_envelope(
+        Envelope.from_xml(envelope.to_xml()),
+        me=me.cpas_id,
+        keys=me.node_keys,
+        directory=world.directory,
+        now=now,
+    )
+
+
+def _refusal(world: LocalFederation, envelope: Envelope, **kwargs: object) -> str:
+    with pytest.raises(EnvelopeRefused) as refused:
+        _open(world, envelope, **kwargs)  # type: ignore[arg-type]
+    return refused.value.code
+
+
+def test_a_sealed_transfer_opens_for_its_recipient(world: LocalFederation) -> None:
+    envelope, body = _transfer(world)
+    assert _open(world, envelope) == body
+
+
+def test_the_wire_carries_no_name_and_no_number_in_clear(world: LocalFederation) -> None:
+    envelope, body = _transfer(world)
+    dossier = Body.from_xml(body, MessageType.TRANSFER).dossier
+    assert dossier is not None
+    wire = envelope.to_xml()
+    for secret in (dossier.person.number, dossier.person.family_name, *dossier.person.given_names):
+        assert secret.encode() not in wire
+
+
+def test_a_message_signed_with_a_key_not_in_the_directory_is_refused(
+    world: LocalFederation,
+) -> None:
+    envelope, _ = _transfer(world)
+    impostor = keys.generate_signing_key()
+    forged = envelope.model_copy(update={"signature": impostor.sign(envelope.signed_bytes())})
+    assert _refusal(world, forged) == "envelope.signature"
+
+
+def test_a_tampered_ciphertext_is_refused(world: LocalFederation) -> None:
+    envelope, _ = _transfer(world)
+    flipped = bytearray(envelope.ciphertext)
+    flipped[len(flipped) // 2] ^= 0x01
+    assert (
+        _refusal(world, envelope.model_copy(update={"ciphertext": bytes(flipped)}))
+        == "envelope.signature"
+    )
+
+
+def test_a_changed_header_field_breaks_the_signature(world: LocalFederation) -> None:
+    envelope, _ = _transfer(world)
+    header = envelope.header.model_copy(update={"purpose": Purpose.NEW_APPLICATION_INQUIRY})
+    assert _refusal(world, envelope.model_copy(update={"header": header})) == "envelope.signature"
+
+
+def test_a_body_moved_under_another_header_does_not_open_even_when_re_signed(
+    world: LocalFederation,
+) -> None:
+    # Namur is a CPAS with valid keys. It takes Gent's sealed body and sends it
+    # to the same recipient under its own, correctly signed header.
+    envelope, _ = _transfer(world)
+    namur = world.member(NAMUR)
+    header = Header.new(
+        MessageType.TRANSFER,
+        sender=namur.cpas_id,
+        recipient=envelope.header.recipient,
+        purpose=envelope.header.purpose,
+        case_reference="N-1",
+    )
+    moved = envelope.model_copy(
+        update={"header": header, "signature_key_id": namur.node_keys.signing_key_id}
+    )
+    moved = moved.model_copy(
+        update={"signature": namur.node_keys.signing.sign(moved.signed_bytes())}
+    )
+    assert _refusal(world, moved) == "envelope.seal"
+
+
+def test_a_message_for_another_cpas_is_refused(world: LocalFederation) -> None:
+    envelope, _ = _transfer(world)
+    assert _refusal(world, envelope, recipient=NAMUR) == "envelope.wrong_recipient"
+
+
+def test_an_expired_message_is_refused(world: LocalFederation) -> None:
+    envelope, _ = _transfer(world, now=NOW - dt.timedelta(hours=12), ttl=dt.timedelta(hours=1))
+    assert _refusal(world, envelope) == "envelope.expired"
+
+
+def test_a_message_from_beyond_the_clock_skew_is_refused(world: LocalFederation) -> None:
+    later = NOW + CLOCK_SKEW + dt.timedelta(minutes=1)
+    envelope, _ = _transfer(world, now=later)
+    assert _refusal(world, envelope) == "envelope.future"
+
+
+def test_a_message_within_the_clock_skew_is_accepted(world: LocalFederation) -> None:
+    soon = NOW + CLOCK_SKEW - dt.timedelta(minutes=1)
+    envelope, body = _transfer(world, now=soon)
+    assert _open(world, envelope) == body
+
+
+def test_a_sender_that_is_not_a_cpas_is_refused(world: LocalFederation) -> None:
+    envelope, _ = _transfer(world)
+    police = next(i for i in world.directory.institutions if i.kind is InstitutionKind.POLICE)
+    header = envelope.header.model_copy(update={"sender": police.id})
+    assert (
+        _refusal(world, envelope.model_copy(update={"header": header}))
+        == "envelope.sender_not_cpas"
+    )
+
+
+def test_a_body_of_another_type_than_the_header_announces_is_refused(
+    world: LocalFederation,
+) -> None:
+    _, body = _transfer(world)
+    with pytest.raises(EnvelopeRefused) as refused:
+        Body.from_xml(body, MessageType.REQUEST)
+    assert refused.value.code == "envelope.type_mismatch"
+
+
+def test_the_post_quantum_hybrid_kem_seals_and_opens(tmp_path: Path) -> None:
+    world = make_local_federation(tmp_path, [GENT, LIEGE], small=True)
+    node_keys = world.rotate_encryption_key(LIEGE, keys.KEM_HYBRID)
+    envelope, body = _transfer(world)
+    assert envelope.kem == keys.KEM_HYBRID
+    liege = world.member(LIEGE)
+    opened = open_envelope(envelope, me=liege.cpas_id, keys=node_keys, directory=world.directory)
+    assert opened == body
+
+
+def test_during_a_rotation_new_messages_use_the_new_key_and_old_ones_still_open(
+    tmp_path: Path,
+) -> None:
+    world = make_local_federation(tmp_path, [GENT, LIEGE], small=True)
+    in_flight, old_body = _transfer(world)
+    node_keys = world.rotate_encryption_key(LIEGE)
+    fresh, new_body = _transfer(world)
+    assert fresh.key_id != in_flight.key_id
+    liege = world.member(LIEGE)
+    for envelope, body in ((in_flight, old_body), (fresh, new_body)):
+        assert (
+            open_envelope(envelope, me=liege.cpas_id, keys=node_keys, directory=world.directory)
+            == body
+        )
