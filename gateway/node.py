@@ -26,13 +26,14 @@ node keeps running.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import queue
 import threading
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from gateway.adapters import Adapter, AdapterRegistry, load_adapters
+from gateway.adapters import Adapter, AdapterRegistry, Inspectable, load_adapters
 from gateway.broker import BrokerClient, Delivery, Names, cpas_topology
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory
@@ -181,7 +182,8 @@ class Node:
         self._retry_seconds = import_retry_seconds
         # RabbitMQ checks the user_id property against the login: a node can
         # only publish under its own broker identity.
-        self._amqp_user = urllib.parse.unquote(
+        self.amqp_urls = list(amqp_urls)
+        self.amqp_user = urllib.parse.unquote(
             urllib.parse.urlparse(amqp_urls[0]).username or "guest"
         )
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
@@ -243,6 +245,46 @@ class Node:
             raise GatewayError(
                 "The vendor system holds no dossier for this person.", code="send.unknown_person"
             )
+        return self._transfer(dossier, to, purpose, case_reference)
+
+    def send_all(
+        self,
+        to: str,
+        purpose: Purpose,
+        *,
+        max_in_flight: int = 2000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Sent]:
+        """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
+
+        Resumable: a dossier whose case was already sent to ``to`` is skipped,
+        so running it again after a crash sends only what is missing. At most
+        ``max_in_flight`` messages wait for the broker's confirm at once.
+        ``progress(done, total)`` is called as it goes.
+        """
+        self.directory.check_destination(to)
+        if not isinstance(self.adapter, Inspectable):
+            raise ConfigError(f"The adapter {self.adapter.info.name!r} cannot list its people.")
+        already = self.store.sent_to(to, MessageType.TRANSFER.value)
+        numbers = self.adapter.list_person_numbers()
+        sent: list[Sent] = []
+        in_flight: deque[Future[None]] = deque()
+        for done, number in enumerate(numbers, 1):
+            dossier = self._retry(lambda n=number: self.adapter.export_dossier(n))  # type: ignore[misc]
+            if dossier is not None and dossier.source.case_reference not in already:
+                item = self._transfer(dossier, to, purpose, None)
+                sent.append(item)
+                in_flight.append(item.confirmed)
+                while len(in_flight) > max_in_flight:
+                    with contextlib.suppress(Exception):  # the outbox republishes failures
+                        in_flight.popleft().result(timeout=60)
+            if progress is not None:
+                progress(done, len(numbers))
+        return sent
+
+    def _transfer(
+        self, dossier: Dossier, to: str, purpose: Purpose, case_reference: str | None
+    ) -> Sent:
         header = self._header(
             MessageType.TRANSFER, to, purpose, case_reference or dossier.source.case_reference
         )
@@ -314,7 +356,7 @@ class Node:
             data,
             message_id=str(header.message_id),
             message_type=header.type.value,
-            user_id=self._amqp_user,
+            user_id=self.amqp_user,
         )
 
     def _on_confirmed(self, message_id: str, future: Future[None]) -> None:
@@ -443,8 +485,10 @@ class Node:
             self._refuse(delivery, _Refusal(exc, header=None, expose_reason=True))
             return
         header = envelope.header
-        expected_user = self.names.broker_user(header.sender)
-        if self._provisioned and delivery.properties.user_id != expected_user:
+        # The signed sender's broker user published it -- or this node itself,
+        # requeuing one of its own dead letters.
+        publishers = {self.names.broker_user(header.sender), self.amqp_user}
+        if self._provisioned and delivery.properties.user_id not in publishers:
             error = EnvelopeRefused(
                 f"The message claims to come from {header.sender} but was published by the "
                 f"broker user {delivery.properties.user_id!r}.",
@@ -726,7 +770,7 @@ class Node:
             message_id=delivery.properties.message_id,
             headers=headers,
             message_type=delivery.properties.type,
-            user_id=self._amqp_user,
+            user_id=self.amqp_user,
         )
 
         def after_dead_letter(f: Future[None]) -> None:

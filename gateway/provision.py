@@ -6,7 +6,8 @@
   exchange, quorum inboxes with their dead-letter exchanges and queues);
 - one broker user ``<namespace>.cpas.<id>`` per active CPAS, tagged ``cpas-gateway``,
   with permissions that confine it: configure nothing, write only to the
-  routing exchange and its own dead-letter exchange, read only its own inbox;
+  routing exchange and its own dead-letter exchange, read only its own inbox
+  and its own dead letters;
 - and it removes the managed users of the namespace whose institutions are no
   longer active CPAS in the directory (left, closed, merged).
 
@@ -118,9 +119,10 @@ class Permissions:
 
 
 def permissions_for(cpas_id: str, names: Names) -> Permissions:
-    """What a CPAS's broker user may do: nothing but send to the route and read its inbox."""
+    """What a CPAS's broker user may do: send to the route, read its own inbox and dead letters."""
     write = f"^({re.escape(names.route)}|{re.escape(names.dead_exchange(cpas_id))})$"
-    return Permissions(configure="^$", write=write, read=f"^{re.escape(names.inbox(cpas_id))}$")
+    read = f"^({re.escape(names.inbox(cpas_id))}|{re.escape(names.dead_letters(cpas_id))})$"
+    return Permissions(configure="^$", write=write, read=read)
 
 
 @dataclass

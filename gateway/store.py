@@ -290,6 +290,18 @@ class Store:
                 (message_id, type, sender, outcome, outcome_code, local_reference, reply, _now()),
             )
 
+    def sent_to(self, recipient: str, type: str) -> set[str]:
+        """Case references already sent to ``recipient`` (a bulk send resumes after them)."""
+        rows = self._query(
+            "SELECT case_reference FROM outbox WHERE recipient = ? AND type = ?", (recipient, type)
+        )
+        return {row[0] for row in rows}
+
+    def forget_received(self, message_id: str) -> None:
+        """Forget a refused message, so that it is processed afresh when requeued."""
+        with self._tx() as cur:
+            cur.execute(self._sql("DELETE FROM inbox WHERE message_id = ?"), (message_id,))
+
     def unanswered_requests(self, now: str) -> list[OutboxEntry]:
         """Requests past their expiry that never got a final answer."""
         rows = self._query(

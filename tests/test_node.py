@@ -11,10 +11,11 @@ import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 
 from gateway.broker import wait_all
+from gateway.dead_letters import list_dead_letters, requeue_dead_letters
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.dossier import Dossier
 from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
-from gateway.errors import BrokerError, DestinationRefused
+from gateway.errors import AdapterError, BrokerError, DestinationRefused
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
 
@@ -218,3 +219,36 @@ def test_a_key_rotation_loses_no_message_in_flight(make_node: NodeFactory, tmp_p
     assert receiver.stats["imported"] == 10
     key_ids = {Envelope.from_xml(e.envelope).key_id for e in outcomes.values()}
     assert len(key_ids) == 2  # sealed to the old key, then to the new one
+
+
+def test_a_bulk_transfer_sent_again_sends_only_what_is_missing(make_node: NodeFactory) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    sender.adapter.seed(30, seed=31)  # type: ignore[attr-defined]
+    first = sender.send_all(receiver.cpas_id, PURPOSE)
+    wait_all([s.confirmed for s in first], 10)
+    assert len(first) == 30
+    assert sender.send_all(receiver.cpas_id, PURPOSE) == []
+    outcomes = sender.wait_for_outcomes([s.message_id for s in first], 30)
+    assert {e.outcome for e in outcomes.values()} == {"imported"}
+
+
+def test_a_dead_letter_can_be_requeued_once_its_cause_is_fixed(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    (number,) = sender.adapter.seed(1, seed=32)  # type: ignore[attr-defined]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AdapterError("The vendor refuses this record.", code="adapter.invalid_data")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(receiver.adapter, "import_dossier", refuse)
+        sent = sender.send_transfer(number, receiver.cpas_id, PURPOSE)
+        rejected = sender.wait_for_outcomes([sent.message_id], 15)[sent.message_id]
+        assert (rejected.outcome, rejected.outcome_code) == ("rejected", "adapter.invalid_data")
+        _wait(lambda: [d.code for d in list_dead_letters(receiver)] == ["adapter.invalid_data"])
+
+    assert requeue_dead_letters(receiver) == [sent.message_id]
+    _wait(lambda: receiver.stats["imported"] == 1)
+    assert list_dead_letters(receiver) == []
+    _wait(lambda: sender.store.outgoing(sent.message_id).outcome == "imported")  # type: ignore[union-attr]

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "request",
     "pending",
     "broker",
+    "dead_letters",
     "report",
     "journal",
     "demo",

@@ -7,16 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 
+from gateway.broker import wait_all
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
-from gateway.node import build_node
+from gateway.node import Node, build_node
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("send", help="send a transfer from a node's configuration")
     parser.add_argument("--config", type=Path, required=True, help="the sending node's TOML file")
-    parser.add_argument("--niss", required=True, help="NISS or BIS number of the person")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--niss", help="NISS or BIS number of the person")
+    who.add_argument(
+        "--all",
+        action="store_true",
+        help="every person of the vendor system (resumable: what was sent is skipped)",
+    )
     parser.add_argument("--to", required=True, help="enterprise number of the receiving CPAS")
     parser.add_argument(
         "--purpose", required=True, choices=[p.value for p in Purpose], help="the legal mission"
@@ -31,6 +39,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     node = build_node(NodeConfig.load(args.config))
+    if args.all:
+        return _send_all(node, args, console)
     with node:
         sent = node.send_transfer(
             args.niss, args.to, Purpose(args.purpose), case_reference=args.case
@@ -48,3 +58,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console.print(f"receipt: rejected by {sent.recipient} [{entry.outcome_code}]")
     return 1
+
+
+def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
+    with node, Progress(console=console) as progress:
+        task = progress.add_task(f"Transferring to {args.to}", total=None)
+        sent = node.send_all(
+            args.to,
+            Purpose(args.purpose),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+        errors = [e for e in wait_all([s.confirmed for s in sent], timeout=300) if e is not None]
+        console.print(f"sent {len(sent)} dossiers; {len(sent) - len(errors)} held by the broker")
+        if args.wait > 0 and sent:
+            outcomes = node.wait_for_outcomes([s.message_id for s in sent], args.wait)
+            imported = sum(1 for e in outcomes.values() if e.outcome == "imported")
+            console.print(f"receipts: {imported} imported of {len(sent)}")
+    return 1 if errors else 0
