@@ -13,6 +13,7 @@ offline and builds its directory with ``cpas-gateway directory build``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,24 +117,38 @@ class LocalFederation:
     ) -> NodeConfig:
         """Write ``<member>/node.toml`` for one member and return it loaded."""
         cpas = self.members[cpas_id]
-        lines = [
-            f'cpas_id = "{cpas_id}"',
-            'store = "state/node.sqlite3"',
-            'keys = "keys"',
-            f'directory = "{self.directory_path}"',
-            f'trust_anchor = "{self.trust_anchor}"',
-            f'amqp_url = "{amqp_url}"',
-            f'namespace = "{namespace}"',
-            *(f"{key} = {value!r}" for key, value in settings.items()),
-            "",
-            "[adapter]",
-            f'name = "{adapter}"',
-            "[adapter.options]",
-            *(f'{key} = "{value}"' for key, value in options.items()),
-        ]
+        scalars: dict[str, object] = {
+            "cpas_id": cpas_id,
+            "store": "state/node.sqlite3",
+            "keys": "keys",
+            "directory": str(self.directory_path),
+            "trust_anchor": str(self.trust_anchor),
+            "amqp_url": amqp_url,
+            "namespace": namespace,
+        }
+        tables: dict[str, dict[str, object]] = {}
+        for key, value in settings.items():
+            if isinstance(value, dict):
+                tables[key] = value
+            else:
+                scalars[key] = value
+        tables["adapter"] = {"name": adapter}
+        tables["adapter.options"] = dict(options)
+        lines = [f"{key} = {_toml(value)}" for key, value in scalars.items()]
+        for table, values in tables.items():
+            lines += ["", f"[{table}]", *(f"{_toml(k)} = {_toml(v)}" for k, v in values.items())]
         path = cpas.folder / "node.toml"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return NodeConfig.load(path)
+
+
+def _toml(value: object) -> str:
+    """A TOML value (or quoted key) for the few types node configurations hold."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
 def cpas_id_of(nis_code: str) -> str:

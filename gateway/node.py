@@ -69,6 +69,7 @@ REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0
+DIRECTORY_SERIAL = "directory.serial"
 
 Reply = tuple[Header, bytes]
 T = TypeVar("T")
@@ -796,7 +797,12 @@ def build_node(
         raise ConfigError(
             f"The directory {config.directory} cannot be read: {exc.strerror}."
         ) from None
-    directory = load_directory(directory_bytes, anchor)
+    store = Store(config.store)
+    # Never go back to an older edition of the directory than one seen before:
+    # a replayed old edition could list a key or an institution since removed.
+    seen = store.get_meta(DIRECTORY_SERIAL)
+    directory = load_directory(directory_bytes, anchor, min_serial=int(seen or 0))
+    store.set_meta(DIRECTORY_SERIAL, str(directory.serial))
     passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
     keys = load_node_keys(config.keys, passphrase)
     registry = adapters or load_adapters()
@@ -806,7 +812,7 @@ def build_node(
         directory=directory,
         keys=keys,
         adapter=adapter,
-        store=Store(config.store),
+        store=store,
         amqp_urls=config.amqp_urls,
         names=Names(config.namespace),
         delivery_limit=config.delivery_limit,

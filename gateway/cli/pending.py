@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from gateway.config import NodeConfig
 from gateway.node import Node, build_node
@@ -36,22 +35,22 @@ def _node(args: argparse.Namespace) -> Node:
 
 def run_list(args: argparse.Namespace) -> int:
     node = _node(args)
-    table = Table(title="Requests held for a social worker's decision")
-    for column in ("request id", "from", "purpose", "case", "person", "received", "expires"):
-        table.add_column(column)
-    for view in node.held_requests():
+    console = Console(highlight=False)
+    views = node.held_requests()
+    console.print(f"{len(views)} request(s) held for a social worker's decision")
+    # One block per request rather than a table: ids and numbers stay whole,
+    # ready to copy into `pending release` or the vendor system.
+    for view in views:
         held = view.request
         sender = node.directory.get(held.sender)
-        table.add_row(
-            held.message_id,
-            sender.label if sender else held.sender,
-            held.purpose,
-            held.case_reference,
-            view.person_number,
-            held.received_at[:19],
-            held.expires_at,
+        console.print(
+            f"\nrequest {held.message_id}\n"
+            f"  from     {sender.label if sender else held.sender}\n"
+            f"  purpose  {held.purpose}, case {held.case_reference}\n"
+            f"  person   {view.person_number}\n"
+            f"  received {held.received_at[:19]}Z, expires {held.expires_at}",
+            markup=False,
         )
-    Console(highlight=False).print(table)
     return 0
 
 

@@ -1,0 +1,203 @@
+"""The node's command line, end to end against the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import GENT, LIEGE
+
+from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.cli import main
+from gateway.config import NodeConfig
+from gateway.errors import DirectoryError
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.node import Node, build_node
+from gateway.provision import ManagementApi
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> LocalFederation:
+    return make_local_federation(tmp_path / "federation", [GENT, LIEGE], small=True)
+
+
+@pytest.fixture
+def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[dict[str, Path]]:
+    names = Names(f"test-{uuid.uuid4().hex[:10]}")
+    gent, liege = world.member(GENT), world.member(LIEGE)
+    world.node_config(
+        gent.cpas_id,
+        "ocmwdata",
+        {"url": f"sqlite:///{tmp_path}/gent.sqlite3"},
+        amqp_url=amqp_url,
+        namespace=names.namespace,
+    )
+    world.node_config(
+        liege.cpas_id,
+        "fichesociale",
+        {"folder": str(tmp_path / "liege")},
+        amqp_url=amqp_url,
+        namespace=names.namespace,
+        policy={"new-application-inquiry": "hold"},
+    )
+    yield {GENT: gent.folder / "node.toml", LIEGE: liege.folder / "node.toml"}
+    delete_topology(amqp_url, cpas_topology(world.members, names=names))
+
+
+def _running(config: Path) -> Node:
+    return build_node(NodeConfig.load(config)).start()
+
+
+def test_send_reports_the_receipt(
+    configs: dict[str, Path], world: LocalFederation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gent = build_node(NodeConfig.load(configs[GENT]), consume=False)
+    (number,) = gent.adapter.seed(1, seed=41)  # type: ignore[attr-defined]
+    gent.adapter.close()
+    receiver = _running(configs[LIEGE])
+    try:
+        code = main(
+            [
+                "send",
+                "--config",
+                str(configs[GENT]),
+                "--niss",
+                number,
+                "--to",
+                world.member(LIEGE).cpas_id,
+                "--purpose",
+                "continuity-after-move",
+            ]
+        )
+    finally:
+        receiver.stop()
+    assert code == 0
+    assert "imported" in capsys.readouterr().out
+
+
+def test_send_to_a_non_cpas_is_one_clear_line_and_exit_1(
+    configs: dict[str, Path], world: LocalFederation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    police = next(i for i in world.directory.institutions if i.kind.value == "police")
+    code = main(
+        [
+            "send",
+            "--config",
+            str(configs[GENT]),
+            "--niss",
+            "85073003328",
+            "--to",
+            police.id,
+            "--purpose",
+            "continuity-after-move",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "[directory.not_cpas]" in err and "Traceback" not in err
+
+
+def test_a_held_request_is_listed_then_released_from_the_command_line(
+    configs: dict[str, Path], world: LocalFederation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    liege = build_node(NodeConfig.load(configs[LIEGE]), consume=False)
+    (number,) = liege.adapter.seed(1, seed=42)  # type: ignore[attr-defined]
+    liege.adapter.close()
+    holder = _running(configs[LIEGE])
+    try:
+        code = main(
+            [
+                "request",
+                "--config",
+                str(configs[GENT]),
+                "--niss",
+                number,
+                "--from",
+                world.member(LIEGE).cpas_id,
+                "--purpose",
+                "new-application-inquiry",
+                "--case",
+                "G-77",
+                "--wait",
+                "5",
+            ]
+        )
+        assert code == 3  # held: no final answer yet
+        assert "held by" in capsys.readouterr().out
+        assert main(["pending", "list", "--config", str(configs[LIEGE])]) == 0
+        listing = capsys.readouterr().out
+        assert number in listing
+        request_id = holder.store.held()[0].message_id
+        assert main(["pending", "release", "--config", str(configs[LIEGE]), request_id]) == 0
+    finally:
+        holder.stop()
+    gent = _running(configs[GENT])  # picks up the response from its inbox
+    try:
+        entry = gent.wait_for_outcomes([request_id_of(gent)], 15)
+        assert {e.outcome for e in entry.values()} == {"answered"}
+    finally:
+        gent.stop()
+
+
+def request_id_of(node: Node) -> str:
+    (request,) = [e for e in node.store.outgoing_all() if e.type == "request"]
+    return request.message_id
+
+
+def test_a_node_refuses_an_older_edition_of_the_directory(
+    configs: dict[str, Path], world: LocalFederation
+) -> None:
+    old = world.directory_path.read_bytes()
+    build_node(NodeConfig.load(configs[GENT]), consume=False)  # sees edition 1
+    liege = world.directory.get(world.member(LIEGE).cpas_id)
+    assert liege is not None
+    world.reissue(liege)  # edition 2
+    build_node(NodeConfig.load(configs[GENT]), consume=False)  # sees edition 2
+    world.directory_path.write_bytes(old)
+    with pytest.raises(DirectoryError) as refused:
+        build_node(NodeConfig.load(configs[GENT]), consume=False)
+    assert refused.value.code == "directory.rollback"
+
+
+def test_broker_provision_writes_credentials_for_each_cpas(
+    world: LocalFederation,
+    amqp_url: str,
+    management_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    vhost, namespace = f"dse-test-{tag}", f"t{tag}"
+    args = [
+        "broker",
+        "provision",
+        "--directory",
+        str(world.directory_path),
+        "--trust",
+        str(world.trust_anchor),
+        "--vhost",
+        vhost,
+        "--namespace",
+        namespace,
+        "--admin-url",
+        amqp_url,
+        "--management-url",
+        management_url,
+        "--credentials",
+        str(tmp_path / "creds"),
+    ]
+    api = ManagementApi(management_url)
+    try:
+        assert main(args) == 0
+        files = sorted(p.name for p in (tmp_path / "creds").iterdir())
+        assert files == sorted(f"{cpas_id}.amqp-url" for cpas_id in world.directory.cpas_ids())
+        assert all(oct(p.stat().st_mode)[-3:] == "600" for p in (tmp_path / "creds").iterdir())
+        assert main(args) == 0
+        assert "created 0" in capsys.readouterr().out.splitlines()[-1]
+    finally:
+        api.delete_vhost(vhost)
+        for user in api.users():
+            if user["name"].startswith(Names(namespace).broker_user_prefix):
+                api.delete_user(user["name"])
