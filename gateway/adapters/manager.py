@@ -84,7 +84,13 @@ def load_adapters(
     for plugin in plugins:
         pm.register(plugin)
     # A hook implementation with a misspelt name would otherwise be ignored.
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError(
+            f"An adapter plugin implements a hook the gateway does not know: {exc}.",
+            code="adapter.hook_unknown",
+        ) from None
     if only is None and os.environ.get(ONLY_ENV):
         only = [name.strip() for name in os.environ[ONLY_ENV].split(",") if name.strip()]
     return AdapterRegistry(pm, only)
