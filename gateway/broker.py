@@ -175,6 +175,32 @@ class Delivery:
     """The connection it came on: acks for an older connection are dropped."""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish, persistently."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str | None = None
+    headers: Mapping[str, Any] | None = None
+    user_id: str | None = None
+    message_type: str | None = None
+    correlation_id: str | None = None
+    mandatory: bool = True
+
+    def properties(self) -> BasicProperties:
+        return BasicProperties(
+            delivery_mode=PERSISTENT,
+            content_type="application/xml",
+            message_id=self.message_id,
+            headers=dict(self.headers) if self.headers else None,
+            user_id=self.user_id,
+            type=self.message_type,
+            correlation_id=self.correlation_id,
+        )
+
+
 @dataclass
 class _Pending:
     future: Future[None]
@@ -457,41 +483,58 @@ class BrokerClient:
         ``broker.connection_lost`` when the connection drops first: the caller
         decides whether to publish again (the outbox does).
         """
-        future: Future[None] = Future()
-        properties = BasicProperties(
-            delivery_mode=PERSISTENT,
-            content_type="application/xml",
+        outgoing = Outgoing(
+            exchange,
+            routing_key,
+            body,
             message_id=message_id,
-            headers=dict(headers) if headers else None,
+            headers=headers,
             user_id=user_id,
-            type=message_type,
+            message_type=message_type,
             correlation_id=correlation_id,
+            mandatory=mandatory,
         )
+        return self.publish_many([outgoing])[0]
+
+    def publish_many(self, messages: Sequence[Outgoing]) -> list[Future[None]]:
+        """Publish several messages with one wake-up of the I/O loop (see :meth:`publish`)."""
+        futures: list[Future[None]] = [Future() for _ in messages]
 
         def do_publish() -> None:
             channel = self._publish_channel
-            if channel is None or not channel.is_open:
+            for message, future in zip(messages, futures, strict=True):
+                if channel is None or not channel.is_open:
+                    future.set_exception(
+                        BrokerError(
+                            "The broker connection is not open.", code="broker.connection_lost"
+                        )
+                    )
+                    continue
+                with self._lock:
+                    self._next_tag += 1
+                    tag = self._next_tag
+                    self._pending[tag] = _Pending(future, message.message_id)
+                try:
+                    channel.basic_publish(
+                        message.exchange,
+                        message.routing_key,
+                        message.body,
+                        message.properties(),
+                        mandatory=message.mandatory,
+                    )
+                except AMQPError as exc:
+                    with self._lock:
+                        self._pending.pop(tag, None)
+                    future.set_exception(
+                        BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
+                    )
+
+        if not self._call_soon(do_publish):
+            for future in futures:
                 future.set_exception(
                     BrokerError("The broker connection is not open.", code="broker.connection_lost")
                 )
-                return
-            with self._lock:
-                self._next_tag += 1
-                self._pending[self._next_tag] = _Pending(future, message_id)
-            try:
-                channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
-            except AMQPError as exc:
-                with self._lock:
-                    self._pending.pop(self._next_tag, None)
-                future.set_exception(
-                    BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
-                )
-
-        if not self._call_soon(do_publish):
-            future.set_exception(
-                BrokerError("The broker connection is not open.", code="broker.connection_lost")
-            )
-        return future
+        return futures
 
     def _on_return(
         self, channel: Channel, method: Basic.Return, properties: BasicProperties, body: bytes

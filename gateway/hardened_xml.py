@@ -207,11 +207,13 @@ def _simple_type_schema(namespace: str, filename: str, type_name: str) -> etree.
     return etree.XMLSchema(etree.fromstring(text, base_url=base))
 
 
+@functools.lru_cache(maxsize=65536)
 def simple_type_accepts(namespace: str, filename: str, type_name: str, value: str) -> bool:
     """Whether the XSD's own engine accepts ``value`` for a named simple type.
 
     For the rare rule the models cannot mirror exactly: libxml2's Unicode
     tables are older than Python's, so "is this a letter" can differ.
+    Cached: the same names come back again and again.
     """
     element = etree.Element("{urn:check}v")
     element.text = value

@@ -42,8 +42,15 @@ from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from gateway.adapters import Adapter, AdapterRegistry, Inspectable, load_adapters
-from gateway.broker import BrokerClient, Delivery, Names, cpas_topology
+from gateway.adapters import (
+    Adapter,
+    AdapterRegistry,
+    BatchImporter,
+    ImportResult,
+    Inspectable,
+    load_adapters,
+)
+from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory
 from gateway.dossier import Dossier, format_timestamp
@@ -61,6 +68,7 @@ from gateway.envelope import (
 from gateway.errors import AdapterError, BrokerError, ConfigError, EnvelopeRefused, GatewayError
 from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
 from gateway.store import HeldRequest, OutboxEntry, Store
+from gateway.store import Outgoing as OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,8 @@ REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0
+SEND_BATCH = 200
+RECEIVE_BATCH = 128
 DIRECTORY_SERIAL = "directory.serial"
 
 Reply = tuple[Header, bytes]
@@ -114,6 +124,16 @@ class HeldView:
 
     request: HeldRequest
     person_number: str
+
+
+@dataclass(frozen=True)
+class _Import:
+    """A received dossier waiting to be imported with the rest of its batch."""
+
+    delivery: Delivery
+    header: Header
+    dossier: Dossier
+    then: Callable[[], None] | None
 
 
 class _Refusal(Exception):
@@ -188,6 +208,12 @@ class Node:
             urllib.parse.urlparse(amqp_urls[0]).username or "guest"
         )
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._confirmed: queue.Queue[str | None] = queue.Queue()
+        self._confirmer = threading.Thread(
+            target=self._confirm_loop, name=f"confirm-{cpas_id}", daemon=True
+        )
+        self._deferred: list[Callable[[], None]] = []
+        self._imports: list[_Import] = []
         self._worker: threading.Thread | None = None
         self._outcomes = threading.Condition()
         self._consume = consume
@@ -210,6 +236,7 @@ class Node:
                 target=self._work, name=f"worker-{self.cpas_id}", daemon=True
             )
             self._worker.start()
+        self._confirmer.start()
         self.broker.start(wait=wait)
         self._republish_unconfirmed()
         return self
@@ -223,6 +250,9 @@ class Node:
         # Deliveries still queued were never acked: closing returns them to
         # the broker for the next start.
         self.broker.stop()
+        if self._confirmer.is_alive():
+            self._confirmed.put(None)
+            self._confirmer.join(timeout)
 
     def __enter__(self) -> Node:
         return self.start()
@@ -270,17 +300,24 @@ class Node:
         numbers = self.adapter.list_person_numbers()
         sent: list[Sent] = []
         in_flight: deque[Future[None]] = deque()
-        for done, number in enumerate(numbers, 1):
-            dossier = self._retry(lambda n=number: self.adapter.export_dossier(n))  # type: ignore[misc]
-            if dossier is not None and dossier.source.case_reference not in already:
-                item = self._transfer(dossier, to, purpose, None)
+        for start in range(0, len(numbers), SEND_BATCH):
+            batch = []
+            for number in numbers[start : start + SEND_BATCH]:
+                dossier = self._retry(lambda n=number: self.adapter.export_dossier(n))  # type: ignore[misc]
+                if dossier is None or dossier.source.case_reference in already:
+                    continue
+                header = self._header(
+                    MessageType.TRANSFER, to, purpose, dossier.source.case_reference
+                )
+                batch.append((header, Body(MessageType.TRANSFER, dossier=dossier)))
+            for item in self._send_many(batch):
                 sent.append(item)
                 in_flight.append(item.confirmed)
-                while len(in_flight) > max_in_flight:
-                    with contextlib.suppress(Exception):  # the outbox republishes failures
-                        in_flight.popleft().result(timeout=60)
+            while len(in_flight) > max_in_flight:
+                with contextlib.suppress(Exception):  # the outbox republishes failures
+                    in_flight.popleft().result(timeout=60)
             if progress is not None:
-                progress(done, len(numbers))
+                progress(min(start + SEND_BATCH, len(numbers)), len(numbers))
         return sent
 
     def _transfer(
@@ -333,44 +370,80 @@ class Node:
         )
 
     def _send(self, header: Header, body: Body) -> Sent:
-        data = seal(header, body.to_xml(), keys=self.keys, directory=self.directory).to_xml()
-        message_id = str(header.message_id)
-        self.store.add_outgoing(
-            message_id=message_id,
-            type=header.type.value,
-            recipient=header.recipient,
-            purpose=header.purpose.value,
-            case_reference=header.case_reference,
-            correlation_id=None if header.correlation_id is None else str(header.correlation_id),
-            envelope=data,
-            expires_at=format_timestamp(header.expires_at),
-        )
-        self.stats.add(f"sent.{header.type.value}")
-        future = self._publish(header, data)
-        future.add_done_callback(lambda f: self._on_confirmed(message_id, f))
-        return Sent(message_id, header.recipient, future)
+        return self._send_many([(header, body)])[0]
 
-    def _publish(self, header: Header, data: bytes) -> Future[None]:
-        return self.broker.publish(
+    def _send_many(self, messages: Sequence[tuple[Header, Body]]) -> list[Sent]:
+        """Seal, record in the outbox (one transaction), then publish: the outbox comes first."""
+        records = [
+            OutboxRecord(
+                message_id=str(header.message_id),
+                type=header.type.value,
+                recipient=header.recipient,
+                purpose=header.purpose.value,
+                case_reference=header.case_reference,
+                correlation_id=None
+                if header.correlation_id is None
+                else str(header.correlation_id),
+                envelope=seal(
+                    header, body.to_xml(), keys=self.keys, directory=self.directory
+                ).to_xml(),
+                expires_at=format_timestamp(header.expires_at),
+            )
+            for header, body in messages
+        ]
+        if not records:
+            return []
+        self.store.add_outgoing(records)
+        futures = self.broker.publish_many(
+            [self._outgoing(r.recipient, r.type, r.message_id, r.envelope) for r in records]
+        )
+        sent = []
+        for record, future in zip(records, futures, strict=True):
+            self.stats.add(f"sent.{record.type}")
+            future.add_done_callback(lambda f, mid=record.message_id: self._on_confirmed(mid, f))
+            sent.append(Sent(record.message_id, record.recipient, future))
+        return sent
+
+    def _outgoing(self, recipient: str, type: str, message_id: str, data: bytes) -> Outgoing:
+        return Outgoing(
             self.names.route,
-            header.recipient,
+            recipient,
             data,
-            message_id=str(header.message_id),
-            message_type=header.type.value,
+            message_id=message_id,
+            message_type=type,
             user_id=self.amqp_user,
         )
 
+    def _publish(self, header: Header, data: bytes) -> Future[None]:
+        outgoing = self._outgoing(header.recipient, header.type.value, str(header.message_id), data)
+        return self.broker.publish_many([outgoing])[0]
+
     def _on_confirmed(self, message_id: str, future: Future[None]) -> None:
+        # Runs on the broker's I/O thread: hand the write to the confirmer.
         if future.exception() is None:
-            self.store.mark_confirmed([message_id])
+            self._confirmed.put(message_id)
         else:
             log.warning("message %s not confirmed: %s", message_id, future.exception())
 
+    def _confirm_loop(self) -> None:
+        """Mark confirmed messages in the outbox, many per transaction."""
+        while True:
+            batch = [self._confirmed.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 1000:
+                    batch.append(self._confirmed.get_nowait())
+            ids = [mid for mid in batch if mid is not None]
+            if ids:
+                self.store.mark_confirmed(ids)
+            if None in batch:
+                return
+
     def _republish_unconfirmed(self) -> None:
         pending = self.store.unconfirmed()
-        for entry in pending:
-            header = Envelope.from_xml(entry.envelope).header
-            future = self._publish(header, entry.envelope)
+        futures = self.broker.publish_many(
+            [self._outgoing(e.recipient, e.type, e.message_id, e.envelope) for e in pending]
+        )
+        for entry, future in zip(pending, futures, strict=True):
             future.add_done_callback(lambda f, mid=entry.message_id: self._on_confirmed(mid, f))
         if pending:
             log.info("republished %d unconfirmed messages from the outbox", len(pending))
@@ -446,22 +519,62 @@ class Node:
     def _work(self) -> None:
         next_sweep = time.monotonic() + SWEEP_SECONDS
         while True:
-            try:
-                delivery = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                delivery = ...  # type: ignore[assignment]
-            if delivery is None:
+            batch, stopping = self._next_batch()
+            if batch:
+                self._process_batch(batch)
+            if stopping:
                 return
-            if delivery is not ...:
-                try:
-                    self._process(delivery)
-                except Exception:  # a bug must not stop the node: give the message back
-                    log.exception("unexpected error while processing a message; returning it")
-                    self.stats.add("errors")
-                    self.broker.reject(delivery, requeue=True)
             if time.monotonic() >= next_sweep:
                 self.expire_requests()
                 next_sweep = time.monotonic() + SWEEP_SECONDS
+
+    def _next_batch(self) -> tuple[list[Delivery], bool]:
+        """What the broker has handed over, up to a batch; and whether to stop after it."""
+        try:
+            first = self._queue.get(timeout=1.0)
+        except queue.Empty:
+            return [], False
+        if first is None:
+            return [], True
+        batch = [first]
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < RECEIVE_BATCH:
+                item = self._queue.get_nowait()
+                if item is None:
+                    return batch, True
+                batch.append(item)
+        return batch, False
+
+    def _process_batch(self, batch: list[Delivery]) -> None:
+        """Process deliveries; their records commit together, then replies and acks go out."""
+        try:
+            with self.store.batch():
+                for delivery in batch:
+                    try:
+                        self._process(delivery)
+                    except Exception:  # a bug must not stop the node: give the message back
+                        log.exception("unexpected error while processing a message; returning it")
+                        self.stats.add("errors")
+                        self._defer(lambda d=delivery: self.broker.reject(d, requeue=True))  # type: ignore[misc]
+                self._import_queued()
+        except Exception:
+            # The store could not commit (disk full, database gone): nothing
+            # of this batch may be acked; the broker will deliver it again.
+            log.exception("could not record a batch of %d messages; returning them", len(batch))
+            self.stats.add("errors")
+            self._deferred.clear()
+            self._imports.clear()
+            for delivery in batch:
+                self.broker.reject(delivery, requeue=True)
+            time.sleep(1.0)
+            return
+        deferred, self._deferred = self._deferred, []
+        for action in deferred:
+            action()
+
+    def _defer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a reply, an ack) once the batch's records are committed."""
+        self._deferred.append(action)
 
     def expire_requests(self, now: dt.datetime | None = None) -> list[str]:
         """Record as ``expired`` the requests that got no final answer by their expiry."""
@@ -612,12 +725,15 @@ class Node:
             self._record(header, "recorded", None)
             self.stats.add(f"responses.{reason.value}")
             self._notify()
-            self.broker.ack(delivery)
+            self._defer(lambda: self.broker.ack(delivery))
             return
-        if self._import(delivery, header, body.dossier):
+
+        def answered() -> None:
             self.store.record_outcome(request_id, "answered", None)
             self.stats.add("responses.dossier")
             self._notify()
+
+        self._import(delivery, header, body.dossier, then=answered)
 
     def _on_receipt(self, delivery: Delivery, header: Header, body: Body) -> None:
         correlation = str(header.correlation_id or "")
@@ -626,25 +742,59 @@ class Node:
         self._record(header, "recorded", None)
         self.stats.add(f"receipts.{body.outcome}")
         self._notify()
-        self.broker.ack(delivery)
+        self._defer(lambda: self.broker.ack(delivery))
 
     # ------------------------------------------------------------ helpers
 
-    def _import(self, delivery: Delivery, header: Header, dossier: Dossier) -> bool:
-        """Import a received dossier, record it, answer with a receipt; ``True`` when imported."""
-        message_id = str(header.message_id)
+    def _import(
+        self,
+        delivery: Delivery,
+        header: Header,
+        dossier: Dossier,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a received dossier for import with the rest of the batch (see _import_queued)."""
+        self._imports.append(_Import(delivery, header, dossier, then))
+
+    def _import_queued(self) -> None:
+        """Import the batch's dossiers, record them, answer each with a receipt.
+
+        An adapter that imports in batches gets them all at once (one
+        transaction, one flush); if the batch fails, each dossier is tried on
+        its own so that one bad dossier does not hold back the others.
+        """
+        imports, self._imports = self._imports, []
+        if not imports:
+            return
+        results: list[ImportResult | AdapterError] | None = None
+        if len(imports) > 1 and isinstance(self.adapter, BatchImporter):
+            batch = [(item.dossier, str(item.header.message_id)) for item in imports]
+            importer = self.adapter
+            with contextlib.suppress(AdapterError):
+                results = list(self._retry(lambda: importer.import_batch(batch)))
+        if results is None:
+            results = [self._import_one(item) for item in imports]
+        for item, result in zip(imports, results, strict=True):
+            if isinstance(result, AdapterError):
+                self._adapter_failed(item.delivery, item.header, result)
+                continue
+            self.stats.add("imported" if result.created else "duplicates")
+            reply = self._receipt(item.header, "imported", None)
+            self._record(
+                item.header, "imported", None, reply=reply, local_reference=result.local_reference
+            )
+            if item.then is not None:
+                item.then()
+            self._reply_then_ack(item.delivery, reply)
+
+    def _import_one(self, item: _Import) -> ImportResult | AdapterError:
+        message_id = str(item.header.message_id)
         try:
-            result = self._retry(
-                lambda: self.adapter.import_dossier(dossier, message_id=message_id)
+            return self._retry(
+                lambda: self.adapter.import_dossier(item.dossier, message_id=message_id)
             )
         except AdapterError as exc:
-            self._adapter_failed(delivery, header, exc)
-            return False
-        self.stats.add("imported" if result.created else "duplicates")
-        reply = self._receipt(header, "imported", None)
-        self._record(header, "imported", None, reply=reply, local_reference=result.local_reference)
-        self._reply_then_ack(delivery, reply)
-        return True
+            return exc
 
     def _adapter_failed(self, delivery: Delivery, header: Header, exc: AdapterError) -> None:
         if exc.transient:
@@ -652,7 +802,7 @@ class Node:
             # broker's delivery limit bounds how often this happens.
             log.warning("vendor system unavailable, returning %s: %s", header.message_id, exc)
             self.stats.add("vendor_unavailable")
-            self.broker.reject(delivery, requeue=True)
+            self._defer(lambda: self.broker.reject(delivery, requeue=True))
             return
         self._refuse(
             delivery, _Refusal(exc, header=header, expose_reason=False, authenticated=True)
@@ -721,7 +871,10 @@ class Node:
         ).to_xml()
 
     def _reply_then_ack(self, delivery: Delivery, reply: Reply | None) -> None:
-        """Publish the reply, and ack the delivery once the broker holds the reply."""
+        """Once the batch is committed: publish the reply, then ack when the broker holds it."""
+        self._defer(lambda: self._send_reply_then_ack(delivery, reply))
+
+    def _send_reply_then_ack(self, delivery: Delivery, reply: Reply | None) -> None:
         if reply is None:
             self.broker.ack(delivery)
             return
@@ -764,7 +917,7 @@ class Node:
         headers = {REFUSAL_CODE_HEADER: error.code}
         if refusal.expose_reason:
             headers[REFUSAL_REASON_HEADER] = error.message
-        dead = self.broker.publish(
+        dead_letter = Outgoing(
             self.names.dead_exchange(self.cpas_id),
             self.cpas_id,
             delivery.body,
@@ -781,9 +934,11 @@ class Node:
                 self.broker.reject(delivery, requeue=False)
                 return
             self.stats.add("dead_lettered")
-            self._reply_then_ack(delivery, reply)
+            self._send_reply_then_ack(delivery, reply)
 
-        dead.add_done_callback(after_dead_letter)
+        self._defer(
+            lambda: self.broker.publish_many([dead_letter])[0].add_done_callback(after_dead_letter)
+        )
 
 
 def build_node(

@@ -71,6 +71,20 @@ CREATE TABLE IF NOT EXISTS held_requests (
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A message about to be published, as the outbox records it."""
+
+    message_id: str
+    type: str
+    recipient: str
+    purpose: str
+    case_reference: str
+    correlation_id: str | None
+    envelope: bytes
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A message this node sent and what became of it."""
 
@@ -130,6 +144,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._lock = threading.RLock()
+        self._batch_depth = 0
         if url.startswith(("postgresql://", "postgres://")):
             import psycopg
 
@@ -164,6 +179,10 @@ class Store:
     def _tx(self) -> Iterator[Any]:
         with self._lock:
             cur = self._conn.cursor()
+            if self._batch_depth:
+                # Inside batch(): the outer transaction commits for everyone.
+                yield cur
+                return
             if self._param == "?":
                 cur.execute("BEGIN IMMEDIATE")
             try:
@@ -174,13 +193,31 @@ class Store:
             else:
                 self._conn.commit()
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made inside the block (one commit, one fsync).
+
+        The node processes deliveries in batches: their records commit together,
+        before any of them is acked. Other threads wait for the block to end.
+        """
+        with self._lock, self._tx():
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+
     def _sql(self, sql: str) -> str:
         return sql if self._param == "?" else sql.replace("?", "%s")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._tx() as cur:
+        with self._lock:
+            cur = self._conn.cursor()
             cur.execute(self._sql(sql), args)
-            return list(cur.fetchall())
+            rows = list(cur.fetchall())
+            if self._param != "?" and not self._batch_depth:
+                self._conn.commit()  # end PostgreSQL's implicit read transaction
+            return rows
 
     def close(self) -> None:
         with self._lock:
@@ -204,37 +241,30 @@ class Store:
 
     # ---------------------------------------------------------------- outbox
 
-    def add_outgoing(
-        self,
-        *,
-        message_id: str,
-        type: str,
-        recipient: str,
-        purpose: str,
-        case_reference: str,
-        correlation_id: str | None,
-        envelope: bytes,
-        expires_at: str | None = None,
-    ) -> None:
-        """Record a message before it is published."""
+    def add_outgoing(self, entries: Sequence[Outgoing]) -> None:
+        """Record messages before they are published (one transaction for all)."""
+        now = _now()
         with self._tx() as cur:
-            cur.execute(
+            cur.executemany(
                 self._sql(
                     "INSERT INTO outbox (message_id, type, recipient, purpose, case_reference,"
                     " correlation_id, envelope, created_at, expires_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
-                (
-                    message_id,
-                    type,
-                    recipient,
-                    purpose,
-                    case_reference,
-                    correlation_id,
-                    envelope,
-                    _now(),
-                    expires_at,
-                ),
+                [
+                    (
+                        e.message_id,
+                        e.type,
+                        e.recipient,
+                        e.purpose,
+                        e.case_reference,
+                        e.correlation_id,
+                        e.envelope,
+                        now,
+                        e.expires_at,
+                    )
+                    for e in entries
+                ],
             )
 
     def mark_confirmed(self, message_ids: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import json
 import os
 import random
@@ -628,10 +629,15 @@ def test_a_full_disk_is_transient_and_leaves_the_old_fiche_whole(
     adapter.import_dossier(sent, message_id="first")
     before = fiche_path(folder, sent.person.number).read_bytes()
 
-    def disk_full(fd: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(adapter_module.os, "fsync", disk_full)
+    def disk_full(fd: int, *args: Any, **kwargs: Any) -> FullDisk:
+        os.close(fd)
+        return FullDisk()
+
+    monkeypatch.setattr(adapter_module.os, "fdopen", disk_full)
     with pytest.raises(AdapterError) as caught:
         adapter.import_dossier(incoming(1, decisions=9), message_id="second")
     assert caught.value.code == "adapter.unavailable"

@@ -18,6 +18,7 @@ from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
 from gateway.errors import AdapterError, BrokerError, DestinationRefused
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
+from gateway.store import Outgoing
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 
@@ -139,13 +140,17 @@ def test_a_corrupt_dossier_is_dead_lettered_and_the_sender_gets_a_rejected_recei
     )
     envelope = seal(header, body, keys=sender.keys, directory=federation.directory)
     sender.store.add_outgoing(
-        message_id=str(header.message_id),
-        type="transfer",
-        recipient=receiver.cpas_id,
-        purpose=PURPOSE.value,
-        case_reference="X-1",
-        correlation_id=None,
-        envelope=envelope.to_xml(),
+        [
+            Outgoing(
+                message_id=str(header.message_id),
+                type="transfer",
+                recipient=receiver.cpas_id,
+                purpose=PURPOSE.value,
+                case_reference="X-1",
+                correlation_id=None,
+                envelope=envelope.to_xml(),
+            )
+        ]
     )
     sender.broker.publish(
         sender.names.route, receiver.cpas_id, envelope.to_xml(), message_id=str(header.message_id)

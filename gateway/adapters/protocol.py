@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -67,6 +67,19 @@ class Seedable(Protocol):
 
     def seed(self, count: int, *, seed: int = 0) -> list[str]:
         """Add ``count`` synthetic beneficiaries; return their person numbers."""
+        ...
+
+
+@runtime_checkable
+class BatchImporter(Protocol):
+    """Optional: an adapter that imports several dossiers at once (one transaction, one flush).
+
+    Same rules as :meth:`Adapter.import_dossier`, item by item, results in
+    order; the node uses it for every batch of deliveries when offered.
+    """
+
+    def import_batch(self, items: Sequence[tuple[Dossier, str]]) -> list[ImportResult]:
+        """Import ``(dossier, message_id)`` pairs; all or nothing is durable when it returns."""
         ...
 
 

@@ -249,9 +249,28 @@ class OcmwdataAdapter:
         the dossier does not mention stay. The sending CPAS is recorded as each
         decision's origin. Returns OCMWdata's dossier number.
         """
+        return self.import_batch([(dossier, message_id)])[0]
+
+    def import_batch(self, items: Sequence[tuple[Dossier, str]]) -> list[ImportResult]:
+        """Import several dossiers in one transaction (see :meth:`import_dossier`)."""
+        prepared = [self._prepare(dossier, message_id) for dossier, message_id in items]
+        now = _timestamp()
+        with self._lock, self._db.transaction(write=True) as session:
+            results = [self._import_in(session, now, *item) for item in prepared]
+        for result, (_, message_id, *_rest) in zip(results, prepared, strict=True):
+            log.info(
+                "message %s %s dossier %s",
+                message_id,
+                "imported as" if result.created else "was imported before, as",
+                result.local_reference,
+            )
+        return results
+
+    def _prepare(
+        self, dossier: Dossier, message_id: str
+    ) -> tuple[Dossier, str, tuple[Any, ...], list[tuple[Any, ...]]]:
         if not message_id:
             raise AdapterError("A message id is required to import a dossier.")
-        now = _timestamp()
         person = dossier.person
         try:
             client_values = (
@@ -270,45 +289,47 @@ class OcmwdataAdapter:
             raise AdapterError(
                 f"OCMWdata cannot store this dossier: {exc}.", code="adapter.invalid_data"
             ) from exc
+        return dossier, message_id, client_values, decision_rows
 
-        with self._lock, self._db.transaction(write=True) as session:
+    def _import_in(
+        self,
+        session: Any,
+        now: str,
+        dossier: Dossier,
+        message_id: str,
+        client_values: tuple[Any, ...],
+        decision_rows: list[tuple[Any, ...]],
+    ) -> ImportResult:
+        session.execute(
+            "SELECT c.dossiernummer FROM ontvangen_berichten b"
+            " JOIN clienten c ON c.client_nr = b.client_nr WHERE b.bericht_id = ?",
+            (message_id,),
+        )
+        seen = session.fetchone()
+        if seen is not None:
+            return ImportResult(local_reference=seen[0], created=False)
+        person = dossier.person
+        client = _find_client(session, person.number)
+        if client is None:
+            client_nr = session.reserve_client_numbers(1)[0]
+            dossiernummer = _dossier_number(client_nr, now)
             session.execute(
-                "SELECT c.dossiernummer FROM ontvangen_berichten b"
-                " JOIN clienten c ON c.client_nr = b.client_nr WHERE b.bericht_id = ?",
-                (message_id,),
+                _INSERT_CLIENT,
+                (client_nr, dossiernummer, person.niss, person.bis, *client_values, now, now),
             )
-            seen = session.fetchone()
-            if seen is not None:
-                log.info("message %s was imported before, as dossier %s", message_id, seen[0])
-                return ImportResult(local_reference=seen[0], created=False)
-
-            client = _find_client(session, person.number)
-            if client is None:
-                client_nr = session.reserve_client_numbers(1)[0]
-                dossiernummer = _dossier_number(client_nr, now)
-                session.execute(
-                    _INSERT_CLIENT,
-                    (client_nr, dossiernummer, person.niss, person.bis, *client_values, now, now),
-                )
-            else:
-                client_nr, dossiernummer = client[0], client[1]
-                session.execute(
-                    "UPDATE clienten SET naam = ?, geboortedatum = ?, taalcode = ?,"
-                    " leefloon_categorie = ?, kinderen_ten_laste = ?,"
-                    " laatste_sociaal_onderzoek = ?, gewijzigd_op = ? WHERE client_nr = ?",
-                    (*client_values, now, client_nr),
-                )
-            session.executemany(_MERGE_DECISION, [(client_nr, *row) for row in decision_rows])
+        else:
+            client_nr, dossiernummer = client[0], client[1]
             session.execute(
-                "INSERT INTO ontvangen_berichten (bericht_id, client_nr, afzender_kbo,"
-                " afzender_referentie, ontvangen_op) VALUES (?, ?, ?, ?, ?)",
-                (message_id, client_nr, dossier.source.cpas_id, dossier.source.case_reference, now),
+                "UPDATE clienten SET naam = ?, geboortedatum = ?, taalcode = ?,"
+                " leefloon_categorie = ?, kinderen_ten_laste = ?,"
+                " laatste_sociaal_onderzoek = ?, gewijzigd_op = ? WHERE client_nr = ?",
+                (*client_values, now, client_nr),
             )
-        log.info(
-            "message %s imported as dossier %s (%d decisions)",
-            message_id,
-            dossiernummer,
-            len(decision_rows),
+        session.executemany(_MERGE_DECISION, [(client_nr, *row) for row in decision_rows])
+        session.execute(
+            "INSERT INTO ontvangen_berichten (bericht_id, client_nr, afzender_kbo,"
+            " afzender_referentie, ontvangen_op) VALUES (?, ?, ?, ?, ?)",
+            (message_id, client_nr, dossier.source.cpas_id, dossier.source.case_reference, now),
         )
         return ImportResult(local_reference=dossiernummer, created=True)
 
