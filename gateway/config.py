@@ -4,6 +4,7 @@ Example (relative paths are relative to the file)::
 
     cpas_id = "0201234517"
     store = "state/node.sqlite3"           # or postgresql://...
+    journal_retention_days = 730           # the journal sits beside the store by default
     keys = "keys"                          # folder made by `cpas-gateway keys generate`
     directory = "directory.xml"            # the federation's signed directory
     trust_anchor = "federation.pub"        # the federation's public key
@@ -38,6 +39,8 @@ from gateway.envelope import Purpose
 from gateway.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+DEFAULT_RETENTION_DAYS = 730
+"""How long the journal keeps the content of a dossier readable (two years)."""
 
 
 def amqp_url_from_env() -> str:
@@ -76,6 +79,14 @@ class NodeConfig(BaseSettings):
     request_ttl_seconds: float = Field(default=86_400.0, gt=0)
     broker_mode: Literal["development", "provisioned"] = "development"
     policy: dict[str, Literal["auto", "hold", "refuse"]] = Field(default_factory=dict)
+    journal: str | None = None
+    """Where the journal is (URL or path); default: ``journal.sqlite3`` beside the store."""
+    journal_secret: Path | None = None
+    """The journal's 32-byte secret; default: ``journal.secret`` in the keys folder."""
+    journal_head: Path | None = None
+    """The journal head's witness file; default: beside the secret."""
+    journal_retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1)
+    """How long the content of a dossier sent or received stays readable in the journal."""
 
     @classmethod
     def settings_customise_sources(
@@ -104,12 +115,13 @@ class NodeConfig(BaseSettings):
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"The configuration file {path} cannot be read: {exc}.") from None
         base = path.resolve().parent
-        for key in ("keys", "directory", "trust_anchor"):
+        for key in ("keys", "directory", "trust_anchor", "journal_secret", "journal_head"):
             if key in raw:
                 raw[key] = str(base / raw[key])
-        store = raw.get("store")
-        if isinstance(store, str) and "://" not in store:
-            raw["store"] = "sqlite:///" + str(base / store)
+        for key in ("store", "journal"):
+            value = raw.get(key)
+            if isinstance(value, str) and "://" not in value:
+                raw[key] = "sqlite:///" + str(base / value)
         unknown = set(raw.get("policy", {})) - {p.value for p in Purpose}
         if unknown:
             raise ConfigError(

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -65,7 +65,15 @@ from gateway.envelope import (
     seal,
     verify,
 )
-from gateway.errors import AdapterError, BrokerError, ConfigError, EnvelopeRefused, GatewayError
+from gateway.errors import (
+    AdapterError,
+    BrokerError,
+    ConfigError,
+    DestinationRefused,
+    EnvelopeRefused,
+    GatewayError,
+)
+from gateway.journal import Event, Journal, open_journal
 from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
 from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
@@ -170,6 +178,8 @@ class Node:
         the broker user of its signed sender.
     :param consume: ``False`` for a node that only sends (a command line
         acting beside a running node).
+    :param journal: where every message in and out, every receipt, refusal
+        and decision is recorded (:func:`build_node` always opens one).
     """
 
     def __init__(
@@ -189,8 +199,10 @@ class Node:
         provisioned: bool = False,
         request_ttl: dt.timedelta = DEFAULT_REQUEST_TTL,
         consume: bool = True,
+        journal: Journal | None = None,
     ) -> None:
         self.cpas_id = cpas_id
+        self.journal = journal
         self.directory = directory
         self.keys = keys
         self.adapter = adapter
@@ -270,7 +282,7 @@ class Node:
         Raises :class:`~gateway.errors.DestinationRefused` before anything is
         published when the directory says ``to`` may not receive a dossier.
         """
-        self.directory.check_destination(to)
+        self._check_destination(to, person_number)
         dossier = self._retry(lambda: self.adapter.export_dossier(person_number))
         if dossier is None:
             raise GatewayError(
@@ -293,7 +305,7 @@ class Node:
         ``max_in_flight`` messages wait for the broker's confirm at once.
         ``progress(done, total)`` is called as it goes.
         """
-        self.directory.check_destination(to)
+        self._check_destination(to, None)
         if not isinstance(self.adapter, Inspectable):
             raise ConfigError(f"The adapter {self.adapter.info.name!r} cannot list its people.")
         already = self.store.sent_to(to, MessageType.TRANSFER.value)
@@ -342,11 +354,22 @@ class Node:
         The request expires after ``ttl``; a request still unanswered then is
         recorded as ``expired`` -- the requester is never left in silence.
         """
-        self.directory.check_destination(to)
+        self._check_destination(to, person_number)
         header = self._header(
             MessageType.REQUEST, to, purpose, case_reference, ttl=ttl or self._request_ttl
         )
         return self._send(header, Body(MessageType.REQUEST, person_number=person_number))
+
+    def _check_destination(self, to: str, person_number: str | None) -> None:
+        """The directory's verdict on ``to``; a refusal is journaled, then raised."""
+        try:
+            self.directory.check_destination(to)
+        except DestinationRefused as refused:
+            log.warning("refused to send to %s: %s", to, refused)
+            self._journal(
+                Event.REFUSED_OUTGOING, peer=to, code=refused.code, person_number=person_number
+            )
+            raise
 
     def _header(
         self,
@@ -394,6 +417,13 @@ class Node:
         if not records:
             return []
         self.store.add_outgoing(records)
+        with self._journal_batch():
+            for header, body in messages:
+                self._journal_message(
+                    Event.RESPONSE_SENT if header.type is MessageType.RESPONSE else Event.SENT,
+                    header,
+                    body,
+                )
         futures = self.broker.publish_many(
             [self._outgoing(r.recipient, r.type, r.message_id, r.envelope) for r in records]
         )
@@ -497,7 +527,10 @@ class Node:
                 f"The request {message_id} was decided meanwhile.", code="pending.unknown"
             )
         self.stats.add(f"requests.{decision}")
-        return held, Envelope.from_xml(held.envelope).header, number
+        header = Envelope.from_xml(held.envelope).header
+        event = Event.REQUEST_RELEASED if decision == "released" else Event.REQUEST_REFUSED
+        self._journal(event, header, person_number=number)
+        return held, header, number
 
     def _held_person(self, held: HeldRequest) -> str:
         # The request stays sealed at rest; it is opened only to show or answer it.
@@ -548,7 +581,7 @@ class Node:
     def _process_batch(self, batch: list[Delivery]) -> None:
         """Process deliveries; their records commit together, then replies and acks go out."""
         try:
-            with self.store.batch():
+            with self.store.batch(), self._journal_batch():
                 for delivery in batch:
                     try:
                         self._process(delivery)
@@ -582,6 +615,14 @@ class Node:
         expired = self.store.unanswered_requests(stamp)
         for entry in expired:
             self.store.record_outcome(entry.message_id, "expired", "request.expired")
+            self._journal(
+                Event.REQUEST_EXPIRED,
+                peer=entry.recipient,
+                correlation_id=entry.message_id,
+                purpose=entry.purpose,
+                case_reference=entry.case_reference,
+                code="request.expired",
+            )
             log.warning("request %s to %s expired unanswered", entry.message_id, entry.recipient)
             self.stats.add("requests.expired")
         if expired:
@@ -617,6 +658,7 @@ class Node:
             # in case the first one was lost.
             self.stats.add("duplicates")
             if not delivery.redelivered:
+                self._journal(Event.REFUSED_INCOMING, header, code="envelope.replay")
                 log.info(
                     "message %s from %s seen before: not processed again",
                     header.message_id,
@@ -659,7 +701,7 @@ class Node:
 
     def _on_transfer(self, delivery: Delivery, header: Header, body: Body) -> None:
         if self.policy[header.purpose] is Action.REFUSE:
-            self._decline(delivery, header, "purpose.not_allowed")
+            self._decline(delivery, header, body, "purpose.not_allowed")
             return
         assert body.dossier is not None
         self._import(delivery, header, body.dossier)
@@ -700,6 +742,10 @@ class Node:
             seal(response, answer.to_xml(), keys=self.keys, directory=self.directory).to_xml(),
         )
         self._record(header, outcome, code, reply=reply)
+        self._journal_message(Event.RECEIVED, header, body, outcome=outcome, code=code)
+        if action is Action.HOLD:
+            self._journal_message(Event.REQUEST_HELD, header, body)
+        self._journal_message(Event.RESPONSE_SENT, response, answer)
         self._reply_then_ack(delivery, reply)
 
     def _on_response(self, delivery: Delivery, header: Header, body: Body) -> None:
@@ -723,12 +769,14 @@ class Node:
             outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
             self.store.record_outcome(request_id, outcome, reason.value)
             self._record(header, "recorded", None)
+            self._journal_message(Event.RESPONSE_RECEIVED, header, body)
             self.stats.add(f"responses.{reason.value}")
             self._notify()
             self._defer(lambda: self.broker.ack(delivery))
             return
 
         def answered() -> None:
+            self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
             self.store.record_outcome(request_id, "answered", None)
             self.stats.add("responses.dossier")
             self._notify()
@@ -740,6 +788,7 @@ class Node:
         if not self.store.record_outcome(correlation, body.outcome or "rejected", body.code):
             log.warning("receipt %s for a message this node did not send", header.message_id)
         self._record(header, "recorded", None)
+        self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
         self._notify()
         self._defer(lambda: self.broker.ack(delivery))
@@ -785,6 +834,9 @@ class Node:
             )
             if item.then is not None:
                 item.then()
+            else:
+                body = Body(item.header.type, dossier=item.dossier)
+                self._journal_message(Event.RECEIVED, item.header, body, outcome="imported")
             self._reply_then_ack(item.delivery, reply)
 
     def _import_one(self, item: _Import) -> ImportResult | AdapterError:
@@ -847,6 +899,42 @@ class Node:
             reply=None if reply is None else reply[1],
         )
 
+    def _journal(self, event: Event, header: Header | None = None, **fields: Any) -> None:
+        """Record an event in the journal, with what the header says when there is one."""
+        if self.journal is None:
+            return
+        if header is not None:
+            outgoing = header.sender == self.cpas_id
+            fields = {
+                "message_id": header.message_id,
+                "message_type": header.type.value,
+                "peer": header.recipient if outgoing else header.sender,
+                "purpose": header.purpose.value,
+                "case_reference": header.case_reference,
+                "correlation_id": header.correlation_id,
+            } | fields
+        self.journal.record(event, **fields)
+
+    def _journal_message(self, event: Event, header: Header, body: Body, **fields: Any) -> None:
+        """Journal a message with what its body says about a person.
+
+        The person's number (kept by the journal only as a keyed hash), the
+        dossier exactly as sent or received, or the outcome it carries.
+        """
+        about: dict[str, Any] = {}
+        if body.dossier is not None:
+            about = {"person_number": body.dossier.person.number, "content": body.dossier.to_xml()}
+        elif body.person_number:
+            about = {"person_number": body.person_number}
+        if body.refusal is not None:
+            about["outcome"] = body.refusal.value
+        if body.outcome is not None:
+            about |= {"outcome": body.outcome, "code": body.code}
+        self._journal(event, header, **(about | fields))
+
+    def _journal_batch(self) -> contextlib.AbstractContextManager[None]:
+        return self.journal.batch() if self.journal is not None else contextlib.nullcontext()
+
     def _notify(self) -> None:
         with self._outcomes:
             self._outcomes.notify_all()
@@ -866,6 +954,7 @@ class Node:
             correlation=original,
         )
         body = Body(MessageType.RECEIPT, outcome=outcome, code=code)  # type: ignore[arg-type]
+        self._journal_message(Event.RECEIPT_SENT, header, body)
         return header, seal(
             header, body.to_xml(), keys=self.keys, directory=self.directory
         ).to_xml()
@@ -895,8 +984,9 @@ class Node:
 
         self._publish(header, data).add_done_callback(settle)
 
-    def _decline(self, delivery: Delivery, header: Header, code: str) -> None:
+    def _decline(self, delivery: Delivery, header: Header, body: Body, code: str) -> None:
         """Refuse a valid message by policy: a rejected receipt, no dead letter."""
+        self._journal_message(Event.REFUSED_INCOMING, header, body, code=code)
         log.warning(
             "declined %s %s from %s: %s", header.type.value, header.message_id, header.sender, code
         )
@@ -909,6 +999,12 @@ class Node:
         """Dead-letter a refused message with its code; tell its sender when it is a CPAS."""
         error, header = refusal.error, refusal.header
         log.warning("refused a message: %s", error if refusal.expose_reason else error.code)
+        self._journal(
+            Event.REFUSED_INCOMING,
+            header,
+            code=error.code,
+            **({} if header else {"message_id": delivery.properties.message_id}),
+        )
         self.stats.add("refused")
         self.stats.add(f"refused.{error.code}")
         reply = None if header is None else self._receipt(header, "rejected", error.code)
@@ -977,4 +1073,5 @@ def build_node(
         provisioned=config.broker_mode == "provisioned",
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,
+        journal=open_journal(config),
     )

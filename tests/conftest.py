@@ -22,6 +22,7 @@ import pytest
 
 from gateway.adapters import load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.journal import Journal, load_or_create_secret
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
@@ -147,10 +148,16 @@ def make_node(
             "amqp_urls": [amqp_url],
             "names": sandbox,
         } | kwargs
+        journal = Journal(
+            f"sqlite:///{folder}/journal.sqlite3",
+            load_or_create_secret(folder / "journal.secret"),
+            head_path=folder / "journal.head",
+        )
         node = Node(
             member.cpas_id,
             adapter=registry.create(adapter, member.cpas_id, options),
             store=Store(f"sqlite:///{folder}/node.sqlite3"),
+            journal=journal,
             **settings,
         )
         nodes.append(node)

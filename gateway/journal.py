@@ -1,0 +1,1016 @@
+"""The node's journal: an append-only, tamper-evident record of every exchange.
+
+Every message in and out, every receipt, every refusal (with its stable code)
+and every held request with its release or refusal is one *entry*. The
+journal feeds the person's report (:mod:`gateway.report`) and lets the CPAS
+show that nothing was added, changed or removed afterwards.
+
+How it is kept (the threat model is in ``docs/transparency.md``):
+
+- **Hash chain sealed with the node's journal secret.** Each entry's seal is
+  ``HMAC-SHA256(chain key, canonical entry)``, and the canonical entry holds
+  its sequence number and the previous entry's seal. An altered, inserted or
+  deleted row breaks the chain at that row. Keyed, not a bare hash: someone
+  who can write the database but does not hold the secret cannot recompute
+  the seals after an edit.
+- **A sealed head.** The sequence number and seal of the last entry are kept
+  in a one-row head table, itself sealed, updated in the same transaction as
+  each append: deleting the last rows (which leaves a valid, shorter chain)
+  is detected. Optionally the head is also written to a *witness* file
+  outside the database (beside the secret, on the node's host), which detects
+  a database rolled back as a whole to an earlier copy.
+- **No person number in clear.** A NISS/BIS number is stored only as
+  ``HMAC-SHA256(person key, 11 digits)``: the journal alone identifies no
+  one, and :meth:`Journal.entries_for` finds a person's entries by that tag.
+- **Content encrypted under a key per dossier.** The exact dossier XML sent
+  or received is encrypted with AES-256-GCM under a fresh random key; the key
+  is wrapped with a key derived from the secret and kept in a separate table.
+  The chain covers the ciphertext's digest and the end of its retention,
+  never the key: :meth:`Journal.destroy_expired` deletes the keys past
+  retention, the content becomes unrecoverable, and the chain still verifies.
+
+The chain, person and wrapping keys are derived from one 32-byte secret
+(:func:`load_or_create_secret`) with HKDF, each for its own purpose.
+
+SQLite by default (``sqlite:///path``), PostgreSQL by URL (``postgresql://``),
+as for the node's store. One connection guarded by a lock: the node records
+from its worker thread and from sender threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
+from gateway.errors import ConfigError, GatewayError, KeyMaterialError
+
+log = logging.getLogger(__name__)
+
+SECRET_SIZE: Final = 32
+
+SECRET_FILE: Final = "journal.secret"
+HEAD_FILE: Final = "journal.head"
+JOURNAL_FILE: Final = "journal.sqlite3"
+
+GENESIS: Final = "0" * 64
+"""The "previous seal" of the first entry."""
+
+_ENTRY_CONTEXT: Final = "cpas-journal/entry/v1"
+_HEAD_CONTEXT: Final = b"cpas-journal/head/v1\n"
+_CONTENT_CONTEXT: Final = b"cpas-journal/content/v1\n"
+_KEY_CONTEXT: Final = b"cpas-journal/key/v1\n"
+_NONCE_SIZE: Final = 12
+
+
+class JournalError(GatewayError):
+    """The journal cannot be opened or appended to."""
+
+    code = "journal.unavailable"
+
+
+class Event(StrEnum):
+    """What an entry records; the strings are stable (reports and audits rely on them)."""
+
+    SENT = "sent"
+    """A transfer or request left this node (committed to the outbox)."""
+    RECEIVED = "received"
+    """A transfer or request arrived, verified and decrypted; ``outcome`` says what followed."""
+    RECEIPT_SENT = "receipt-sent"
+    """This node acknowledged a message: ``outcome`` imported or rejected, with ``code``."""
+    RECEIPT_RECEIVED = "receipt-received"
+    """The recipient acknowledged a message this node sent."""
+    REFUSED_OUTGOING = "refused-outgoing"
+    """This node refused to send (e.g. the destination is not a CPAS); nothing left."""
+    REFUSED_INCOMING = "refused-incoming"
+    """An arriving message was refused (signature, expiry, wrong recipient...)."""
+    REQUEST_HELD = "request-held"
+    """A request waits for a social worker's decision."""
+    REQUEST_RELEASED = "request-released"
+    """A social worker released a held request: the dossier may be sent."""
+    REQUEST_REFUSED = "request-refused"
+    """A social worker refused a held request: the dossier is not sent."""
+    REQUEST_EXPIRED = "request-expired"
+    """A request this node sent got no final answer before it expired."""
+    RESPONSE_SENT = "response-sent"
+    """This node answered a request: the dossier, or a refusal reason in ``outcome``."""
+    RESPONSE_RECEIVED = "response-received"
+    """A response to a request of this node arrived."""
+
+
+class Direction(StrEnum):
+    """Whether the exchange an entry records goes out of this node or comes in."""
+
+    OUT = "out"
+    IN = "in"
+
+
+EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
+    Event.SENT: Direction.OUT,
+    Event.RECEIVED: Direction.IN,
+    Event.RECEIPT_SENT: Direction.OUT,
+    Event.RECEIPT_RECEIVED: Direction.IN,
+    Event.REFUSED_OUTGOING: Direction.OUT,
+    Event.REFUSED_INCOMING: Direction.IN,
+    Event.REQUEST_HELD: Direction.IN,
+    Event.REQUEST_RELEASED: Direction.IN,
+    Event.REQUEST_REFUSED: Direction.IN,
+    Event.REQUEST_EXPIRED: Direction.OUT,
+    Event.RESPONSE_SENT: Direction.OUT,
+    Event.RESPONSE_RECEIVED: Direction.IN,
+}
+"""The direction of each event when the caller does not give one."""
+
+
+class ContentState(StrEnum):
+    """What can be said about an entry's dossier content."""
+
+    NONE = "none"
+    """The entry carries no dossier."""
+    KEPT = "kept"
+    """The content is kept and its key exists (read it with :meth:`Journal.entries_for`)."""
+    DESTROYED = "destroyed"
+    """Its key was destroyed at the end of retention: the content cannot be read."""
+    UNREADABLE = "unreadable"
+    """Its key exists but does not open it: the journal was altered (``verify`` says where)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal entry, as read back."""
+
+    seq: int
+    at: dt.datetime
+    event: str
+    direction: str
+    message_id: str | None
+    message_type: str | None
+    peer: str | None
+    purpose: str | None
+    case_reference: str | None
+    correlation_id: str | None
+    outcome: str | None
+    code: str | None
+    content_state: ContentState
+    retain_until: dt.datetime | None
+    content: bytes | None = field(default=None, repr=False)
+    """The dossier XML exactly as recorded; only from :meth:`Journal.entries_for`."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :meth:`Journal.verify`; true when the journal is intact."""
+
+    ok: bool
+    entries: int
+    """Entries checked and found sound (all of them when ``ok``)."""
+    head: str
+    """Seal of the last sound entry: note it down to compare with a later run."""
+    broken_at: int | None = None
+    """The first entry that breaks (missing, altered or not in its place), when known."""
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    """Counts for an operator: by event and message type, by refusal code, content kept."""
+
+    entries: int
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    by_event: dict[tuple[str, str], int]
+    """(event, message type or ``""``) -> count."""
+    by_code: dict[str, int]
+    """Refusal or rejection code -> count."""
+    content_kept: int
+    content_destroyed: int
+
+
+# ------------------------------------------------------------------ secret
+
+
+def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
+    """The journal secret in ``path``: 32 random bytes, created (mode 0600) when absent.
+
+    With ``create=False`` (commands that only read a journal) a missing file
+    is an error rather than a new secret that would not match the journal.
+    Raises :class:`~gateway.errors.KeyMaterialError` when the file is missing
+    (and not to be created) or does not hold exactly 32 bytes. Losing the file
+    makes the journal unverifiable and its content unreadable: back it up with
+    the node's keys.
+    """
+    path = Path(path)
+    if not create and not path.exists():
+        raise KeyMaterialError(
+            f"The journal secret {path} does not exist: the node has recorded nothing yet, "
+            "or the secret was lost.",
+            code="keys.missing",
+        )
+    try:
+        # O_EXCL: two processes starting together never overwrite each other's secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise KeyMaterialError(
+            f"The journal secret {path} cannot be created: {exc.strerror}.", code="keys.missing"
+        ) from None
+    else:
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(os.urandom(SECRET_SIZE))
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        log.info("created the journal secret %s", path)
+    try:
+        secret = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise KeyMaterialError(
+            f"The journal secret {path} cannot be read: {exc.strerror}.", code="keys.missing"
+        ) from None
+    if len(secret) != SECRET_SIZE:
+        raise KeyMaterialError(
+            f"The journal secret {path} holds {len(secret)} bytes, not {SECRET_SIZE}.",
+            code="keys.invalid",
+        )
+    if mode & 0o077:
+        log.warning("the journal secret %s is readable by others than its owner", path)
+    return secret
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    """Where a node's journal, secret and head witness are, and how long content is kept."""
+
+    url: str
+    secret_path: Path
+    head_path: Path | None
+    retention_days: int
+
+    @classmethod
+    def from_config(cls, config: NodeConfig) -> JournalSettings:
+        """Read the journal settings of a node configuration, with defaults for those absent.
+
+        Defaults: the journal beside the store (``journal.sqlite3`` in the
+        store's folder; the store's own database for PostgreSQL), the secret
+        ``journal.secret`` and the witness ``journal.head`` in the keys folder,
+        and :data:`DEFAULT_RETENTION_DAYS`.
+        """
+        secret = config.journal_secret or Path(config.keys) / SECRET_FILE
+        return cls(
+            url=config.journal or _beside_store(config.store),
+            secret_path=secret,
+            head_path=config.journal_head or secret.with_name(HEAD_FILE),
+            retention_days=config.journal_retention_days,
+        )
+
+    def open(self, *, create_secret: bool = True) -> Journal:
+        """Open the journal; the secret is created when absent unless ``create_secret`` is off."""
+        return Journal(
+            self.url,
+            load_or_create_secret(self.secret_path, create=create_secret),
+            retention_days=self.retention_days,
+            head_path=self.head_path,
+        )
+
+
+def open_journal(config: NodeConfig) -> Journal:
+    """The journal of the node configured by ``config``."""
+    return JournalSettings.from_config(config).open()
+
+
+def _beside_store(store_url: str) -> str:
+    if store_url.startswith(("postgresql://", "postgres://")):
+        return store_url
+    path = Path(store_url.removeprefix("sqlite:///"))
+    return "sqlite:///" + str(path.with_name(JOURNAL_FILE))
+
+
+# ---------------------------------------------------------------- journal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal_entries (
+    seq            {int} PRIMARY KEY,
+    at             TEXT NOT NULL,
+    event          TEXT NOT NULL,
+    direction      TEXT NOT NULL,
+    message_id     TEXT,
+    message_type   TEXT,
+    peer           TEXT,
+    purpose        TEXT,
+    case_reference TEXT,
+    correlation_id TEXT,
+    person_tag     TEXT,
+    outcome        TEXT,
+    code           TEXT,
+    content        {blob},
+    content_digest TEXT,
+    retain_until   TEXT,
+    prev_hash      TEXT NOT NULL,
+    entry_hash     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_entries_person ON journal_entries (person_tag);
+CREATE INDEX IF NOT EXISTS journal_entries_message ON journal_entries (message_id);
+CREATE TABLE IF NOT EXISTS journal_keys (
+    seq          {int} PRIMARY KEY,
+    wrapped      {blob} NOT NULL,
+    retain_until TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_keys_retention ON journal_keys (retain_until);
+CREATE TABLE IF NOT EXISTS journal_head (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    seq        {int} NOT NULL,
+    entry_hash TEXT NOT NULL,
+    seal       TEXT NOT NULL
+);
+"""
+
+# The columns the seal covers, in the order they are sealed. The content
+# itself is covered through its digest; the key never is.
+_SEALED: Final = (
+    "seq",
+    "at",
+    "event",
+    "direction",
+    "message_id",
+    "message_type",
+    "peer",
+    "purpose",
+    "case_reference",
+    "correlation_id",
+    "person_tag",
+    "outcome",
+    "code",
+    "content_digest",
+    "retain_until",
+    "prev_hash",
+)
+_COLUMNS: Final = (*_SEALED, "content", "entry_hash")
+_SELECT: Final = (
+    "SELECT "
+    + ", ".join(f"e.{name}" for name in _COLUMNS)
+    + ", k.wrapped FROM journal_entries e LEFT JOIN journal_keys k ON k.seq = e.seq"
+)
+
+
+class Journal:
+    """A node's append-only, tamper-evident journal (SQLite or PostgreSQL).
+
+    :param url: ``sqlite:///path`` (or a bare path) or ``postgresql://...``;
+        a PostgreSQL schema is chosen the libpq way, e.g.
+        ``?options=-csearch_path%3Dmyschema``.
+    :param secret: the node's 32-byte journal secret
+        (:func:`load_or_create_secret`).
+    :param retention_days: how long the content of a dossier recorded from now
+        on stays readable; each entry keeps the end of its own retention.
+    :param head_path: optional witness file for the head, kept outside the
+        database (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: bytes,
+        *,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        head_path: Path | None = None,
+    ) -> None:
+        if len(secret) != SECRET_SIZE:
+            raise KeyMaterialError(
+                f"A journal secret is {SECRET_SIZE} bytes, not {len(secret)}.", code="keys.invalid"
+            )
+        if retention_days < 1:
+            raise ConfigError("The journal retention is at least one day.")
+        self.url = url
+        self.retention = dt.timedelta(days=retention_days)
+        self.head_path = None if head_path is None else Path(head_path)
+        self._chain_key = _derive(secret, b"chain")
+        self._person_key = _derive(secret, b"person")
+        self._wrap = AESGCM(_derive(secret, b"wrap"))
+        self._lock = threading.RLock()
+        self._batch_depth = 0
+        self._batch_head: tuple[int, str] | None = None
+        self._postgres = url.startswith(("postgresql://", "postgres://"))
+        if self._postgres:
+            import psycopg
+
+            try:
+                self._conn: Any = psycopg.connect(url, autocommit=False)
+            except psycopg.Error as exc:
+                raise JournalError(
+                    f"The journal database is unreachable: {' '.join(str(exc).split())}."
+                ) from None
+            with self._conn.cursor() as cur:
+                cur.execute(_SCHEMA.format(int="BIGINT", blob="BYTEA"))
+            self._conn.commit()
+        elif url.startswith("sqlite:///") or "://" not in url:
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            # Deleted rows are overwritten with zeros: a destroyed content key
+            # must not linger in a free page of the file.
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.executescript(_SCHEMA.format(int="INTEGER", blob="BLOB"))
+        else:
+            raise ConfigError(
+                f"Unsupported journal URL {url!r}: use sqlite:///path or postgresql://…"
+            )
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO journal_head (id, seq, entry_hash, seal) VALUES (1, 0, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING"
+                ),
+                (GENESIS, self._head_seal(0, GENESIS)),
+            )
+
+    # ------------------------------------------------------------ plumbing
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            if self._batch_depth:
+                # Inside batch(): the outer transaction commits for everyone.
+                yield cur
+                return
+            if not self._postgres:
+                # IMMEDIATE: take the write lock now, so that another process
+                # appending meanwhile cannot make two entries share a number.
+                # Readers need no lock: WAL gives them a snapshot.
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction (one commit, one witness write) for every entry recorded inside.
+
+        The node records a batch of deliveries this way, before acking any of them.
+        """
+        with self._lock:
+            if self._batch_depth:
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
+                return
+            with self._tx():
+                self._batch_depth = 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth = 0
+            if self._batch_head is not None:
+                self._write_witness(*self._batch_head)
+                self._batch_head = None
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._postgres else sql
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._tx(write=False) as cur:
+            cur.execute(self._sql(sql), args)
+            return list(cur.fetchall())
+
+    # --------------------------------------------------------------- seals
+
+    def person_tag(self, person_number: str) -> str:
+        """The keyed hash under which a person's entries are filed (never the number)."""
+        digits = "".join(ch for ch in person_number if ch.isdigit())
+        return hmac.new(self._person_key, digits.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def _entry_seal(self, row: dict[str, Any]) -> str:
+        canonical = json.dumps(
+            [_ENTRY_CONTEXT, *(row[name] for name in _SEALED)],
+            separators=(",", ":"),
+            ensure_ascii=True,
+        ).encode("ascii")
+        return hmac.new(self._chain_key, canonical, hashlib.sha256).hexdigest()
+
+    def _head_seal(self, seq: int, entry_hash: str) -> str:
+        message = _HEAD_CONTEXT + f"{seq}\n{entry_hash}".encode("ascii")
+        return hmac.new(self._chain_key, message, hashlib.sha256).hexdigest()
+
+    # --------------------------------------------------------------- write
+
+    def record(
+        self,
+        event: Event | str,
+        *,
+        direction: Direction | str | None = None,
+        message_id: object | None = None,
+        message_type: str | None = None,
+        peer: str | None = None,
+        purpose: str | None = None,
+        case_reference: str | None = None,
+        correlation_id: object | None = None,
+        person_number: str | None = None,
+        outcome: str | None = None,
+        code: str | None = None,
+        content: bytes | None = None,
+        at: dt.datetime | None = None,
+    ) -> int:
+        """Append one entry and return its sequence number.
+
+        :param event: one of :class:`Event` (:class:`ValueError` otherwise).
+        :param direction: ``out`` or ``in``; by default the event's own
+            (:data:`EVENT_DIRECTIONS`).
+        :param message_id: the message this entry is about (a UUID or its string).
+        :param message_type: ``transfer``, ``request``, ``response`` or ``receipt``.
+        :param peer: enterprise number of the other institution.
+        :param correlation_id: the message this one answers. An entry without
+            a person number is filed under the person of the entry it
+            answers, so a receipt belongs to the same person as the dossier.
+        :param person_number: NISS or BIS number; kept only as a keyed hash.
+        :param outcome: what became of the message (``imported``, ``rejected``,
+            a refusal reason of a response...).
+        :param code: the stable refusal or rejection code.
+        :param content: the canonical dossier XML, kept encrypted until the
+            end of retention.
+        :param at: when it happened (aware; default now).
+        """
+        event = Event(event)
+        moment = _aware(at) if at is not None else dt.datetime.now(dt.UTC)
+        fields = {
+            "at": _stamp(moment),
+            "event": event.value,
+            "direction": Direction(direction or EVENT_DIRECTIONS[event]).value,
+            "message_id": _text(message_id),
+            "message_type": _text(message_type),
+            "peer": _text(peer),
+            "purpose": _text(purpose),
+            "case_reference": _text(case_reference),
+            "correlation_id": _text(correlation_id),
+            "outcome": _text(outcome),
+            "code": _text(code),
+        }
+        retain_until = None if content is None else _stamp(moment + self.retention)
+        with self._lock:
+            seq, entry_hash = self._append(fields, person_number, content, retain_until)
+            if self._batch_depth:
+                self._batch_head = (seq, entry_hash)  # written once the batch commits
+            else:
+                self._write_witness(seq, entry_hash)
+        return seq
+
+    def _append(
+        self,
+        fields: dict[str, str | None],
+        person_number: str | None,
+        content: bytes | None,
+        retain_until: str | None,
+    ) -> tuple[int, str]:
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT seq, entry_hash, seal FROM journal_head WHERE id = 1"
+                    + (" FOR UPDATE" if self._postgres else "")
+                )
+            )
+            head_seq, head_hash, head_seal = cur.fetchone()
+            if not hmac.compare_digest(head_seal, self._head_seal(head_seq, head_hash)):
+                # Appending onto a head we cannot vouch for would hide the
+                # break; most often the secret is not the one the journal
+                # was written with.
+                raise JournalError(
+                    "The journal's head does not match this node's journal secret: wrong "
+                    "secret, or the journal was altered (run `cpas-gateway journal verify`).",
+                    code="journal.head_invalid",
+                )
+            seq = int(head_seq) + 1
+            tag = None if person_number is None else self.person_tag(person_number)
+            if tag is None and fields["correlation_id"] is not None:
+                cur.execute(
+                    self._sql(
+                        "SELECT person_tag FROM journal_entries WHERE message_id = ?"
+                        " AND person_tag IS NOT NULL ORDER BY seq LIMIT 1"
+                    ),
+                    (fields["correlation_id"],),
+                )
+                found = cur.fetchone()
+                tag = None if found is None else found[0]
+            row: dict[str, Any] = {
+                **fields,
+                "seq": seq,
+                "person_tag": tag,
+                "content": None,
+                "content_digest": None,
+                "retain_until": None,
+                "prev_hash": head_hash,
+            }
+            wrapped = None
+            if content is not None:
+                key = AESGCM.generate_key(bit_length=256)
+                nonce = os.urandom(_NONCE_SIZE)
+                sealed = nonce + AESGCM(key).encrypt(nonce, bytes(content), _content_aad(seq))
+                row["content"] = sealed
+                row["content_digest"] = hashlib.sha256(sealed).hexdigest()
+                row["retain_until"] = retain_until
+                wrap_nonce = os.urandom(_NONCE_SIZE)
+                wrapped = wrap_nonce + self._wrap.encrypt(
+                    wrap_nonce, key, _key_aad(seq, row["content_digest"])
+                )
+            row["entry_hash"] = self._entry_seal(row)
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO journal_entries ({', '.join(_COLUMNS)})"
+                    f" VALUES ({', '.join('?' for _ in _COLUMNS)})"
+                ),
+                tuple(row[name] for name in _COLUMNS),
+            )
+            if wrapped is not None:
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO journal_keys (seq, wrapped, retain_until) VALUES (?, ?, ?)"
+                    ),
+                    (seq, wrapped, row["retain_until"]),
+                )
+            cur.execute(
+                self._sql("UPDATE journal_head SET seq = ?, entry_hash = ?, seal = ? WHERE id = 1"),
+                (seq, row["entry_hash"], self._head_seal(seq, row["entry_hash"])),
+            )
+        return seq, row["entry_hash"]
+
+    def _write_witness(self, seq: int, entry_hash: str) -> None:
+        """Write the head to the witness file, after the commit, still under the lock.
+
+        After the commit: a witness may lag the database (a crash between
+        the two leaves it one entry behind until the next append), but it
+        never claims an entry the database does not hold, so ``verify``
+        raises no false alarm.
+        """
+        if self.head_path is None:
+            return
+        document = {"seq": seq, "entry_hash": entry_hash, "seal": self._head_seal(seq, entry_hash)}
+        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                json.dump(document, out)
+            os.replace(tmp, self.head_path)
+        except OSError as exc:
+            log.error("the journal head witness %s cannot be written: %s", self.head_path, exc)
+
+    # ---------------------------------------------------------------- read
+
+    def entries_for(self, person_number: str) -> list[Entry]:
+        """Every entry about this person, oldest first, with its content while its key exists."""
+        rows = self._query(
+            f"{_SELECT} WHERE e.person_tag = ? ORDER BY e.seq", (self.person_tag(person_number),)
+        )
+        return [self._entry(row, decrypt=True) for row in rows]
+
+    def tail(self, n: int = 20) -> list[Entry]:
+        """The last ``n`` entries, oldest first, without their content."""
+        rows = self._query(f"{_SELECT} ORDER BY e.seq DESC LIMIT ?", (max(0, n),))
+        return [self._entry(row, decrypt=False) for row in reversed(rows)]
+
+    def count(self) -> int:
+        """How many entries the journal holds."""
+        return int(self._query("SELECT COUNT(*) FROM journal_entries")[0][0])
+
+    def summary(self) -> JournalSummary:
+        """Counts by event and message type, by refusal code, and of content kept or destroyed."""
+        total, first, last = self._query("SELECT COUNT(*), MIN(at), MAX(at) FROM journal_entries")[
+            0
+        ]
+        by_event = {
+            (event, message_type or ""): int(n)
+            for event, message_type, n in self._query(
+                "SELECT event, message_type, COUNT(*) FROM journal_entries"
+                " GROUP BY event, message_type ORDER BY event, message_type"
+            )
+        }
+        by_code = {
+            code: int(n)
+            for code, n in self._query(
+                "SELECT code, COUNT(*) FROM journal_entries WHERE code IS NOT NULL"
+                " GROUP BY code ORDER BY COUNT(*) DESC, code"
+            )
+        }
+        with_content, kept = self._query(
+            "SELECT COUNT(e.seq), COUNT(k.seq) FROM journal_entries e"
+            " LEFT JOIN journal_keys k ON k.seq = e.seq WHERE e.content_digest IS NOT NULL"
+        )[0]
+        return JournalSummary(
+            entries=int(total),
+            first_at=None if first is None else _parse(first),
+            last_at=None if last is None else _parse(last),
+            by_event=by_event,
+            by_code=by_code,
+            content_kept=int(kept),
+            content_destroyed=int(with_content) - int(kept),
+        )
+
+    def _entry(self, row: Sequence[Any], *, decrypt: bool) -> Entry:
+        values = dict(zip((*_COLUMNS, "wrapped"), row, strict=True))
+        state = ContentState.NONE
+        content = None
+        if values["content_digest"] is not None:
+            if values["wrapped"] is None:
+                state = ContentState.DESTROYED
+            else:
+                state = ContentState.KEPT
+                if decrypt:
+                    content = self._open_content(values)
+                    if content is None:
+                        state = ContentState.UNREADABLE
+        return Entry(
+            seq=int(values["seq"]),
+            at=_parse(values["at"]),
+            event=values["event"],
+            direction=values["direction"],
+            message_id=values["message_id"],
+            message_type=values["message_type"],
+            peer=values["peer"],
+            purpose=values["purpose"],
+            case_reference=values["case_reference"],
+            correlation_id=values["correlation_id"],
+            outcome=values["outcome"],
+            code=values["code"],
+            content_state=state,
+            retain_until=None if values["retain_until"] is None else _parse(values["retain_until"]),
+            content=content,
+        )
+
+    def _unwrap(self, seq: int, digest: str, wrapped: bytes) -> bytes | None:
+        wrapped = bytes(wrapped)
+        try:
+            return self._wrap.decrypt(
+                wrapped[:_NONCE_SIZE], wrapped[_NONCE_SIZE:], _key_aad(seq, digest)
+            )
+        except (InvalidTag, ValueError):
+            return None
+
+    def _open_content(self, values: dict[str, Any]) -> bytes | None:
+        seq = int(values["seq"])
+        key = self._unwrap(seq, values["content_digest"], values["wrapped"])
+        sealed = None if values["content"] is None else bytes(values["content"])
+        if key is None or sealed is None:
+            return None
+        try:
+            return AESGCM(key).decrypt(
+                sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], _content_aad(seq)
+            )
+        except (InvalidTag, ValueError):
+            return None
+
+    # -------------------------------------------------------------- verify
+
+    def verify(
+        self, now: dt.datetime | None = None, *, anchors: Mapping[int, str] | None = None
+    ) -> VerifyResult:
+        """Check the whole journal; report the first entry that breaks, if any.
+
+        Detected: an altered entry (any sealed field, its content or its
+        content key), an entry inserted or deleted anywhere (the end
+        included, through the sealed head and the witness file), a content
+        key deleted before the end of its retention, an altered head.
+
+        :param anchors: seals noted earlier outside the node (entry number ->
+            seal, as a previous ``verify`` printed its head): an entry whose
+            seal differs was rewritten, even by someone holding the secret.
+        """
+        now = _aware(now) if now is not None else dt.datetime.now(dt.UTC)
+        with self._lock:
+            cur = self._conn.cursor()
+            # One snapshot for the entries and the head, while the node appends:
+            # otherwise an entry appended between the two reads would look like
+            # one removed from the end.
+            if self._postgres:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            else:
+                cur.execute("BEGIN")
+            try:
+                return self._verify(cur, now, dict(anchors or {}))
+            finally:
+                self._conn.rollback()
+
+    def _verify(self, cur: Any, now: dt.datetime, anchors: dict[int, str]) -> VerifyResult:
+        witness, warnings = self._read_witness()
+        expected_seq, prev = 1, GENESIS
+        witness_hash = None
+        cur.execute(self._sql(f"{_SELECT} ORDER BY e.seq"))
+
+        def broken(seq: int | None, reason: str) -> VerifyResult:
+            return VerifyResult(False, expected_seq - 1, prev, seq, reason, tuple(warnings))
+
+        while batch := cur.fetchmany(500):
+            for row in batch:
+                values = dict(zip((*_COLUMNS, "wrapped"), row, strict=True))
+                seq = int(values["seq"])
+                if seq != expected_seq:
+                    if expected_seq == 1:
+                        return broken(1, f"The journal starts at entry {seq}: entry 1 is missing.")
+                    return broken(
+                        expected_seq,
+                        f"Entry {expected_seq} is missing: entry {expected_seq - 1} "
+                        f"is followed by entry {seq}.",
+                    )
+                if values["prev_hash"] != prev:
+                    return broken(
+                        seq, f"Entry {seq} does not follow entry {seq - 1}: the chain is cut there."
+                    )
+                if not hmac.compare_digest(values["entry_hash"], self._entry_seal(values)):
+                    return broken(
+                        seq,
+                        f"Entry {seq} was altered: its fields do not match its seal"
+                        + (
+                            " (or the journal secret is not the one it was written with)."
+                            if seq == 1
+                            else "."
+                        ),
+                    )
+                problem = self._content_problem(values, now)
+                if problem is not None:
+                    return broken(seq, problem)
+                anchor = anchors.pop(seq, None)
+                if anchor is not None and anchor != values["entry_hash"]:
+                    return broken(
+                        seq, f"Entry {seq} is not the one noted earlier: the journal was rewritten."
+                    )
+                if witness is not None and seq == witness[0]:
+                    witness_hash = values["entry_hash"]
+                prev = values["entry_hash"]
+                expected_seq += 1
+        last = expected_seq - 1
+        cur.execute(self._sql("SELECT seq, entry_hash, seal FROM journal_head WHERE id = 1"))
+        head = cur.fetchone()
+        if head is None or not hmac.compare_digest(head[2], self._head_seal(head[0], head[1])):
+            return broken(None, "The journal's head record was altered or removed.")
+        head_seq, head_hash = int(head[0]), head[1]
+        if head_seq > last:
+            return broken(
+                last + 1,
+                f"Entries {last + 1} to {head_seq} were removed from the end of the journal.",
+            )
+        if head_seq < last or head_hash != prev:
+            return broken(
+                head_seq + 1, f"Entries after {head_seq} were not appended by this journal."
+            )
+        if witness is not None:
+            witness_seq, witness_entry = witness
+            if witness_seq > last:
+                return broken(
+                    last + 1,
+                    f"The head witness has seen entry {witness_seq}, but the journal ends at "
+                    f"entry {last}: entries were removed, or the database was restored from an "
+                    "older copy.",
+                )
+            if witness_seq > 0 and witness_hash != witness_entry:
+                return broken(
+                    witness_seq,
+                    f"Entry {witness_seq} is not the one the head witness has seen.",
+                )
+        if anchors:
+            missing = min(anchors)
+            return broken(missing, f"Entry {missing}, noted earlier, is no longer in the journal.")
+        return VerifyResult(True, last, prev, warnings=tuple(warnings))
+
+    def _content_problem(self, values: dict[str, Any], now: dt.datetime) -> str | None:
+        seq, digest = int(values["seq"]), values["content_digest"]
+        if digest is None:
+            return None
+        sealed = values["content"]
+        if sealed is None or hashlib.sha256(bytes(sealed)).hexdigest() != digest:
+            return f"The content of entry {seq} was altered or removed."
+        if values["wrapped"] is None:
+            if _parse(values["retain_until"]) > now:
+                return (
+                    f"The content key of entry {seq} was removed before the end of its "
+                    f"retention ({values['retain_until']})."
+                )
+            return None
+        if self._unwrap(seq, digest, values["wrapped"]) is None:
+            return f"The content key of entry {seq} was altered or belongs to another entry."
+        return None
+
+    def _read_witness(self) -> tuple[tuple[int, str] | None, list[str]]:
+        if self.head_path is None:
+            return None, []
+        try:
+            document = json.loads(self.head_path.read_text(encoding="ascii"))
+            seq, entry_hash, seal = int(document["seq"]), document["entry_hash"], document["seal"]
+        except FileNotFoundError:
+            return None, [f"There is no head witness at {self.head_path} (yet)."]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, [f"The head witness {self.head_path} cannot be read: {exc}."]
+        if not hmac.compare_digest(str(seal), self._head_seal(seq, str(entry_hash))):
+            return None, [f"The head witness {self.head_path} does not carry a valid seal."]
+        return (seq, str(entry_hash)), []
+
+    # ----------------------------------------------------------- retention
+
+    def destroy_expired(self, now: dt.datetime | None = None) -> int:
+        """Delete the content keys whose retention ended by ``now``; return how many.
+
+        The content of those entries can no longer be read by anyone; the
+        entries themselves, and the chain, stay as they are.
+        """
+        moment = _aware(now) if now is not None else dt.datetime.now(dt.UTC)
+        with self._tx() as cur:
+            cur.execute(
+                self._sql("DELETE FROM journal_keys WHERE retain_until <= ?"), (_stamp(moment),)
+            )
+            destroyed = int(cur.rowcount)
+        if destroyed:
+            self._scrub()
+            log.info("destroyed %d content keys past retention", destroyed)
+        return destroyed
+
+    def _scrub(self) -> None:
+        """Push deleted keys out of the files where old copies may remain."""
+        with self._lock:
+            if self._postgres:
+                # VACUUM cannot run inside a transaction block.
+                self._conn.autocommit = True
+                try:
+                    self._conn.execute("VACUUM journal_keys")
+                finally:
+                    self._conn.autocommit = False
+            else:
+                # The write-ahead log still holds the pages as they were before
+                # the delete until it is checkpointed and truncated.
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"cpas-journal/v1/" + purpose
+    ).derive(secret)
+
+
+def _content_aad(seq: int) -> bytes:
+    # Binds the ciphertext to its entry: moved to another row, it does not open.
+    return _CONTENT_CONTEXT + str(seq).encode("ascii")
+
+
+def _key_aad(seq: int, digest: str) -> bytes:
+    return _KEY_CONTEXT + f"{seq}\n{digest}".encode("ascii")
+
+
+def _text(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("a journal time must carry its time zone")
+    return value.astimezone(dt.UTC)
+
+
+def _stamp(value: dt.datetime) -> str:
+    # Fixed width, UTC: compares as text in SQL the way it compares in time.
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
