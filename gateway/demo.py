@@ -32,6 +32,7 @@ from gateway.envelope import Purpose
 from gateway.errors import BrokerError, DestinationRefused, GatewayError
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node, build_node
+from gateway.report import build_report, render
 from gateway.synthetic import FamilyMember, SensitiveData
 
 GENT, LIEGE = "44021", "62063"
@@ -118,7 +119,8 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         _show_moves(rows, federation, console)
         _show_holdings(node_a, node_b, before, federation, console)
         _show_minimality(node_a, node_b, showcase, console)
-        _show_refusals(node_a, people_a[-1], federation, console)
+        _show_refusals(node_a, showcase, federation, console)
+        _show_report(node_a, showcase, federation, console)
     finally:
         for node in (node_a, node_b):
             node.stop()
@@ -277,5 +279,20 @@ def _show_refusals(
         Panel(
             "\n".join(lines),
             title="Attempts to send outside the CPAS network (nothing was published)",
+        )
+    )
+
+
+def _show_report(node: Node, number: str, federation: LocalFederation, console: Console) -> None:
+    """The person's own report, as a social worker in Gent would print it for them."""
+    if node.journal is None:
+        return
+    report = build_report(
+        node.journal, federation.directory, cpas_id=node.cpas_id, person_number=number, lang="nl"
+    )
+    console.print(
+        Panel(
+            escape(render(report, "text")),
+            title=f"The person's report ({mask(number)}), in Dutch: `cpas-gateway report`",
         )
     )
