@@ -128,12 +128,10 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
 
 def schema_dir() -> Path:
     """The folder holding the XSDs, whether installed from a wheel or run from the source tree."""
-    try:
-        path = Path(str(resources.files("gateway.xsd")))
-        if (path / "dossier.xsd").is_file():
-            return path
-    except ModuleNotFoundError:
-        pass
+    # gateway/xsd is a data folder (no __init__.py): ask for the package above it.
+    installed = Path(str(resources.files("gateway"))) / "xsd"
+    if (installed / "dossier.xsd").is_file():
+        return installed
     return Path(__file__).resolve().parent.parent / "schemas" / "xsd"
 
 

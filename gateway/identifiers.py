@@ -20,7 +20,8 @@ PersonNumberKind = Literal["niss", "bis"]
 
 
 def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
+    # ASCII digits only: str.isdigit() would also take other scripts' digits.
+    return "".join(ch for ch in value if "0" <= ch <= "9")
 
 
 def validate_niss(value: str) -> str:

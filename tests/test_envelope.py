@@ -25,7 +25,10 @@ from gateway.localnet import LocalFederation, make_local_federation
 from gateway.synthetic import make_beneficiary
 
 GENT, LIEGE, NAMUR = "44021", "62063", "92094"
-NOW = dt.datetime.now(dt.UTC)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -144,18 +147,18 @@ def test_a_message_for_another_cpas_is_refused(world: LocalFederation) -> None:
 
 
 def test_an_expired_message_is_refused(world: LocalFederation) -> None:
-    envelope, _ = _transfer(world, now=NOW - dt.timedelta(hours=12), ttl=dt.timedelta(hours=1))
+    envelope, _ = _transfer(world, now=_now() - dt.timedelta(hours=12), ttl=dt.timedelta(hours=1))
     assert _refusal(world, envelope) == "envelope.expired"
 
 
 def test_a_message_from_beyond_the_clock_skew_is_refused(world: LocalFederation) -> None:
-    later = NOW + CLOCK_SKEW + dt.timedelta(minutes=1)
+    later = _now() + CLOCK_SKEW + dt.timedelta(minutes=1)
     envelope, _ = _transfer(world, now=later)
     assert _refusal(world, envelope) == "envelope.future"
 
 
 def test_a_message_within_the_clock_skew_is_accepted(world: LocalFederation) -> None:
-    soon = NOW + CLOCK_SKEW - dt.timedelta(minutes=1)
+    soon = _now() + CLOCK_SKEW - dt.timedelta(minutes=1)
     envelope, body = _transfer(world, now=soon)
     assert _open(world, envelope) == body
 

@@ -1,0 +1,419 @@
+"""The conformance suite, checked both ways.
+
+The reference adapters conform; each deliberately broken adapter of
+``conformance_adapters.py`` fails on exactly the requirement it breaks;
+what an adapter does not declare is a visible skip; signed reports verify and
+tampered ones are refused; the pytest plugin stays inert unless asked, and
+when asked judges as the command does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conformance_adapters import (
+    BROKEN,
+    EXPECTED_FAILURE,
+    PLUGIN,
+    CrashOnUnknown,
+    ExportOnly,
+    LeakyNote,
+    NoTestHooks,
+    options_for,
+)
+from lxml import etree
+
+from cpas_conformance import cli, corpus, docs
+from cpas_conformance.checks import CHECKS, all_cases
+from cpas_conformance.requirements import REQUIREMENTS
+from cpas_conformance.runner import redact
+from gateway import keys
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REFERENCE_ADAPTERS = ("ocmwdata", "fichesociale")
+REQUIREMENT_IDS = {requirement.id for requirement in REQUIREMENTS}
+MANDATORY_IDS = {requirement.id for requirement in REQUIREMENTS if requirement.mandatory}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of ``cpas-conformance`` and what it left behind."""
+
+    status: int
+    stdout: str
+    stderr: str
+    report_dir: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads((self.report_dir / "report.json").read_text("utf-8")))
+
+    def requirement(self, requirement_id: str) -> dict[str, Any]:
+        return next(item for item in self.report["requirements"] if item["id"] == requirement_id)
+
+
+RunCli = Callable[..., Run]
+
+
+@pytest.fixture(scope="module")
+def run_cli(tmp_path_factory: pytest.TempPathFactory) -> RunCli:
+    """Run the command in-process (test adapters included), once per set of arguments."""
+    runs: dict[tuple[str, ...], Run] = {}
+
+    def run(adapter: str, *extra: str) -> Run:
+        key = (adapter, *extra)
+        if key not in runs:
+            report_dir = tmp_path_factory.mktemp(f"report-{adapter}")
+            capture = pytest.MonkeyPatch()
+            out, err = _Capture(), _Capture()
+            capture.setattr(sys, "stdout", out)
+            capture.setattr(sys, "stderr", err)
+            try:
+                status = cli.main(
+                    ["--adapter", adapter, "--report", str(report_dir), *extra], plugins=[PLUGIN]
+                )
+            finally:
+                capture.undo()
+            runs[key] = Run(status, out.getvalue(), err.getvalue(), report_dir)
+        return runs[key]
+
+    return run
+
+
+class _Capture:
+    """A text stream that keeps what is written (module-scoped, so not capsys)."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def getvalue(self) -> str:
+        return "".join(self._parts)
+
+
+def adapter_options(name: str) -> list[str]:
+    """``--option`` arguments giving a test adapter a fresh store per case."""
+    return [item for pair in options_for(name) for item in ("--option", pair)]
+
+
+def junit_cases(run: Run) -> list[etree._Element]:
+    tree = etree.parse(str(run.report_dir / "junit.xml"))
+    return list(tree.iter("testcase"))
+
+
+# ------------------------------------------------------- reference adapters
+
+
+@pytest.mark.parametrize("adapter", REFERENCE_ADAPTERS)
+def test_reference_adapter_conforms(run_cli: RunCli, adapter: str) -> None:
+    run = run_cli(adapter)
+    report = run.report
+    assert run.status == 0, run.stderr
+    assert report["conformant"] is True
+    assert {item["id"]: item["outcome"] for item in report["requirements"]} == dict.fromkeys(
+        [requirement.id for requirement in REQUIREMENTS], "passed"
+    )
+    assert run.stdout.startswith("CONFORMANT: ")
+
+
+@pytest.mark.parametrize("adapter", REFERENCE_ADAPTERS)
+def test_report_json_records_adapter_environment_and_timings(run_cli: RunCli, adapter: str) -> None:
+    report = run_cli(adapter).report
+    assert report["schemaVersion"] == "1"
+    assert report["suite"]["version"]
+    assert report["adapter"]["name"] == adapter
+    assert report["adapter"]["vendor"] and report["adapter"]["version"]
+    assert report["adapter"]["distribution"]["name"] == "cpas-dossier-gateway"
+    assert report["environment"]["python"] and report["environment"]["platform"]
+    assert report["environment"]["packages"]["lxml"]
+    assert report["date"].endswith("Z")
+    for operation in ("export", "import"):
+        timing = report["timings"][operation]
+        assert timing["count"] > 0
+        assert 0 < timing["meanMs"] <= timing["maxMs"]
+        assert timing["p95Ms"] <= timing["maxMs"]
+
+
+def test_html_report_is_one_self_contained_page_with_the_verdict_on_top(run_cli: RunCli) -> None:
+    page = (run_cli("ocmwdata").report_dir / "report.html").read_text("utf-8")
+    etree.fromstring(page.encode("utf-8"), etree.HTMLParser(recover=False))
+    lowered = page.lower()
+    assert "<script" not in lowered and "<link" not in lowered
+    assert "http://" not in lowered and "https://" not in lowered and "url(" not in lowered
+    assert page.index('class="verdict conformant"') < page.index("DSE-INF-001")
+    assert all(requirement_id in page for requirement_id in REQUIREMENT_IDS)
+
+
+def test_junit_has_one_testcase_per_case_named_by_requirement(run_cli: RunCli) -> None:
+    cases = junit_cases(run_cli("fichesociale"))
+    assert len(cases) == sum(1 for _ in all_cases())
+    assert {case.get("classname") for case in cases} == REQUIREMENT_IDS
+    assert not any(case.find("failure") is not None for case in cases)
+
+
+# ---------------------------------------------------------- broken adapters
+
+
+@pytest.mark.parametrize("adapter", [wrapper.name for wrapper in BROKEN])
+def test_broken_adapter_fails_exactly_the_requirement_it_breaks(
+    run_cli: RunCli, adapter: str
+) -> None:
+    run = run_cli(adapter, *adapter_options(adapter))
+    report = run.report
+    expected = EXPECTED_FAILURE[adapter]
+    assert run.status == 1
+    assert report["conformant"] is False
+    assert set(report["failedRequirements"]) == {expected}
+    failing = {
+        case.get("classname") for case in junit_cases(run) if case.find("failure") is not None
+    }
+    assert failing == {expected}
+    assert run.stdout.startswith("NOT CONFORMANT: ")
+
+
+def test_a_leak_names_the_marker_and_where_it_was_found(run_cli: RunCli) -> None:
+    run = run_cli(LeakyNote.name, *adapter_options(LeakyNote.name))
+    failure = run.requirement("DSE-MIN-001")["evidence"]["firstFailure"]
+    leak = failure["evidence"]["leaks"][0]
+    assert failure["case"] == "notes"
+    assert leak["where"] == "/dossier/source/caseReference"
+    assert leak["token"] in leak["marker"]
+    assert leak["kind"] == "notes"
+
+
+def test_a_crash_on_an_unknown_person_is_reported_with_the_exception(run_cli: RunCli) -> None:
+    run = run_cli(CrashOnUnknown.name, *adapter_options(CrashOnUnknown.name))
+    failure = run.requirement("DSE-EXP-003")["evidence"]["firstFailure"]
+    assert failure["evidence"]["exception"] == "builtins.KeyError"
+
+
+def test_a_defect_judged_elsewhere_is_not_judged_here_and_not_passed(run_cli: RunCli) -> None:
+    adapter = "broken-check-digits"
+    run = run_cli(adapter, *adapter_options(adapter))
+    round_trip = run.requirement("DSE-RTR-001")
+    assert round_trip["outcome"] == "skipped"
+    assert round_trip["skip"] == "not-judged"
+    assert "DSE-EXP-002" in round_trip["summary"]
+
+
+# ----------------------------------------------------- declared capabilities
+
+
+def test_an_undeclared_capability_gives_visible_skips_with_reasons(run_cli: RunCli) -> None:
+    run = run_cli(ExportOnly.name, *adapter_options(ExportOnly.name))
+    assert run.status == 0, run.stderr
+    skipped = {
+        item["id"]: item for item in run.report["requirements"] if item["outcome"] == "skipped"
+    }
+    assert set(skipped) == {
+        "DSE-RTR-001",
+        "DSE-TXT-001",
+        "DSE-VOL-001",
+        "DSE-IMP-001",
+        "DSE-IMP-002",
+    }
+    for item in skipped.values():
+        assert item["skip"] == "not-applicable"
+        assert "declares no 'import' capability" in item["summary"]
+    junit_skips = [case for case in junit_cases(run) if case.find("skipped") is not None]
+    assert {case.get("classname") for case in junit_skips} >= set(skipped)
+    assert all(case.find("skipped").get("message") for case in junit_skips)
+    # Export-only: the seeded people are what its exports are checked on.
+    seeded = next(
+        case for case in run.requirement("DSE-EXP-001")["cases"] if case["case"] == "seeded-people"
+    )
+    assert seeded["outcome"] == "passed"
+
+
+def test_without_the_planting_hook_minimality_fails_and_optional_hooks_skip(
+    run_cli: RunCli,
+) -> None:
+    run = run_cli(NoTestHooks.name, *adapter_options(NoTestHooks.name))
+    assert run.status == 1
+    assert set(run.report["failedRequirements"]) == {"DSE-MIN-001"}
+    assert "cannot be certified for minimality" in run.requirement("DSE-MIN-001")["summary"]
+    for optional in ("DSE-INS-001", "DSE-SED-001"):
+        item = run.requirement(optional)
+        assert (item["outcome"], item["skip"]) == ("skipped", "not-applicable")
+        assert "does not implement" in item["summary"]
+
+
+# ------------------------------------------------------------------ signing
+
+
+def test_a_signed_report_verifies_and_a_tampered_one_is_refused(
+    run_cli: RunCli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    federation = keys.generate_signing_key()
+    keys.write_signing_key(tmp_path / "federation.key", federation)
+    keys.write_public_key(tmp_path / "federation.pub", keys.signing_public_raw(federation))
+    stranger = keys.generate_signing_key()
+    keys.write_public_key(tmp_path / "stranger.pub", keys.signing_public_raw(stranger))
+
+    run = run_cli("fichesociale", "--sign-with", str(tmp_path / "federation.key"))
+    report = run.report_dir / "report.json"
+    signature = json.loads((run.report_dir / "report.json.sig").read_text("utf-8"))
+    assert run.status == 0
+    assert signature["keyId"] == keys.key_id(keys.signing_public_raw(federation))
+    assert signature["keyId"] in (run.report_dir / "report.html").read_text("utf-8")
+
+    assert cli.main(["verify", str(report), "--trust", str(tmp_path / "federation.pub")]) == 0
+    assert cli.main(["verify", str(report), "--trust", str(tmp_path / "stranger.pub")]) == 1
+
+    tampered = tmp_path / "report.json"
+    tampered.write_bytes(report.read_bytes().replace(b'"conformant": true', b'"conformant": false'))
+    (tmp_path / "report.json.sig").write_bytes((run.report_dir / "report.json.sig").read_bytes())
+    capsys.readouterr()
+    assert cli.main(["verify", str(tampered), "--trust", str(tmp_path / "federation.pub")]) == 1
+    refusal = capsys.readouterr().err.strip()
+    assert "[report.signature]" in refusal and len(refusal.splitlines()) == 1
+
+
+def test_an_unsigned_report_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
+    federation = keys.generate_signing_key()
+    keys.write_public_key(tmp_path / "federation.pub", keys.signing_public_raw(federation))
+    report = run_cli("ocmwdata").report_dir / "report.json"
+    assert cli.main(["verify", str(report), "--trust", str(tmp_path / "federation.pub")]) == 1
+
+
+# ----------------------------------------------------------------- usage
+
+
+def test_an_unknown_adapter_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["--adapter", "no-such-adapter", "--report", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "no-such-adapter" in lines[0] and "ocmwdata" in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_an_option_without_a_value_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(
+        ["--adapter", "ocmwdata", "--report", str(tmp_path), "--option", "url-without-value"]
+    )
+    assert status == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_published_options_hide_passwords() -> None:
+    shown = redact({"url": "postgresql://acme:s3cret@db/x", "api_token": "abc", "folder": "/x"})
+    assert shown == {"url": "postgresql://acme:***@db/x", "api_token": "***", "folder": "/x"}
+
+
+# ------------------------------------------------------ requirements as data
+
+
+def test_every_requirement_is_documented_and_every_documented_one_exists() -> None:
+    guide = (ROOT / "docs" / "conformance.md").read_text("utf-8")
+    generated = docs.generated_part(guide)
+    documented = set(re.findall(r"^### (DSE-[A-Z]{3}-\d{3})$", generated, flags=re.MULTILINE))
+    assert documented == REQUIREMENT_IDS
+    assert generated == docs.render_requirements(), "run: python -m cpas_conformance.docs"
+
+
+def test_every_requirement_has_one_check_and_cases_with_unique_ids() -> None:
+    assert set(CHECKS) == REQUIREMENT_IDS
+    assert {"DSE-EXP-001", "DSE-RTR-001", "DSE-MIN-001", "DSE-IMP-002"} <= MANDATORY_IDS
+    for check in CHECKS.values():
+        ids = [case.id for case in check.cases()]
+        assert ids and len(ids) == len(set(ids)), check.requirement.id
+
+
+def test_cases_are_generated_from_the_corpus_files() -> None:
+    valid = {item.case_id for item in corpus.valid_files()}
+    invalid = {item.case_id for item in corpus.invalid_files()}
+    assert {case.id for case in CHECKS["DSE-RTR-001"].cases()} == valid
+    assert {case.id for case in CHECKS["DSE-INT-001"].cases()} == invalid
+    assert {case.id for case in CHECKS["DSE-EXP-001"].cases()} >= valid
+    assert len(corpus.generated_history().aid_history) == corpus.MAX_DECISIONS
+
+
+# ------------------------------------------------------------ pytest plugin
+
+
+def _python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_the_pytest_plugin_is_inert_unless_asked(tmp_path: Path) -> None:
+    imported = _python(
+        "-c",
+        "import sys, cpas_conformance.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith(('gateway', 'cpas_conformance.'))))",
+    )
+    assert imported.stdout.strip() == "['cpas_conformance.pytest_plugin']"
+
+    (tmp_path / "test_sample.py").write_text("def test_one():\n    assert True\n")
+    with_plugin = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    without = _python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:cpas_conformance", cwd=tmp_path
+    )
+    assert with_plugin.returncode == without.returncode == 0
+    assert "1 passed" in with_plugin.stdout and "1 passed" in without.stdout
+
+    helped = _python("-m", "pytest", "--help", cwd=tmp_path)
+    assert "--cpas-adapter" in helped.stdout
+
+
+def test_the_pytest_plugin_runs_the_same_checks(tmp_path: Path) -> None:
+    (tmp_path / "test_vendor.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import pytest
+            sys.path.insert(0, {str(TESTS)!r})
+            from conformance_adapters import PLUGIN, options_for
+            from cpas_conformance.context import installed_adapter
+            from cpas_conformance.context import parse_options
+            from cpas_conformance.suite import *  # noqa: F403
+
+            NAME = {CrashOnUnknown.name!r}
+
+            @pytest.fixture(scope="session")
+            def cpas_adapter_factory():
+                return installed_adapter(NAME, parse_options(options_for(NAME)), plugins=[PLUGIN])
+            """
+        )
+    )
+    junit = tmp_path / "junit.xml"
+    result = _python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout[-2000:]
+    failed = {
+        case.get("name").split("[", 1)[1].split("/", 1)[0]
+        for case in etree.parse(str(junit)).iter("testcase")
+        if case.find("failure") is not None
+    }
+    assert failed == {EXPECTED_FAILURE[CrashOnUnknown.name]}
