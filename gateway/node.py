@@ -786,7 +786,10 @@ class Node:
     def _on_receipt(self, delivery: Delivery, header: Header, body: Body) -> None:
         correlation = str(header.correlation_id or "")
         if not self.store.record_outcome(correlation, body.outcome or "rejected", body.code):
-            log.warning("receipt %s for a message this node did not send", header.message_id)
+            # A receipt for a reply (a response this node gave) has no outbox entry.
+            log.info(
+                "receipt %s for %s, which is not in the outbox", header.message_id, correlation
+            )
         self._record(header, "recorded", None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
