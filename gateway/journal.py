@@ -45,10 +45,8 @@ import hmac
 import json
 import logging
 import os
-import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -60,6 +58,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
+from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
 
 log = logging.getLogger(__name__)
@@ -412,37 +411,18 @@ class Journal:
         self._chain_key = _derive(secret, b"chain")
         self._person_key = _derive(secret, b"person")
         self._wrap = AESGCM(_derive(secret, b"wrap"))
-        self._lock = threading.RLock()
-        self._batch_depth = 0
         self._batch_head: tuple[int, str] | None = None
-        self._postgres = url.startswith(("postgresql://", "postgres://"))
-        if self._postgres:
-            import psycopg
-
-            try:
-                self._conn: Any = psycopg.connect(url, autocommit=False)
-            except psycopg.Error as exc:
-                raise JournalError(
-                    f"The journal database is unreachable: {' '.join(str(exc).split())}."
-                ) from None
-            with self._conn.cursor() as cur:
-                cur.execute(_SCHEMA.format(int="BIGINT", blob="BYTEA"))
-            self._conn.commit()
-        elif url.startswith("sqlite:///") or "://" not in url:
-            path = Path(url.removeprefix("sqlite:///"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            # Deleted rows are overwritten with zeros: a destroyed content key
-            # must not linger in a free page of the file.
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.executescript(_SCHEMA.format(int="INTEGER", blob="BLOB"))
-        else:
-            raise ConfigError(
-                f"Unsupported journal URL {url!r}: use sqlite:///path or postgresql://…"
-            )
+        # Deleted rows are overwritten with zeros: a destroyed content key must
+        # not linger in a free page of the file.
+        self._db = Database(
+            url,
+            schema=_SCHEMA,
+            what="the journal database",
+            pragmas=("secure_delete=ON",),
+            unavailable_code="journal.unavailable",
+        )
+        self._lock = self._db.lock
+        self._postgres = self._db.postgres
         with self._tx() as cur:
             cur.execute(
                 self._sql(
@@ -461,29 +441,12 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            if self._batch_depth:
-                # Inside batch(): the outer transaction commits for everyone.
-                yield cur
-                return
-            if not self._postgres:
-                # IMMEDIATE: take the write lock now, so that another process
-                # appending meanwhile cannot make two entries share a number.
-                # Readers need no lock: WAL gives them a snapshot.
-                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield cur
-            except BaseException:
-                self._conn.rollback()
-                raise
-            else:
-                self._conn.commit()
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[Any]:
+        # On SQLite a writer locks at once, so that another process appending
+        # meanwhile cannot make two entries share a number.
+        return self._db.transaction(write=write)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -492,30 +455,18 @@ class Journal:
         The node records a batch of deliveries this way, before acking any of them.
         """
         with self._lock:
-            if self._batch_depth:
-                self._batch_depth += 1
-                try:
-                    yield
-                finally:
-                    self._batch_depth -= 1
-                return
-            with self._tx():
-                self._batch_depth = 1
-                try:
-                    yield
-                finally:
-                    self._batch_depth = 0
-            if self._batch_head is not None:
+            outermost = not self._db.in_batch
+            with self._db.batch():
+                yield
+            if outermost and self._batch_head is not None:
                 self._write_witness(*self._batch_head)
                 self._batch_head = None
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self._postgres else sql
+        return self._db.sql(sql)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._tx(write=False) as cur:
-            cur.execute(self._sql(sql), args)
-            return list(cur.fetchall())
+        return self._db.query(sql, args)
 
     # --------------------------------------------------------------- seals
 
@@ -592,7 +543,7 @@ class Journal:
         retain_until = None if content is None else _stamp(moment + self.retention)
         with self._lock:
             seq, entry_hash = self._append(fields, person_number, content, retain_until)
-            if self._batch_depth:
+            if self._db.in_batch:
                 self._batch_head = (seq, entry_hash)  # written once the batch commits
             else:
                 self._write_witness(seq, entry_hash)
@@ -817,19 +768,11 @@ class Journal:
             seal differs was rewritten, even by someone holding the secret.
         """
         now = _aware(now) if now is not None else dt.datetime.now(dt.UTC)
-        with self._lock:
-            cur = self._conn.cursor()
-            # One snapshot for the entries and the head, while the node appends:
-            # otherwise an entry appended between the two reads would look like
-            # one removed from the end.
-            if self._postgres:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            else:
-                cur.execute("BEGIN")
-            try:
-                return self._verify(cur, now, dict(anchors or {}))
-            finally:
-                self._conn.rollback()
+        # One snapshot for the entries and the head, while the node appends:
+        # otherwise an entry appended between the two reads would look like
+        # one removed from the end.
+        with self._db.snapshot() as cur:
+            return self._verify(cur, now, dict(anchors or {}))
 
     def _verify(self, cur: Any, now: dt.datetime, anchors: dict[int, str]) -> VerifyResult:
         witness, warnings = self._read_witness()
@@ -965,18 +908,12 @@ class Journal:
 
     def _scrub(self) -> None:
         """Push deleted keys out of the files where old copies may remain."""
-        with self._lock:
-            if self._postgres:
-                # VACUUM cannot run inside a transaction block.
-                self._conn.autocommit = True
-                try:
-                    self._conn.execute("VACUUM journal_keys")
-                finally:
-                    self._conn.autocommit = False
-            else:
-                # The write-ahead log still holds the pages as they were before
-                # the delete until it is checkpointed and truncated.
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self._postgres:
+            self._db.maintain("VACUUM journal_keys")
+        else:
+            # The write-ahead log still holds the pages as they were before
+            # the delete until it is checkpointed and truncated.
+            self._db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # ---------------------------------------------------------------- helpers

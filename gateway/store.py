@@ -15,15 +15,12 @@ thread and from senders.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError, GatewayError
+from gateway.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -143,85 +140,27 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._lock = threading.RLock()
-        self._batch_depth = 0
-        if url.startswith(("postgresql://", "postgres://")):
-            import psycopg
+        self._db = Database(url, schema=_SCHEMA, what="the node's store")
 
-            try:
-                self._conn: Any = psycopg.connect(url, autocommit=False)
-            except psycopg.Error as exc:
-                raise GatewayError(
-                    f"The node's store at {url} is unreachable: {exc}.", code="store.unavailable"
-                ) from None
-            self._param = "%s"
-            schema = _SCHEMA.format(blob="BYTEA")
-            with self._conn.cursor() as cur:
-                cur.execute(schema)
-            self._conn.commit()
-        elif url.startswith("sqlite:///") or "://" not in url:
-            path = Path(url.removeprefix("sqlite:///"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # Two processes may share a store (a running node, a `pending` command).
-            self._conn.execute("PRAGMA busy_timeout=10000")
-            # FULL: a row committed before an ack must survive a power cut too.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._param = "?"
-            self._conn.executescript(_SCHEMA.format(blob="BLOB"))
-        else:
-            raise ConfigError(
-                f"Unsupported store URL {url!r}: use sqlite:///path or postgresql://…"
-            )
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            if self._batch_depth:
-                # Inside batch(): the outer transaction commits for everyone.
-                yield cur
-                return
-            if self._param == "?":
-                cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                self._conn.rollback()
-                raise
-            else:
-                self._conn.commit()
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> AbstractContextManager[None]:
         """One transaction for every write made inside the block (one commit, one fsync).
 
         The node processes deliveries in batches: their records commit together,
         before any of them is acked. Other threads wait for the block to end.
         """
-        with self._lock, self._tx():
-            self._batch_depth += 1
-            try:
-                yield
-            finally:
-                self._batch_depth -= 1
+        return self._db.batch()
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        return self._db.transaction()
 
     def _sql(self, sql: str) -> str:
-        return sql if self._param == "?" else sql.replace("?", "%s")
+        return self._db.sql(sql)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute(self._sql(sql), args)
-            rows = list(cur.fetchall())
-            if self._param != "?" and not self._batch_depth:
-                self._conn.commit()  # end PostgreSQL's implicit read transaction
-            return rows
+        return self._db.query(sql, args)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     # ------------------------------------------------------------------ meta
 

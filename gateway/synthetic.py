@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -144,6 +145,36 @@ class SensitiveData:
     sanctions: tuple[str, ...] = ()
     refused_applications: tuple[tuple[str, str], ...] = ()  # (what, reason)
     family_members: tuple[FamilyMember, ...] = ()
+
+    def plus(
+        self,
+        *,
+        notes: Iterable[str] = (),
+        activation_measures: Iterable[str] = (),
+        sanctions: Iterable[str] = (),
+        refused_applications: Iterable[tuple[str, str] | str] = (),
+        family_members: Iterable[FamilyMember | str] = (),
+    ) -> SensitiveData:
+        """This data with more added; bare strings are accepted for tests that plant markers.
+
+        A bare refused application is its reason; a bare family member is a name.
+        """
+        members = tuple(
+            m
+            if isinstance(m, FamilyMember)
+            else FamilyMember(m, "partner", dt.date(1980, 1, 1), Decimal("0.00"))
+            for m in family_members
+        )
+        refusals = tuple(
+            ("aid application", r) if isinstance(r, str) else r for r in refused_applications
+        )
+        return SensitiveData(
+            notes=(*self.notes, *notes),
+            activation_measures=(*self.activation_measures, *activation_measures),
+            sanctions=(*self.sanctions, *sanctions),
+            refused_applications=(*self.refused_applications, *refusals),
+            family_members=(*self.family_members, *members),
+        )
 
     def all_strings(self) -> list[str]:
         """Every free-text value, for tests that search exports for leaks."""

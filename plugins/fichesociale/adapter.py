@@ -380,16 +380,14 @@ class FicheSocialeAdapter:
                     "There is no FicheSociale fiche for this person number.",
                     code="adapter.unknown_person",
                 )
-            if sensitive is not None:
-                dialect.add_sensitive(fiche, **dialect.sensitive_kwargs(sensitive))
-            dialect.add_sensitive(
-                fiche,
+            planted = (sensitive or SensitiveData()).plus(
                 notes=notes,
                 activation_measures=activation_measures,
                 sanctions=sanctions,
                 refused_applications=refused_applications,
                 family_members=family_members,
             )
+            dialect.add_sensitive(fiche, planted)
             write_atomically(path, _to_json(fiche))
 
     def list_person_numbers(self) -> list[str]:

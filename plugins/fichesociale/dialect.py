@@ -452,10 +452,8 @@ def fiche_from_dossier(
 # ------------------------------------------------------------ sensitive data
 
 
-def membre_from(member: FamilyMember | str) -> dict[str, Any]:
-    """A household member in FicheSociale's words (a bare string is taken as a name)."""
-    if isinstance(member, str):
-        return {"nom": member, "lien": None, "date_naissance": None, "revenus_mensuels": None}
+def membre_from(member: FamilyMember) -> dict[str, Any]:
+    """A household member in FicheSociale's words."""
     return {
         "nom": member.name,
         "lien": LIENS.get(member.relation, member.relation),
@@ -464,30 +462,20 @@ def membre_from(member: FamilyMember | str) -> dict[str, Any]:
     }
 
 
-def demande_refusee_from(refusal: tuple[str, str] | str) -> dict[str, str | None]:
-    """A refused application (what, reason); a bare string is taken as the reason."""
-    if isinstance(refusal, str):
-        return {"objet": None, "motif": refusal}
+def demande_refusee_from(refusal: tuple[str, str]) -> dict[str, str | None]:
+    """A refused application (what, reason) in FicheSociale's words."""
     what, reason = refusal
     return {"objet": what, "motif": reason}
 
 
-def add_sensitive(
-    fiche: dict[str, Any],
-    *,
-    notes: Iterable[str] = (),
-    activation_measures: Iterable[str] = (),
-    sanctions: Iterable[str] = (),
-    refused_applications: Iterable[tuple[str, str] | str] = (),
-    family_members: Iterable[FamilyMember | str] = (),
-) -> dict[str, Any]:
+def add_sensitive(fiche: dict[str, Any], sensitive: SensitiveData) -> dict[str, Any]:
     """Append sensitive data to a fiche's own fields (in place) and return it."""
     additions: dict[str, list[Any]] = {
-        "notes_assistant_social": list(notes),
-        "mesures_activation": list(activation_measures),
-        "sanctions": list(sanctions),
-        "demandes_refusees": [demande_refusee_from(r) for r in refused_applications],
-        "membres_du_menage": [membre_from(m) for m in family_members],
+        "notes_assistant_social": list(sensitive.notes),
+        "mesures_activation": list(sensitive.activation_measures),
+        "sanctions": list(sensitive.sanctions),
+        "demandes_refusees": [demande_refusee_from(r) for r in sensitive.refused_applications],
+        "membres_du_menage": [membre_from(m) for m in sensitive.family_members],
     }
     for field, values in additions.items():
         current = fiche.get(field)
@@ -495,17 +483,6 @@ def add_sensitive(
     return fiche
 
 
-def sensitive_kwargs(sensitive: SensitiveData) -> dict[str, Any]:
-    """:class:`SensitiveData` as the keyword arguments of :func:`add_sensitive`."""
-    return {
-        "notes": sensitive.notes,
-        "activation_measures": sensitive.activation_measures,
-        "sanctions": sensitive.sanctions,
-        "refused_applications": sensitive.refused_applications,
-        "family_members": sensitive.family_members,
-    }
-
-
 def sensitive_fields(sensitive: SensitiveData) -> dict[str, Any]:
     """The sensitive part of a fiche for a synthetic beneficiary."""
-    return add_sensitive({}, **sensitive_kwargs(sensitive))
+    return add_sensitive({}, sensitive)

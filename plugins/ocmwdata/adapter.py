@@ -24,8 +24,6 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
-from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final
 
@@ -419,31 +417,12 @@ class OcmwdataAdapter:
 
         :raises AdapterError: ``adapter.unknown_person`` when there is no such client.
         """
-        base = sensitive or SensitiveData()
-        members = tuple(
-            member
-            if isinstance(member, FamilyMember)
-            else FamilyMember(
-                name=member,
-                relation="partner",
-                birth_date=dt.date(1980, 1, 1),
-                monthly_income=Decimal("0.00"),
-            )
-            for member in family_members
-        )
-        planted = replace(
-            base,
-            notes=(*base.notes, *notes),
-            activation_measures=(*base.activation_measures, *activation_measures),
-            sanctions=(*base.sanctions, *sanctions),
-            refused_applications=(
-                *base.refused_applications,
-                *(
-                    ("aanvraag", refusal) if isinstance(refusal, str) else refusal
-                    for refusal in refused_applications
-                ),
-            ),
-            family_members=(*base.family_members, *members),
+        planted = (sensitive or SensitiveData()).plus(
+            notes=notes,
+            activation_measures=activation_measures,
+            sanctions=sanctions,
+            refused_applications=refused_applications,
+            family_members=family_members,
         )
         number = _compact_person_number(person_number)
         with self._lock, self._db.transaction(write=True) as session:
