@@ -583,6 +583,14 @@ def load_directory(
     return directory
 
 
+def load_directory_file(
+    path: Path, trust_anchor: Path, *, min_serial: int | None = None
+) -> Directory:
+    """:func:`load_directory` for a file, verified against the trust anchor in a file."""
+    anchor = keys.load_trust_anchor(trust_anchor)
+    return load_directory(hardened_xml.read_file(Path(path)), anchor, min_serial=min_serial)
+
+
 def read_unsigned(data: bytes) -> Directory:
     """Parse and validate a directory *without* checking any signature, to build or re-sign it.
 

@@ -19,7 +19,7 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.errors import SchemaInvalid, XmlRefused
+from gateway.errors import GatewayError, SchemaInvalid, XmlRefused
 
 MAX_BYTES: Final = 8 * 1024 * 1024
 """Largest document accepted: a 200-decision dossier is about 60 KiB."""
@@ -124,6 +124,32 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
     if _HAS_XINCLUDE(tree, ns=XINCLUDE_NS):
         raise XmlRefused("The document uses XInclude, which is not accepted.", code="xml.xinclude")
     return root
+
+
+def read_file(path: Path, *, max_bytes: int = MAX_BYTES) -> bytes:
+    """Read an XML file for :func:`parse`, never more than ``max_bytes + 1`` bytes of it.
+
+    A regular file larger than the cap is refused from its size alone, without
+    reading it. Anything else (a pipe, a device) is read up to one byte past
+    the cap, so that :func:`parse` refuses it as too large rather than this
+    process reading without end.
+
+    :raises XmlRefused: ``xml.too_large`` for a regular file over the cap.
+    :raises GatewayError: ``file.unreadable`` when the file is missing or unreadable.
+    """
+    try:
+        if path.is_file():
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise XmlRefused(
+                    f"The document is {size:,} bytes, more than the {max_bytes:,} bytes accepted.",
+                    code="xml.too_large",
+                )
+        with path.open("rb") as stream:
+            return stream.read(max_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise GatewayError(f"{path} cannot be read: {reason}.", code="file.unreadable") from None
 
 
 def schema_dir() -> Path:

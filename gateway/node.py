@@ -52,7 +52,7 @@ from gateway.adapters import (
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory
+from gateway.directory import Directory, load_directory_file
 from gateway.dossier import Dossier, format_timestamp
 from gateway.envelope import (
     Body,
@@ -74,7 +74,7 @@ from gateway.errors import (
     GatewayError,
 )
 from gateway.journal import Event, Journal, open_journal
-from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
+from gateway.keys import NodeKeys, load_node_keys
 from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
@@ -1044,18 +1044,13 @@ def build_node(
     config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
 ) -> Node:
     """Assemble a node: trust anchor, verified directory, keys, adapter and store."""
-    anchor = load_trust_anchor(config.trust_anchor)
-    try:
-        directory_bytes = config.directory.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"The directory {config.directory} cannot be read: {exc.strerror}."
-        ) from None
     store = Store(config.store)
     # Never go back to an older edition of the directory than one seen before:
     # a replayed old edition could list a key or an institution since removed.
     seen = store.get_meta(DIRECTORY_SERIAL)
-    directory = load_directory(directory_bytes, anchor, min_serial=int(seen or 0))
+    directory = load_directory_file(
+        config.directory, config.trust_anchor, min_serial=int(seen or 0)
+    )
     store.set_meta(DIRECTORY_SERIAL, str(directory.serial))
     passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
     keys = load_node_keys(config.keys, passphrase)

@@ -10,9 +10,7 @@ from rich.console import Console
 
 from gateway.broker import Names
 from gateway.config import amqp_url_from_env, split_urls
-from gateway.directory import load_directory
-from gateway.errors import ConfigError
-from gateway.keys import load_trust_anchor
+from gateway.directory import load_directory_file
 from gateway.provision import ManagementApi, provision
 
 
@@ -44,13 +42,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_provision(args: argparse.Namespace) -> int:
-    try:
-        data = args.directory.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"The directory {args.directory} cannot be read: {exc.strerror}."
-        ) from None
-    directory = load_directory(data, load_trust_anchor(args.trust))
+    directory = load_directory_file(args.directory, args.trust)
     report = provision(
         directory,
         api=ManagementApi(args.management_url),

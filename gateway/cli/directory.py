@@ -29,13 +29,13 @@ from gateway.directory import (
     InstitutionKind,
     InstitutionStatus,
     directory_from_spec,
-    load_directory,
+    load_directory_file,
     read_spec,
     read_unsigned,
     sign_directory,
 )
 from gateway.dossier import format_timestamp
-from gateway.errors import GatewayError, XmlRefused
+from gateway.errors import GatewayError
 
 console = Console(highlight=False)
 
@@ -132,7 +132,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_sign(args: argparse.Namespace) -> int:
     """``directory sign``."""
     key = keys.load_signing_key(args.key, passphrase_from_env(args.passphrase_env))
-    directory = read_unsigned(_read(args.input))
+    directory = read_unsigned(hardened_xml.read_file(args.input))
     args.output.write_bytes(sign_directory(directory, key))
     kid = keys.key_id(keys.signing_public_raw(key))
     console.print(
@@ -144,8 +144,7 @@ def run_sign(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     """``directory verify``: exit 0 with an OK line, or 1 with the reason."""
     try:
-        anchor = keys.load_trust_anchor(args.trust)
-        directory = load_directory(_read(args.file), anchor)
+        directory = load_directory_file(args.file, args.trust)
     except GatewayError as exc:
         sentence = " ".join(exc.message.split())
         print(f"INVALID  {args.file}: [{exc.code}] {sentence}", file=sys.stderr)
@@ -153,7 +152,7 @@ def run_verify(args: argparse.Namespace) -> int:
     print(
         f"OK  {args.file}: edition {directory.serial} of {directory.issuer}, issued "
         f"{format_timestamp(directory.issued_at)}, {_summary(directory)}, signed by "
-        f"{keys.key_id(anchor.public_bytes_raw())}"
+        f"{keys.key_id(keys.load_trust_anchor(args.trust).public_bytes_raw())}"
     )
     return 0
 
@@ -203,25 +202,8 @@ def run_check(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- helpers
 
 
-def _read(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > hardened_xml.MAX_BYTES:
-            # Refused from its size alone, before reading any of it.
-            raise XmlRefused(
-                f"{path} is {size:,} bytes, more than the "
-                f"{hardened_xml.MAX_BYTES:,} bytes accepted.",
-                code="xml.too_large",
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise GatewayError(
-            f"{path} cannot be read: {exc.strerror or exc}.", code="file.unreadable"
-        ) from None
-
-
 def _load(args: argparse.Namespace) -> Directory:
-    return load_directory(_read(args.file), keys.load_trust_anchor(args.trust))
+    return load_directory_file(args.file, args.trust)
 
 
 def _summary(directory: Directory) -> str:

@@ -10,10 +10,8 @@ from typing import Any
 from rich.console import Console
 
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory
-from gateway.errors import ConfigError
+from gateway.directory import Directory, load_directory_file
 from gateway.journal import JournalSettings
-from gateway.keys import load_trust_anchor
 from gateway.report import FORMATS, LANGUAGES, build_report, render
 
 
@@ -70,11 +68,4 @@ def run(args: argparse.Namespace) -> int:
 
 def load_verified_directory(config: NodeConfig) -> Directory:
     """The node's directory, checked against its trust anchor (as the node itself does)."""
-    anchor = load_trust_anchor(config.trust_anchor)
-    try:
-        data = config.directory.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"The directory {config.directory} cannot be read: {exc.strerror}."
-        ) from None
-    return load_directory(data, anchor)
+    return load_directory_file(config.directory, config.trust_anchor)

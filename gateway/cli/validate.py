@@ -22,7 +22,7 @@ from lxml import etree
 
 from gateway import hardened_xml
 from gateway.dossier import Dossier
-from gateway.errors import GatewayError, SchemaInvalid, XmlRefused
+from gateway.errors import GatewayError, SchemaInvalid
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            kind = check_document(read_document(path))
+            kind = check_document(hardened_xml.read_file(path))
         except GatewayError as exc:
             status = 1
             # One line per problem, whatever the message carries.
@@ -58,32 +58,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"OK  {path} ({kind})")
     return status
-
-
-def read_document(path: Path, *, max_bytes: int = hardened_xml.MAX_BYTES) -> bytes:
-    """Read at most ``max_bytes + 1`` bytes of ``path``.
-
-    A regular file larger than the cap is refused from its size alone, without
-    reading it. Anything else (a pipe, a device) is read up to one byte past
-    the cap, so that :func:`gateway.hardened_xml.parse` refuses it as too large
-    rather than this process reading without end.
-
-    :raises XmlRefused: ``xml.too_large`` for a regular file over the cap.
-    :raises GatewayError: ``file.unreadable`` when the file is missing or unreadable.
-    """
-    try:
-        if path.is_file():
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise XmlRefused(
-                    f"The document is {size:,} bytes, more than the {max_bytes:,} bytes accepted.",
-                    code="xml.too_large",
-                )
-        with path.open("rb") as stream:
-            return stream.read(max_bytes + 1)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise GatewayError(f"The file cannot be read: {reason}.", code=UNREADABLE) from None
 
 
 def check_document(data: bytes) -> str:
