@@ -19,6 +19,7 @@ next address with a growing, capped back-off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import threading
@@ -399,40 +400,40 @@ class BrokerClient:
         self._declare(channel, self._after_declare)
 
     def _declare(self, channel: Channel, done: Callable[[], None]) -> None:
-        steps: list[Callable[[Callable[[Any], None]], None]] = []
+        """Declare the topology one step after another (each waits for the broker's answer)."""
         passive = self._passive
-        for ex in self._topology.exchanges:
-            steps.append(
-                lambda cb, ex=ex: channel.exchange_declare(
-                    exchange=ex.name,
-                    exchange_type=ex.type,
-                    durable=True,
-                    passive=passive,
-                    callback=cb,
-                )
+        steps: list[functools.partial[Any]] = [
+            functools.partial(
+                channel.exchange_declare,
+                exchange=ex.name,
+                exchange_type=ex.type,
+                durable=True,
+                passive=passive,
             )
-        for q in self._topology.queues:
-            steps.append(
-                lambda cb, q=q: channel.queue_declare(
-                    queue=q.name,
-                    durable=True,
-                    passive=passive,
-                    arguments=None if passive else dict(q.arguments),
-                    callback=cb,
-                )
+            for ex in self._topology.exchanges
+        ]
+        steps += [
+            functools.partial(
+                channel.queue_declare,
+                queue=q.name,
+                durable=True,
+                passive=passive,
+                arguments=None if passive else dict(q.arguments),
             )
-        for b in () if passive else self._topology.bindings:
-            steps.append(
-                lambda cb, b=b: channel.queue_bind(
-                    queue=b.queue, exchange=b.exchange, routing_key=b.routing_key, callback=cb
-                )
+            for q in self._topology.queues
+        ]
+        steps += [
+            functools.partial(
+                channel.queue_bind, queue=b.queue, exchange=b.exchange, routing_key=b.routing_key
             )
+            for b in (() if passive else self._topology.bindings)
+        ]
 
         def run(index: int) -> None:
             if index == len(steps):
                 done()
             else:
-                steps[index](lambda _frame: run(index + 1))
+                steps[index](callback=lambda _frame: run(index + 1))
 
         run(0)
 

@@ -227,9 +227,8 @@ def _show_minimality(a: Node, b: Node, number: str, console: Console) -> None:
     sent_xml = exported.to_xml().decode() if exported else ""
     received = b.adapter.export_dossier(number)
     received_xml = received.to_xml().decode() if received else ""
-    fiche = next(
-        (p.read_text(encoding="utf-8") for p in Path(b.adapter.folder).rglob(f"{number}.json")), ""
-    )  # type: ignore[attr-defined]
+    folder = Path(b.adapter.folder)  # type: ignore[attr-defined]
+    fiche = next((p.read_text(encoding="utf-8") for p in folder.rglob(f"{number}.json")), "")
     table = Table(title=f"What stayed home: {mask(number)}, held by OCMWdata in Gent")
     for column in ("kind", "held by the sending vendor", "in the dossier sent", "at the receiver"):
         table.add_column(column)

@@ -389,4 +389,8 @@ class Body:
         if name == "refusal":
             return cls(kind=kind, refusal=RefusalReason(child.text))
         code = part.find(_E + "code")
-        return cls(kind=kind, outcome=child.text, code=None if code is None else code.text)  # type: ignore[arg-type]
+        # The XSD allows no other value.
+        outcome: Literal["imported", "rejected"] = (
+            "imported" if child.text == "imported" else "rejected"
+        )
+        return cls(kind=kind, outcome=outcome, code=None if code is None else code.text)

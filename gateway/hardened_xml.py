@@ -46,7 +46,7 @@ _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0
 _ACCEPTED_ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
-class _NothingExternal(etree.Resolver):  # type: ignore[misc]
+class _NothingExternal(etree.Resolver):
     """Answers every request for an external resource (DTD, entity) with nothing."""
 
     def resolve(self, url: str, pubid: str, context: object) -> object:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
@@ -430,7 +431,7 @@ class Node:
         sent = []
         for record, future in zip(records, futures, strict=True):
             self.stats.add(f"sent.{record.type}")
-            future.add_done_callback(lambda f, mid=record.message_id: self._on_confirmed(mid, f))
+            future.add_done_callback(functools.partial(self._on_confirmed, record.message_id))
             sent.append(Sent(record.message_id, record.recipient, future))
         return sent
 
@@ -474,7 +475,7 @@ class Node:
             [self._outgoing(e.recipient, e.type, e.message_id, e.envelope) for e in pending]
         )
         for entry, future in zip(pending, futures, strict=True):
-            future.add_done_callback(lambda f, mid=entry.message_id: self._on_confirmed(mid, f))
+            future.add_done_callback(functools.partial(self._on_confirmed, entry.message_id))
         if pending:
             log.info("republished %d unconfirmed messages from the outbox", len(pending))
 

@@ -251,10 +251,17 @@ class Store:
             " FROM inbox WHERE message_id = ?",
             (message_id,),
         )
-        return (
-            None
-            if not rows
-            else InboxEntry(*rows[0][:6], bytes(rows[0][6]) if rows[0][6] is not None else None)
+        if not rows:
+            return None
+        message_id, type, sender, outcome, code, reference, reply = rows[0]
+        return InboxEntry(
+            message_id,
+            type,
+            sender,
+            outcome,
+            code,
+            reference,
+            None if reply is None else bytes(reply),
         )
 
     def record_received(

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check gateway plugins tests conformance
+.venv/bin/mypy gateway plugins
 exec .venv/bin/python -m pytest "$@"
