@@ -109,6 +109,7 @@ def key_id(public_raw: bytes) -> str:
 # ------------------------------------------------------------ public keys
 
 
+@functools.lru_cache(maxsize=4096)
 def public_encryption_key(kem: str, raw: bytes) -> PublicEncryptionKey:
     """The public key object :meth:`hpke.Suite.encrypt` accepts, from its raw bytes.
 
@@ -131,8 +132,13 @@ def public_encryption_key(kem: str, raw: bytes) -> PublicEncryptionKey:
         ) from None
 
 
+@functools.lru_cache(maxsize=4096)
 def public_signing_key(raw: bytes) -> Ed25519PublicKey:
-    """An Ed25519 public key from its 32 raw bytes; ``keys.invalid`` otherwise."""
+    """An Ed25519 public key from its 32 raw bytes; ``keys.invalid`` otherwise.
+
+    Cached, like :func:`public_encryption_key`: every message to or from a
+    CPAS uses the same few keys.
+    """
     try:
         _expect_length(raw, 32, SIGNING_ALGORITHM)
         return Ed25519PublicKey.from_public_bytes(raw)

@@ -298,20 +298,24 @@ class Node:
         *,
         max_in_flight: int = 2000,
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[Sent]:
+    ) -> list[str]:
         """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
 
         Resumable: a dossier whose case was already sent to ``to`` is skipped,
         so running it again after a crash sends only what is missing. At most
-        ``max_in_flight`` messages wait for the broker's confirm at once.
+        ``max_in_flight`` messages wait for the broker's confirm at once, and
+        it returns when the broker has confirmed them all (one it never
+        confirms stays in the outbox, published again at the next start).
         ``progress(done, total)`` is called as it goes.
+
+        :returns: the message ids sent (ids only: a caseload is large).
         """
         self._check_destination(to, None)
         if not isinstance(self.adapter, Inspectable):
             raise ConfigError(f"The adapter {self.adapter.info.name!r} cannot list its people.")
         already = self.store.sent_to(to, MessageType.TRANSFER.value)
         numbers = self.adapter.list_person_numbers()
-        sent: list[Sent] = []
+        sent: list[str] = []
         in_flight: deque[Future[None]] = deque()
         for start in range(0, len(numbers), SEND_BATCH):
             batch = []
@@ -324,13 +328,17 @@ class Node:
                 )
                 batch.append((header, Body(MessageType.TRANSFER, dossier=dossier)))
             for item in self._send_many(batch):
-                sent.append(item)
+                sent.append(item.message_id)
                 in_flight.append(item.confirmed)
             while len(in_flight) > max_in_flight:
                 with contextlib.suppress(Exception):  # the outbox republishes failures
                     in_flight.popleft().result(timeout=60)
             if progress is not None:
                 progress(min(start + SEND_BATCH, len(numbers)), len(numbers))
+        while in_flight:
+            with contextlib.suppress(Exception):
+                in_flight.popleft().result(timeout=60)
+        self._confirmed.join()  # the outbox now says which were confirmed
         return sent
 
     def _transfer(
@@ -466,6 +474,8 @@ class Node:
             ids = [mid for mid in batch if mid is not None]
             if ids:
                 self.store.mark_confirmed(ids)
+            for _ in batch:
+                self._confirmed.task_done()
             if None in batch:
                 return
 

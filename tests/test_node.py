@@ -230,10 +230,10 @@ def test_a_bulk_transfer_sent_again_sends_only_what_is_missing(make_node: NodeFa
     sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
     sender.adapter.seed(30, seed=31)  # type: ignore[attr-defined]
     first = sender.send_all(receiver.cpas_id, PURPOSE)
-    wait_all([s.confirmed for s in first], 10)
     assert len(first) == 30
+    assert sender.store.unconfirmed() == []
     assert sender.send_all(receiver.cpas_id, PURPOSE) == []
-    outcomes = sender.wait_for_outcomes([s.message_id for s in first], 30)
+    outcomes = sender.wait_for_outcomes(first, 30)
     assert {e.outcome for e in outcomes.values()} == {"imported"}
 
 

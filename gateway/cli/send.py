@@ -9,7 +9,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from gateway.broker import wait_all
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.node import Node, build_node
@@ -68,10 +67,12 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
             Purpose(args.purpose),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-        errors = [e for e in wait_all([s.confirmed for s in sent], timeout=300) if e is not None]
-        console.print(f"sent {len(sent)} dossiers; {len(sent) - len(errors)} held by the broker")
+        unconfirmed = len(node.store.unconfirmed())
+        console.print(f"sent {len(sent)} dossiers; {len(sent) - unconfirmed} held by the broker")
+        if unconfirmed:
+            console.print(f"{unconfirmed} not confirmed yet: published again at the next start")
         if args.wait > 0 and sent:
-            outcomes = node.wait_for_outcomes([s.message_id for s in sent], args.wait)
+            outcomes = node.wait_for_outcomes(sent, args.wait)
             imported = sum(1 for e in outcomes.values() if e.outcome == "imported")
             console.print(f"receipts: {imported} imported of {len(sent)}")
-    return 1 if errors else 0
+    return 1 if unconfirmed else 0
