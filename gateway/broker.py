@@ -229,6 +229,7 @@ class BrokerClient:
         max_backoff: float = 30.0,
         name: str = "gateway",
         passive: bool = False,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         if not urls:
             raise BrokerError("No broker address is configured.", code="broker.config")
@@ -246,6 +247,8 @@ class BrokerClient:
         # On a provisioned broker a node may configure nothing: it only checks
         # (passive declares need no permission) that its topology exists.
         self._passive = passive
+        # Called on the I/O thread each time a connection is ready (must not block).
+        self._on_ready = on_ready
 
         self._thread: threading.Thread | None = None
         self._connection: pika.SelectConnection | None = None
@@ -262,6 +265,10 @@ class BrokerClient:
 
         # Publisher confirms: delivery tag -> pending future, in tag order.
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        # Publishes handed to the I/O loop but not yet run: if that loop ends
+        # first (the connection dropped), they must fail, not hang forever.
+        self._scheduled: set[Future[None]] = set()
+        self._loop_lock = threading.Lock()
         self._next_tag = 0
         self._lock = threading.Lock()
         self.connections_made = 0
@@ -326,6 +333,17 @@ class BrokerClient:
             )
             self._connection.ioloop.start()
             self._ready.clear()
+            with self._loop_lock:
+                # No callback may go to a loop that no longer runs.
+                self._connection = None
+                lost, self._scheduled = self._scheduled, set()
+            for future in lost:
+                if not future.done():
+                    future.set_exception(
+                        BrokerError(
+                            "The broker connection is not open.", code="broker.connection_lost"
+                        )
+                    )
             self._fail_pending(
                 BrokerError(
                     "The connection to the broker was lost before it confirmed the message.",
@@ -343,8 +361,10 @@ class BrokerClient:
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
-        while not self._stopping and time.monotonic() < end:
-            time.sleep(min(0.1, end - time.monotonic()))
+        while not self._stopping and (left := end - time.monotonic()) > 0:
+            # One reading of the clock: a second one could be past ``end``,
+            # and a negative sleep would kill the I/O thread for good.
+            time.sleep(min(0.1, left))
 
     def _on_connection_open(self, connection: pika.SelectConnection) -> None:
         self._generation += 1
@@ -461,6 +481,8 @@ class BrokerClient:
         self._last_error = None
         self._ready.set()
         log.info("%s: connected to the broker (connection %d)", self._name, self.connections_made)
+        if self._on_ready is not None:
+            self._on_ready()
 
     # ------------------------------------------------------------ publishing
 
@@ -502,6 +524,8 @@ class BrokerClient:
         futures: list[Future[None]] = [Future() for _ in messages]
 
         def do_publish() -> None:
+            with self._loop_lock:
+                self._scheduled.difference_update(futures)
             channel = self._publish_channel
             for message, future in zip(messages, futures, strict=True):
                 if channel is None or not channel.is_open:
@@ -530,7 +554,11 @@ class BrokerClient:
                         BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
                     )
 
+        with self._loop_lock:
+            self._scheduled.update(futures)
         if not self._call_soon(do_publish):
+            with self._loop_lock:
+                self._scheduled.difference_update(futures)
             for future in futures:
                 future.set_exception(
                     BrokerError("The broker connection is not open.", code="broker.connection_lost")
@@ -613,14 +641,15 @@ class BrokerClient:
         self._call_soon(settle)
 
     def _call_soon(self, callback: Callable[[], None]) -> bool:
-        conn = self._connection
-        if conn is None or self._stopped.is_set():
-            return False
-        try:
-            conn.ioloop.add_callback_threadsafe(callback)
-        except Exception:
-            return False
-        return True
+        with self._loop_lock:
+            conn = self._connection
+            if conn is None or self._stopped.is_set():
+                return False
+            try:
+                conn.ioloop.add_callback_threadsafe(callback)
+            except Exception:
+                return False
+            return True
 
 
 def wait_all(

@@ -649,6 +649,14 @@ class Journal:
 
     # ---------------------------------------------------------------- read
 
+    def has_entry(self, event: Event | str, message_id: object) -> bool:
+        """Whether an entry of this event exists for this message (a redelivery's check)."""
+        rows = self._query(
+            "SELECT 1 FROM journal_entries WHERE event = ? AND message_id = ? LIMIT 1",
+            (Event(event).value, _text(message_id)),
+        )
+        return bool(rows)
+
     def entries_for(self, person_number: str) -> list[Entry]:
         """Every entry about this person, oldest first, with its content while its key exists."""
         rows = self._query(

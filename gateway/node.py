@@ -86,7 +86,10 @@ REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0
+_DECLINED = frozenset({"purpose.not_allowed"})
+"""Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 SEND_BATCH = 200
+BROKER_WAIT_SECONDS = 600.0
 RECEIVE_BATCH = 128
 DIRECTORY_SERIAL = "directory.serial"
 
@@ -227,6 +230,10 @@ class Node:
         )
         self._deferred: list[Callable[[], None]] = []
         self._imports: list[_Import] = []
+        # Outbox entries published on the current connection and not yet
+        # settled: a republish after a reconnection skips them.
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._outcomes = threading.Condition()
         self._consume = consume
@@ -238,6 +245,7 @@ class Node:
             prefetch=prefetch,
             name=f"node-{cpas_id}",
             passive=provisioned,
+            on_ready=self._on_broker_ready,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -250,8 +258,9 @@ class Node:
             )
             self._worker.start()
         self._confirmer.start()
+        # Once connected (and after every reconnection) the outbox's
+        # unconfirmed messages are published again: see _on_broker_ready.
         self.broker.start(wait=wait)
-        self._republish_unconfirmed()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -327,6 +336,10 @@ class Node:
                     MessageType.TRANSFER, to, purpose, dossier.source.case_reference
                 )
                 batch.append((header, Body(MessageType.TRANSFER, dossier=dossier)))
+            if not self.broker.is_ready:
+                # The broker is away: wait for it rather than record a whole
+                # batch that cannot be published now.
+                self.broker.wait_ready(BROKER_WAIT_SECONDS)
             for item in self._send_many(batch):
                 sent.append(item.message_id)
                 in_flight.append(item.confirmed)
@@ -425,6 +438,10 @@ class Node:
         ]
         if not records:
             return []
+        # In flight before the outbox holds them: a republish after a
+        # reconnection, running meanwhile, must not publish them a second time.
+        with self._in_flight_lock:
+            self._in_flight.update(r.message_id for r in records)
         self.store.add_outgoing(records)
         with self._journal_batch():
             for header, body in messages:
@@ -459,6 +476,8 @@ class Node:
 
     def _on_confirmed(self, message_id: str, future: Future[None]) -> None:
         # Runs on the broker's I/O thread: hand the write to the confirmer.
+        with self._in_flight_lock:
+            self._in_flight.discard(message_id)
         if future.exception() is None:
             self._confirmed.put(message_id)
         else:
@@ -479,8 +498,17 @@ class Node:
             if None in batch:
                 return
 
+    def _on_broker_ready(self) -> None:
+        # On the I/O thread: what a lost connection left unconfirmed in the
+        # outbox goes out again on the new one, without waiting for a restart.
+        threading.Thread(
+            target=self._republish_unconfirmed, name=f"republish-{self.cpas_id}", daemon=True
+        ).start()
+
     def _republish_unconfirmed(self) -> None:
-        pending = self.store.unconfirmed()
+        with self._in_flight_lock:
+            pending = [e for e in self.store.unconfirmed() if e.message_id not in self._in_flight]
+            self._in_flight.update(e.message_id for e in pending)
         futures = self.broker.publish_many(
             [self._outgoing(e.recipient, e.type, e.message_id, e.envelope) for e in pending]
         )
@@ -488,6 +516,19 @@ class Node:
             future.add_done_callback(functools.partial(self._on_confirmed, entry.message_id))
         if pending:
             log.info("republished %d unconfirmed messages from the outbox", len(pending))
+
+    def wait_confirmed(self, message_ids: Iterable[str], timeout: float) -> set[str]:
+        """Wait until the broker holds every message (first publish or a republish).
+
+        Returns the ids still unconfirmed at the timeout (empty when all are held).
+        """
+        wanted = set(message_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = wanted & {e.message_id for e in self.store.unconfirmed()}
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.5)
 
     def wait_for_outcomes(
         self, message_ids: Iterable[str], timeout: float
@@ -590,7 +631,13 @@ class Node:
         return batch, False
 
     def _process_batch(self, batch: list[Delivery]) -> None:
-        """Process deliveries; their records commit together, then replies and acks go out."""
+        """Process deliveries; their records commit together, then replies and acks go out.
+
+        Dossiers to import are handed to the vendor system between two short
+        store transactions, never inside one: a vendor system that is slow or
+        away (retried for minutes) must not keep the store locked for senders
+        and for the command line.
+        """
         try:
             with self.store.batch(), self._journal_batch():
                 for delivery in batch:
@@ -600,7 +647,10 @@ class Node:
                         log.exception("unexpected error while processing a message; returning it")
                         self.stats.add("errors")
                         self._defer(lambda d=delivery: self.broker.reject(d, requeue=True))  # type: ignore[misc]
-                self._import_queued()
+            imports, self._imports = self._imports, []
+            results = self._run_imports(imports)
+            with self.store.batch(), self._journal_batch():
+                self._record_imports(imports, results)
         except Exception:
             # The store could not commit (disk full, database gone): nothing
             # of this batch may be acked; the broker will deliver it again.
@@ -675,6 +725,16 @@ class Node:
                     header.message_id,
                     header.sender,
                 )
+            if previous.outcome == "rejected" and previous.outcome_code not in _DECLINED:
+                # Refused before -- but its dead letter may never have reached
+                # the broker (the connection dropped before the confirm): file
+                # it again rather than ack it away.
+                error = EnvelopeRefused(
+                    f"The message was refused before ({previous.outcome_code}).",
+                    code=previous.outcome_code or "envelope.refused",
+                )
+                self._refuse(delivery, _Refusal(error, header=header, expose_reason=False))
+                return
             reply = None
             if previous.reply is not None:
                 reply = (Envelope.from_xml(previous.reply).header, previous.reply)
@@ -816,27 +876,27 @@ class Node:
         dossier: Dossier,
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Queue a received dossier for import with the rest of the batch (see _import_queued)."""
+        """Queue a received dossier for import with the rest of the batch (see _run_imports)."""
         self._imports.append(_Import(delivery, header, dossier, then))
 
-    def _import_queued(self) -> None:
-        """Import the batch's dossiers, record them, answer each with a receipt.
+    def _run_imports(self, imports: list[_Import]) -> list[ImportResult | AdapterError]:
+        """Hand the batch's dossiers to the vendor system.
 
         An adapter that imports in batches gets them all at once (one
         transaction, one flush); if the batch fails, each dossier is tried on
         its own so that one bad dossier does not hold back the others.
         """
-        imports, self._imports = self._imports, []
-        if not imports:
-            return
-        results: list[ImportResult | AdapterError] | None = None
         if len(imports) > 1 and isinstance(self.adapter, BatchImporter):
             batch = [(item.dossier, str(item.header.message_id)) for item in imports]
             importer = self.adapter
             with contextlib.suppress(AdapterError):
-                results = list(self._retry(lambda: importer.import_batch(batch)))
-        if results is None:
-            results = [self._import_one(item) for item in imports]
+                return list(self._retry(lambda: importer.import_batch(batch)))
+        return [self._import_one(item) for item in imports]
+
+    def _record_imports(
+        self, imports: list[_Import], results: list[ImportResult | AdapterError]
+    ) -> None:
+        """Record what the vendor system did with each dossier, and answer with a receipt."""
         for item, result in zip(imports, results, strict=True):
             if isinstance(result, AdapterError):
                 self._adapter_failed(item.delivery, item.header, result)
@@ -848,7 +908,9 @@ class Node:
             )
             if item.then is not None:
                 item.then()
-            else:
+            elif result.created or not self._journaled(Event.RECEIVED, item.header):
+                # A dossier the vendor already had was journaled when it came
+                # first -- unless the node stopped in between.
                 body = Body(item.header.type, dossier=item.dossier)
                 self._journal_message(Event.RECEIVED, item.header, body, outcome="imported")
             self._reply_then_ack(item.delivery, reply)
@@ -945,6 +1007,9 @@ class Node:
         if body.outcome is not None:
             about |= {"outcome": body.outcome, "code": body.code}
         self._journal(event, header, **(about | fields))
+
+    def _journaled(self, event: Event, header: Header) -> bool:
+        return self.journal is not None and self.journal.has_entry(event, header.message_id)
 
     def _journal_batch(self) -> contextlib.AbstractContextManager[None]:
         return self.journal.batch() if self.journal is not None else contextlib.nullcontext()

@@ -67,7 +67,9 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
             Purpose(args.purpose),
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-        unconfirmed = len(node.store.unconfirmed())
+        # The outbox, not the first attempt, says what the broker holds: a
+        # message whose first publish was lost goes out again on reconnection.
+        unconfirmed = len(node.wait_confirmed(sent, timeout=300))
         console.print(f"sent {len(sent)} dossiers; {len(sent) - unconfirmed} held by the broker")
         if unconfirmed:
             console.print(f"{unconfirmed} not confirmed yet: published again at the next start")
