@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check gateway plugins tests conformance
 .venv/bin/mypy gateway plugins
+# The fault tests (tests/test_faults.py) move 1,000 dossiers per scenario here
+# to keep the run short; CPAS_FAULT_DOSSIERS=5000 gives the full figures.
+export CPAS_FAULT_DOSSIERS="${CPAS_FAULT_DOSSIERS:-1000}"
 exec .venv/bin/python -m pytest "$@"
