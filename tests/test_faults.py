@@ -575,9 +575,22 @@ class Batch:
             lambda s: s.receipts == total and s.outbox == total and not self.send.running,
         )
         self.wait_for_poison_receipts()
+        # Republished duplicates may still be on their way after the last
+        # receipt: the nodes recognise and ack them, so let the inboxes drain
+        # (twice empty, a second apart) before stopping the nodes.
+        _eventually("the inboxes to drain", self._inboxes_drained)
         for process in self.processes:
             process.terminate()
         self.monitor.stop()
+
+    def _inboxes_drained(self) -> bool:
+        for attempt in range(2):
+            depths = self.queue_depths()
+            if depths["liege inbox"] or depths["gent inbox"]:
+                return False
+            if attempt == 0:
+                time.sleep(1.0)
+        return True
 
     def wait_for_poison_receipts(self, timeout: float = 60.0) -> None:
         """Gent gets a rejected receipt for the poison it signed; wait until it is recorded."""
