@@ -46,6 +46,16 @@ def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[d
     delete_topology(amqp_url, cpas_topology(world.members, names=names))
 
 
+def _seed_one(config: Path, *, seed: int) -> str:
+    """One synthetic person in the vendor system of the node configured by ``config``."""
+    adapter = build_node(NodeConfig.load(config), consume=False).adapter
+    try:
+        (number,) = adapter.seed(1, seed=seed)  # type: ignore[attr-defined]
+    finally:
+        adapter.close()
+    return str(number)
+
+
 def _running(config: Path) -> Node:
     return build_node(NodeConfig.load(config)).start()
 
@@ -53,9 +63,7 @@ def _running(config: Path) -> Node:
 def test_send_reports_the_receipt(
     configs: dict[str, Path], world: LocalFederation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gent = build_node(NodeConfig.load(configs[GENT]), consume=False)
-    (number,) = gent.adapter.seed(1, seed=41)  # type: ignore[attr-defined]
-    gent.adapter.close()
+    number = _seed_one(configs[GENT], seed=41)
     receiver = _running(configs[LIEGE])
     try:
         code = main(
@@ -102,9 +110,7 @@ def test_send_to_a_non_cpas_is_one_clear_line_and_exit_1(
 def test_a_held_request_is_listed_then_released_from_the_command_line(
     configs: dict[str, Path], world: LocalFederation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    liege = build_node(NodeConfig.load(configs[LIEGE]), consume=False)
-    (number,) = liege.adapter.seed(1, seed=42)  # type: ignore[attr-defined]
-    liege.adapter.close()
+    number = _seed_one(configs[LIEGE], seed=42)
     holder = _running(configs[LIEGE])
     try:
         code = main(
