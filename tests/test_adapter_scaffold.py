@@ -19,7 +19,7 @@ import pytest
 
 from gateway.cli import main as gateway_main
 from gateway.errors import ConfigError
-from gateway.scaffold import VENDOR_MARK, new_adapter_package
+from gateway.scaffold import new_adapter_package
 
 pytestmark = pytest.mark.slow
 

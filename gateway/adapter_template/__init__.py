@@ -1,1 +1,1 @@
-"""The files ``cpas-gateway adapter new`` writes, as :class:`string.Template` text (package data)."""
+"""The files ``cpas-gateway adapter new`` writes, as :class:`string.Template` text."""
