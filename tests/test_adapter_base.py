@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from memory_adapter import MemoryAdapter, MemoryPlugin
 
 from gateway.adapters import (
     Adapter,
@@ -15,63 +15,15 @@ from gateway.adapters import (
     Inspectable,
     PlantsSensitiveData,
     Seedable,
-    impl,
     load_adapters,
 )
-from gateway.adapters.base import Listing, Planting, Seeding, person_number_or_none
+from gateway.adapters.base import Seeding, person_number_or_none
 from gateway.adapters.protocol import AdapterInfo
 from gateway.dossier import Dossier
 from gateway.errors import AdapterError
 from gateway.synthetic import SensitiveData, make_beneficiary
 
 CPAS = "0200000142"
-
-
-class MemoryAdapter(Seeding, Planting, Listing):
-    """A vendor store held in dictionaries, with a switch to make it fail."""
-
-    info = AdapterInfo(name="memory", vendor="Test", product="Memory", version="1")
-    suite_options = {"folder": "{workdir}/memory"}  # noqa: RUF012
-
-    def connect(self) -> None:
-        self.people: dict[str, Dossier] = {}
-        self.messages: dict[str, str] = {}
-        self.sensitive: dict[str, list[str]] = {}
-        self.reads: list[str] = []
-        self.failure: Exception | None = None
-        self.threads: set[int] = set()
-
-    def read_dossier(self, person_number: str) -> Dossier | None:
-        self.threads.add(threading.get_ident())
-        self.reads.append(person_number)
-        if self.failure is not None:
-            raise self.failure
-        stored = self.people.get(person_number)
-        if stored is None:
-            return None
-        return self.new_dossier(
-            case_reference=f"M-{person_number[-4:]}",
-            **stored.model_dump(include={"person", "household", "aid_history"}),
-        )
-
-    def write_dossier(self, dossier: Dossier) -> str:
-        self.people[dossier.person.number] = dossier
-        return f"M-{dossier.person.number[-4:]}"
-
-    def find_message(self, message_id: str) -> str | None:
-        return self.messages.get(message_id)
-
-    def record_message(self, message_id: str, local_reference: str, dossier: Dossier) -> None:
-        self.messages[message_id] = local_reference
-
-    def write_sensitive(self, person_number: str, sensitive: SensitiveData) -> bool:
-        if person_number not in self.people:
-            return False
-        self.sensitive.setdefault(person_number, []).extend(sensitive.all_strings())
-        return True
-
-    def person_numbers(self) -> list[str]:
-        return list(self.people)
 
 
 def person(seed: int = 1) -> Dossier:
@@ -210,15 +162,10 @@ def test_an_adapter_built_in_one_thread_is_called_from_another(adapter: MemoryAd
 def test_the_suite_options_an_adapter_declares_reach_the_suite(tmp_path: Path) -> None:
     from cpas_conformance.context import installed_adapter
 
-    class Plugin:
-        @impl
-        def cpas_register_adapters(self, register: Callable[..., None]) -> None:
-            register("memory", MemoryAdapter)
-
-    assert load_adapters(plugins=[Plugin()]).suite_options("memory") == {
+    assert load_adapters(plugins=[MemoryPlugin()]).suite_options("memory") == {
         "folder": "{workdir}/memory"
     }
-    target = installed_adapter("memory", {"extra": "1"}, plugins=[Plugin()])
+    target = installed_adapter("memory", {"extra": "1"}, plugins=[MemoryPlugin()])
     assert target.options == {"folder": "{workdir}/memory", "extra": "1"}
     assert target.fresh_store_declared
     built = target.builder(CPAS, tmp_path)
@@ -229,10 +176,5 @@ def test_the_suite_options_an_adapter_declares_reach_the_suite(tmp_path: Path) -
 def test_an_option_given_to_the_suite_wins_over_the_declared_default() -> None:
     from cpas_conformance.context import installed_adapter
 
-    class Plugin:
-        @impl
-        def cpas_register_adapters(self, register: Callable[..., None]) -> None:
-            register("memory", MemoryAdapter)
-
-    target = installed_adapter("memory", {"folder": "/elsewhere"}, plugins=[Plugin()])
+    target = installed_adapter("memory", {"folder": "/elsewhere"}, plugins=[MemoryPlugin()])
     assert target.options == {"folder": "/elsewhere"}
