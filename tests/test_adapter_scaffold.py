@@ -255,3 +255,20 @@ def test_the_package_with_its_marked_places_written_is_conformant(
     assert report["conformant"] is True
     optional = {r["id"]: r["outcome"] for r in report["requirements"]}
     assert optional["DSE-SED-001"] == optional["DSE-INS-001"] == "passed"
+
+
+def test_the_packages_own_test_file_runs_the_suite_with_pytest(
+    environment: Path, tmp_path: Path
+) -> None:
+    folder = generate(tmp_path)
+    fill_in(folder / "acme_cpas" / "adapter.py")
+    pip_install(environment, folder)
+    done = subprocess.run(
+        [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert re.search(r"\b2\d\d passed", done.stdout), done.stdout[-500:]
