@@ -272,3 +272,8 @@ def test_the_packages_own_test_file_runs_the_suite_with_pytest(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert re.search(r"\b2\d\d passed", done.stdout), done.stdout[-500:]
+
+
+def test_the_installed_adapters_are_listed_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gateway_main(["adapter", "list"]) == 0
+    assert {"ocmwdata", "fichesociale"} <= set(capsys.readouterr().out.split())
