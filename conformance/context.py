@@ -10,8 +10,9 @@ folder through placeholders::
 ``{workdir}`` is the case's own empty folder; ``{workid}`` the folder's name,
 unique to the case and the run and safe as an SQL identifier (for stores that
 are not files: a PostgreSQL schema, a test tenant). The two reference
-adapters have built-in defaults (:data:`FRESH_STORE_OPTIONS`); ``--option``
-overrides them.
+adapters have built-in defaults (:data:`FRESH_STORE_OPTIONS`), any other
+adapter may declare its own (a ``suite_options`` mapping on its factory, see
+``docs/adapters.md``); ``--option`` overrides them.
 
 A :class:`Context` is one run against one target: it builds fresh adapters,
 times every export and import, and keeps observations several requirements
@@ -124,8 +125,9 @@ def installed_adapter(
 ) -> AdapterTarget:
     """The installed adapter ``name``, loaded through :func:`gateway.adapters.load_adapters`.
 
-    :param options: option templates, on top of :data:`FRESH_STORE_OPTIONS` for
-        the reference adapters.
+    :param options: option templates, on top of those the adapter declares
+        (``suite_options``) and of :data:`FRESH_STORE_OPTIONS` for the
+        reference adapters.
     :param plugins: extra adapter plugins (tests register deliberately broken ones).
     :raises ConfigError: ``adapter.unknown`` when no adapter of that name is installed.
     """
@@ -136,7 +138,11 @@ def installed_adapter(
             f"No adapter named {name!r} is installed (installed: {known}).",
             code="adapter.unknown",
         )
-    templates = {**FRESH_STORE_OPTIONS.get(name, {}), **(options or {})}
+    templates = {
+        **FRESH_STORE_OPTIONS.get(name, {}),
+        **registry.suite_options(name),
+        **(options or {}),
+    }
 
     def build(cpas_id: str, workdir: Path) -> Adapter:
         return registry.create(name, cpas_id, expand(templates, workdir, workdir.name))

@@ -3,7 +3,7 @@
 Example (relative paths are relative to the file)::
 
     cpas_id = "0201234517"
-    store = "state/node.sqlite3"           # or postgresql://...
+    store = "state/node.sqlite3"           # or postgresql://... (default: state/<cpas_id>/...)
     journal_retention_days = 730           # the journal sits beside the store by default
     keys = "keys"                          # folder made by `cpas-gateway keys generate`
     directory = "directory.xml"            # the federation's signed directory
@@ -19,6 +19,11 @@ Example (relative paths are relative to the file)::
     [adapter]
     name = "ocmwdata"
     options = { url = "postgresql://gateway@vendor-db/ocmw" }
+
+Without ``store``, a node keeps its state (store and journal) in
+``state/<cpas_id>/`` beside the file, so that several nodes configured in one
+folder never share a database. A store or journal is recorded as its node's
+at creation, and refused to any other node (:mod:`gateway.ownership`).
 
 Every top-level setting can be overridden by an environment variable
 ``CPAS_GATEWAY_<NAME>``; in particular ``CPAS_GATEWAY_AMQP_URL`` (a
@@ -39,6 +44,9 @@ from gateway.envelope import Purpose
 from gateway.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+STATE_FOLDER = "state"
+"""The folder, beside the configuration file, holding one folder of state per CPAS."""
+STORE_FILE = "node.sqlite3"
 DEFAULT_RETENTION_DAYS = 730
 """How long the journal keeps the content of a dossier readable (two years)."""
 
@@ -50,6 +58,22 @@ def amqp_url_from_env() -> str:
 
 def split_urls(value: str) -> list[str]:
     return [url.strip() for url in value.split(",") if url.strip()]
+
+
+def default_store(base: Path, cpas_id: object) -> str:
+    """A node's default store: ``state/<cpas_id>/node.sqlite3`` in ``base``.
+
+    The folder is named by the CPAS's enterprise number (its ten digits), so
+    two nodes configured in one folder never share a store, nor the journal
+    beside it.
+    """
+    digits = "".join(ch for ch in str(cpas_id or "") if "0" <= ch <= "9")
+    if len(digits) != 10:
+        raise ConfigError(
+            f"cpas_id {cpas_id!r} is not an enterprise number of ten digits, so the node "
+            "has no default store: set cpas_id (or store)."
+        )
+    return "sqlite:///" + str(base / STATE_FOLDER / digits / STORE_FILE)
 
 
 class AdapterConfig(BaseModel):
@@ -118,6 +142,9 @@ class NodeConfig(BaseSettings):
         for key in ("keys", "directory", "trust_anchor", "journal_secret", "journal_head"):
             if key in raw:
                 raw[key] = str(base / raw[key])
+        cpas_id = os.environ.get("CPAS_GATEWAY_CPAS_ID") or raw.get("cpas_id")
+        if "store" not in raw and not os.environ.get("CPAS_GATEWAY_STORE") and cpas_id:
+            raw["store"] = default_store(base, cpas_id)
         for key in ("store", "journal"):
             value = raw.get(key)
             if isinstance(value, str) and "://" not in value:

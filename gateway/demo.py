@@ -1,7 +1,9 @@
 """The demo: two CPAS, two vendors, dossiers moving both ways through RabbitMQ.
 
 Gent runs the relational vendor OCMWdata (Dutch tables, SQLite); Liège runs
-the file-based vendor FicheSociale (French JSON fiches). The demo makes a
+the file-based vendor FicheSociale (French JSON fiches). With ``adapter``,
+Gent runs that adapter instead -- a vendor trying its own against a
+reference adapter, each node with its own state. The demo makes a
 local federation (keys and a signed directory of every Belgian CPAS), starts
 one node for each, seeds both vendor systems with synthetic people -- with
 the notes, sanctions and family details real systems hold -- moves dossiers
@@ -12,8 +14,10 @@ as non-minimal, and what happens when someone tries to send to a non-CPAS.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,16 +28,16 @@ from rich.panel import Panel
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway.adapters import load_adapters
+from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.config import split_urls
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.envelope import Purpose
-from gateway.errors import BrokerError, DestinationRefused, GatewayError
+from gateway.errors import BrokerError, ConfigError, DestinationRefused, GatewayError
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node, build_node
 from gateway.report import build_report, render
-from gateway.synthetic import FamilyMember, SensitiveData
+from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 GENT, LIEGE = "44021", "62063"
 
@@ -72,8 +76,40 @@ def mask(number: str) -> str:
     return f"{number[:2]}.{number[2:4]}.{number[4:6]}-xxx.{number[9:]}"
 
 
-def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Console) -> int:
+REFERENCE_OPTIONS: dict[str, Callable[[Path], dict[str, str]]] = {
+    "ocmwdata": lambda folder: {"url": f"sqlite:///{folder}/ocmwdata.sqlite3"},
+    "fichesociale": lambda folder: {"folder": str(folder / "fiches")},
+}
+STORAGE = {"ocmwdata": "SQLite, Dutch tables", "fichesociale": "JSON fiches, French fields"}
+
+
+def run_demo(
+    amqp_url: str,
+    *,
+    count: int,
+    workdir: Path | None,
+    console: Console,
+    adapter: str | None = None,
+    options: Mapping[str, str] | None = None,
+    plugins: Iterable[object] = (),
+) -> int:
+    """Run the demo; ``adapter`` (with ``options``) replaces OCMWdata in Gent.
+
+    In ``options``, ``{workdir}`` is the Gent node's own folder; without
+    options, the adapter's ``suite_options`` give it a fresh store there.
+
+    :param plugins: extra adapter plugins, as for :func:`gateway.adapters.load_adapters`.
+    """
     check_broker(split_urls(amqp_url)[0])
+    registry = load_adapters(plugins=plugins)
+    gent_adapter = adapter or "ocmwdata"
+    if gent_adapter not in registry.names:
+        raise ConfigError(
+            f"No adapter named {gent_adapter!r} is installed "
+            f"(installed: {', '.join(registry.names) or 'none'}).",
+            code="adapter.unknown",
+        )
+    liege_adapter = "ocmwdata" if gent_adapter == "fichesociale" else "fichesociale"
     root = workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-"))
     console.rule("[bold]CPAS Dossier Gateway — demo")
     federation = make_local_federation(root / "federation", [GENT, LIEGE])
@@ -83,33 +119,38 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         f"signed; trust anchor {federation.trust_anchor.name}. Work folder: {root}"
     )
     names = Names(f"demo-{uuid.uuid4().hex[:8]}")
-    registry = load_adapters()
-    node_a = _node(
-        federation,
-        gent.cpas_id,
-        "ocmwdata",
-        {"url": f"sqlite:///{gent.folder}/ocmwdata.sqlite3"},
-        amqp_url,
-        names,
-        registry,
+    # The adapter's own defaults for a fresh store (as the conformance suite
+    # gives them), in the node's folder; the options given win.
+    defaults = (
+        REFERENCE_OPTIONS[gent_adapter](gent.folder)
+        if gent_adapter in REFERENCE_OPTIONS
+        else registry.suite_options(gent_adapter)
     )
-    node_b = _node(
-        federation,
-        liege.cpas_id,
-        "fichesociale",
-        {"folder": str(liege.folder / "fiches")},
-        amqp_url,
-        names,
-        registry,
-    )
+    gent_options = expand_workdir({**defaults, **(options or {})}, gent.folder)
+    node_a = _node(federation, gent.cpas_id, gent_adapter, gent_options, amqp_url, names, registry)
+    try:
+        node_b = _node(
+            federation,
+            liege.cpas_id,
+            liege_adapter,
+            REFERENCE_OPTIONS[liege_adapter](liege.folder),
+            amqp_url,
+            names,
+            registry,
+        )
+    except BaseException:
+        node_a.adapter.close()
+        raise
     try:
         node_a.start()
         node_b.start()
-        people_a = node_a.adapter.seed(count, seed=1)  # type: ignore[attr-defined]
-        people_b = node_b.adapter.seed(count, seed=2)  # type: ignore[attr-defined]
-        before = {n.cpas_id: n.adapter.count_persons() for n in (node_a, node_b)}  # type: ignore[attr-defined]
+        people_a = _people(node_a, count, seed=1)
+        people_b = _people(node_b, count, seed=2)
+        before = {n.cpas_id: _count(n) for n in (node_a, node_b)}
         showcase = people_a[0]
-        node_a.adapter.add_sensitive(showcase, SHOWCASE)  # type: ignore[attr-defined]
+        planted = isinstance(node_a.adapter, PlantsSensitiveData)
+        if planted:
+            node_a.adapter.add_sensitive(showcase, SHOWCASE)  # type: ignore[attr-defined]
 
         half = max(1, count // 2)
         moves = [(node_a, node_b, n) for n in people_a[:half]] + [
@@ -118,7 +159,13 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         rows = _transfer(moves, console)
         _show_moves(rows, federation, console)
         _show_holdings(node_a, node_b, before, federation, console)
-        _show_minimality(node_a, node_b, showcase, console)
+        if planted:
+            _show_minimality(node_a, node_b, showcase, federation, console)
+        else:
+            console.print(
+                f"{node_a.adapter.info.vendor} cannot plant non-minimal data "
+                "(PlantsSensitiveData), so the demo cannot show what stays home."
+            )
         _show_refusals(node_a, showcase, federation, console)
         _show_report(node_a, showcase, federation, console)
     finally:
@@ -131,6 +178,33 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
     )
     return 0
+
+
+def expand_workdir(options: Mapping[str, str], folder: Path) -> dict[str, str]:
+    """The options with ``{workdir}`` as the node's own folder and ``{workid}`` as its name."""
+    return {
+        key: value.replace("{workdir}", str(folder)).replace(
+            "{workid}", folder.name.replace("-", "_")
+        )
+        for key, value in options.items()
+    }
+
+
+def _people(node: Node, count: int, *, seed: int) -> list[str]:
+    """Synthetic people in the node's vendor system: seeded, or imported when it cannot seed."""
+    adapter = node.adapter
+    if isinstance(adapter, Seedable):
+        return adapter.seed(count, seed=seed)
+    rng = random.Random(seed)
+    people = [make_beneficiary(rng, node.cpas_id).dossier for _ in range(count)]
+    for dossier in people:
+        adapter.import_dossier(dossier, message_id=str(uuid.uuid4()))
+    return [dossier.person.number for dossier in people]
+
+
+def _count(node: Node) -> str:
+    adapter = node.adapter
+    return str(adapter.count_persons()) if isinstance(adapter, Inspectable) else "—"
 
 
 def _node(
@@ -196,7 +270,7 @@ def _label(federation: LocalFederation, node: Node) -> str:
 
 
 def _show_holdings(
-    a: Node, b: Node, before: dict[str, int], federation: LocalFederation, console: Console
+    a: Node, b: Node, before: dict[str, str], federation: LocalFederation, console: Console
 ) -> None:
     table = Table(title="What each vendor system holds")
     for column in (
@@ -209,27 +283,35 @@ def _show_holdings(
         "duplicates",
     ):
         table.add_column(column)
-    for node, storage in ((a, "SQLite, Dutch tables"), (b, "JSON fiches, French fields")):
+    for node in (a, b):
+        info = node.adapter.info
         table.add_row(
             _label(federation, node).split(" (")[0],
-            node.adapter.info.vendor,
-            storage,
-            str(before[node.cpas_id]),
-            str(node.adapter.count_persons()),  # type: ignore[attr-defined]
+            info.vendor,
+            STORAGE.get(info.name, f"{info.product} {info.version}"),
+            before[node.cpas_id],
+            _count(node),
             str(node.stats["imported"]),
             str(node.stats["duplicates"]),
         )
     console.print(table)
 
 
-def _show_minimality(a: Node, b: Node, number: str, console: Console) -> None:
+def _show_minimality(
+    a: Node, b: Node, number: str, federation: LocalFederation, console: Console
+) -> None:
     exported = a.adapter.export_dossier(number)
     sent_xml = exported.to_xml().decode() if exported else ""
     received = b.adapter.export_dossier(number)
     received_xml = received.to_xml().decode() if received else ""
-    folder = Path(b.adapter.folder)  # type: ignore[attr-defined]
-    fiche = next((p.read_text(encoding="utf-8") for p in folder.rglob(f"{number}.json")), "")
-    table = Table(title=f"What stayed home: {mask(number)}, held by OCMWdata in Gent")
+    # A file-based receiver: search its own files too, not only what it exports.
+    folder = getattr(b.adapter, "folder", None)
+    fiche = (
+        next((p.read_text(encoding="utf-8") for p in Path(folder).rglob(f"{number}.json")), "")
+        if folder is not None
+        else ""
+    )
+    table = Table(title=f"What stayed home: {mask(number)}, held by {_label(federation, a)}")
     for column in ("kind", "held by the sending vendor", "in the dossier sent", "at the receiver"):
         table.add_column(column)
     items = [
@@ -249,7 +331,7 @@ def _show_minimality(a: Node, b: Node, number: str, console: Console) -> None:
     console.print(table)
     if received is not None:
         console.print(
-            f"Arrived as a FicheSociale fiche with {len(received.aid_history)} decisions, "
+            f"Arrived at {b.adapter.info.vendor} with {len(received.aid_history)} decisions, "
             f"household '{received.household.category.value}', "
             f"last social inquiry {received.last_social_inquiry}."
         )

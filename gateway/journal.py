@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
+from gateway.ownership import claim
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ class JournalSettings:
     secret_path: Path
     head_path: Path | None
     retention_days: int
+    owner: str | None = None
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> JournalSettings:
@@ -286,6 +288,7 @@ class JournalSettings:
             secret_path=secret,
             head_path=config.journal_head or secret.with_name(HEAD_FILE),
             retention_days=config.journal_retention_days,
+            owner=config.cpas_id,
         )
 
     def open(self, *, create_secret: bool = True) -> Journal:
@@ -295,6 +298,7 @@ class JournalSettings:
             load_or_create_secret(self.secret_path, create=create_secret),
             retention_days=self.retention_days,
             head_path=self.head_path,
+            owner=self.owner,
         )
 
 
@@ -389,6 +393,9 @@ class Journal:
         on stays readable; each entry keeps the end of its own retention.
     :param head_path: optional witness file for the head, kept outside the
         database (see the module docstring).
+    :param owner: the CPAS whose node keeps this journal: recorded when the
+        journal is created, and a journal recorded for another CPAS is refused
+        (``journal.other_node``) before anything is read or written.
     """
 
     def __init__(
@@ -398,6 +405,7 @@ class Journal:
         *,
         retention_days: int = DEFAULT_RETENTION_DAYS,
         head_path: Path | None = None,
+        owner: str | None = None,
     ) -> None:
         if len(secret) != SECRET_SIZE:
             raise KeyMaterialError(
@@ -423,6 +431,8 @@ class Journal:
         )
         self._lock = self._db.lock
         self._postgres = self._db.postgres
+        if owner is not None:
+            claim(self._db, owner, what="journal", setting="journal", code="journal.other_node")
         with self._tx() as cur:
             cur.execute(
                 self._sql(

@@ -1120,7 +1120,14 @@ def build_node(
     config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
 ) -> Node:
     """Assemble a node: trust anchor, verified directory, keys, adapter and store."""
-    store = Store(config.store)
+    store = Store(config.store, owner=config.cpas_id)
+    # Before the adapter: a journal of another node is refused before the
+    # vendor system is touched.
+    try:
+        journal = open_journal(config)
+    except BaseException:
+        store.close()
+        raise
     # Never go back to an older edition of the directory than one seen before:
     # a replayed old edition could list a key or an institution since removed.
     seen = store.get_meta(DIRECTORY_SERIAL)
@@ -1147,5 +1154,5 @@ def build_node(
         provisioned=config.broker_mode == "provisioned",
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,
-        journal=open_journal(config),
+        journal=journal,
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.database import Database
+from gateway.ownership import claim
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -138,9 +139,17 @@ def _now() -> str:
 class Store:
     """The node's durable state, in SQLite or PostgreSQL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, owner: str | None = None) -> None:
+        """Open (or create) the store at ``url``.
+
+        :param owner: the CPAS whose node keeps this store: recorded when the
+            store is created; a store recorded for another CPAS is refused
+            (``store.other_node``).
+        """
         self.url = url
         self._db = Database(url, schema=_SCHEMA, what="the node's store")
+        if owner is not None:
+            claim(self._db, owner, what="store", setting="store", code="store.other_node")
 
     def batch(self) -> AbstractContextManager[None]:
         """One transaction for every write made inside the block (one commit, one fsync).

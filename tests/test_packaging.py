@@ -109,3 +109,27 @@ def test_the_installed_adapters_and_conformance_suite_are_found(
     assert "ocmwdata" in done.stdout and "fichesociale" in done.stdout
     done = _run(installed, str(installed / "bin" / "cpas-conformance"), "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_installed_command_writes_a_new_adapter_package(
+    installed: Path, tmp_path: Path
+) -> None:
+    done = _run(
+        installed,
+        str(installed / "bin" / "cpas-gateway"),
+        "adapter",
+        "new",
+        "acme",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    package = tmp_path / "acme-cpas-adapter"
+    assert (package / "acme_cpas" / "adapter.py").is_file()
+    assert (package / "tests" / "test_conformance.py").is_file()
+
+
+def test_the_conformance_extra_brings_pytest(installed: Path, tmp_path: Path) -> None:
+    code = "from importlib import metadata; print(metadata.requires('cpas-dossier-gateway'))"
+    done = _run(installed, "-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert 'pytest>=8.0; extra == "conformance"' in done.stdout.replace("'", '"')

@@ -50,6 +50,18 @@ class AdapterRegistry:
         """Names of the enabled adapters, sorted."""
         return sorted(self._factories)
 
+    def suite_options(self, name: str) -> dict[str, str]:
+        """The conformance suite's default options that the adapter ``name`` declares.
+
+        An adapter declares them as ``suite_options``, a mapping of option
+        templates (``{workdir}``, ``{workid}``) on its factory -- for an
+        adapter class, a class attribute. Anything else declares none.
+        """
+        declared = getattr(self._factories.get(name), "suite_options", None)
+        if not isinstance(declared, Mapping):
+            return {}
+        return {str(key): str(value) for key, value in declared.items()}
+
     def create(self, name: str, cpas_id: str, options: Mapping[str, str] | None = None) -> Adapter:
         """Build the adapter ``name`` for one CPAS, turning any failure into a project error."""
         try:

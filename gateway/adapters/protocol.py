@@ -35,7 +35,10 @@ class ImportResult:
     """What happened to an imported dossier.
 
     :param local_reference: the vendor system's own reference for the record.
-    :param created: ``False`` when this message id had been imported before.
+    :param created: ``True`` when this message id had not been imported before
+        and the dossier was stored now -- as a new person, or as an update of a
+        person the system already held; ``False`` only when this message id
+        had been imported before (nothing changed, same ``local_reference``).
     """
 
     local_reference: str
@@ -53,7 +56,11 @@ class Adapter(Protocol):
         ...
 
     def import_dossier(self, dossier: Dossier, *, message_id: str) -> ImportResult:
-        """Store a received dossier; the same ``message_id`` twice stores it once."""
+        """Store a received dossier; the same ``message_id`` twice stores it once.
+
+        A person already held (same NISS/BIS) is updated; see
+        :class:`ImportResult` for ``created``.
+        """
         ...
 
     def close(self) -> None:

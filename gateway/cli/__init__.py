@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "report",
     "journal",
     "demo",
+    "adapter",
 )
 
 err_console = Console(stderr=True, highlight=False)

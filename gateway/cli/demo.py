@@ -8,7 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.options import add_option_argument, options_from
 from gateway.config import amqp_url_from_env
+from gateway.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -19,10 +21,26 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--workdir", type=Path, help="keep everything here (default: a temp folder)"
     )
+    parser.add_argument(
+        "--adapter",
+        metavar="NAME",
+        help="run Gent's node on this installed adapter (yours) instead of OCMWdata",
+    )
+    add_option_argument(parser, "option of --adapter's adapter; {workdir} is the node's own folder")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return run_demo(amqp_url_from_env(), count=args.count, workdir=args.workdir, console=Console())
+    options = options_from(args)
+    if options and not args.adapter:
+        raise ConfigError("--option is for the adapter named by --adapter.")
+    return run_demo(
+        amqp_url_from_env(),
+        count=args.count,
+        workdir=args.workdir,
+        console=Console(),
+        adapter=args.adapter,
+        options=options,
+    )

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.adapters import Seedable, load_adapters
+from gateway.cli.options import add_option_argument, options_from
 from gateway.errors import ConfigError
 
 
@@ -19,24 +20,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cpas", required=True, help="enterprise number of the CPAS")
     parser.add_argument("--count", type=int, default=100, help="how many people")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same people)")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="adapter option, e.g. url=sqlite:///vendor.sqlite3 or folder=./fiches",
+    add_option_argument(
+        parser, "adapter option, e.g. url=sqlite:///vendor.sqlite3 or folder=./fiches"
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--option {item!r} is not KEY=VALUE.")
-        options[key] = value
-    adapter = load_adapters().create(args.adapter, args.cpas, options)
+    adapter = load_adapters().create(args.adapter, args.cpas, options_from(args))
     try:
         if not isinstance(adapter, Seedable):
             raise ConfigError(f"The adapter {args.adapter!r} cannot seed synthetic people.")

@@ -1,0 +1,1 @@
+"""The files ``cpas-gateway adapter new`` writes, as :class:`string.Template` text."""
