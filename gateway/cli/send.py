@@ -11,6 +11,7 @@ from rich.progress import Progress
 
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
+from gateway.errors import StoreUnavailable
 from gateway.node import Node, build_node
 
 
@@ -62,11 +63,22 @@ def run(args: argparse.Namespace) -> int:
 def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
     with node, Progress(console=console) as progress:
         task = progress.add_task(f"Transferring to {args.to}", total=None)
-        sent = node.send_all(
-            args.to,
-            Purpose(args.purpose),
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+        try:
+            sent = node.send_all(
+                args.to,
+                Purpose(args.purpose),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        except StoreUnavailable as exc:
+            # Nothing is half-written: what the outbox holds goes out (the
+            # running node publishes it), the rest is sent by the next run.
+            progress.stop()
+            console.print(f"the bulk send stopped: {exc.message}", markup=False)
+            console.print(
+                "Every dossier recorded so far is safe and will be delivered. Once the store "
+                "can be written again, run the same command: it sends only what is missing."
+            )
+            return 1
         # The outbox, not the first attempt, says what the broker holds: a
         # message whose first publish was lost goes out again on reconnection.
         unconfirmed = len(node.wait_confirmed(sent, timeout=300))
