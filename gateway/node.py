@@ -108,9 +108,11 @@ _DECLINED = frozenset({"purpose.not_allowed"})
 """Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 SEND_BATCH = 200
 BROKER_WAIT_SECONDS = 600.0
+STORE_WAIT_SECONDS = 300.0
+"""How long a bulk send waits for its store to come back before it stops (resumable)."""
 RECEIVE_BATCH = 128
 DIRECTORY_SERIAL = "directory.serial"
-PAUSE_MAX_SECONDS = 10.0
+PAUSE_MAX_SECONDS = 5.0
 """Longest wait between two tries while the store or the vendor system is away."""
 VENDOR_UNAVAILABLE = "adapter.unavailable"
 """The adapter's code for "the whole vendor system is away", as opposed to one record failing."""
@@ -378,12 +380,15 @@ class Node:
         with self._outcomes:
             self._outcomes.notify_all()
 
-    def _until_available(self, action: Callable[[], T], *, pause: bool = True) -> T:
+    def _until_available(
+        self, action: Callable[[], T], *, pause: bool = True, give_up: float | None = None
+    ) -> T:
         """Run ``action`` until the store, the journal and the vendor system let it finish.
 
         While one of them is away, the node waits with a growing back-off
         (consumption paused when ``pause``: deliveries in hand stay
-        unacknowledged). Raises the last error once the node is stopping.
+        unacknowledged). Raises the last error once the node is stopping, or
+        after ``give_up`` seconds.
         """
         name = threading.current_thread().name
 
@@ -410,7 +415,10 @@ class Node:
         retrying = Retrying(
             retry=retry_if_exception_type((StoreUnavailable, _Unavailable)),
             wait=wait_exponential(multiplier=0.25, max=PAUSE_MAX_SECONDS),
-            stop=lambda _state: self._stopping.is_set(),
+            stop=lambda state: (
+                self._stopping.is_set()
+                or (give_up is not None and (state.seconds_since_start or 0) >= give_up)
+            ),
             sleep=sleep,
             before_sleep=waiting,
             reraise=True,
@@ -452,6 +460,7 @@ class Node:
         *,
         max_in_flight: int = 2000,
         progress: Callable[[int, int], None] | None = None,
+        store_wait: float = STORE_WAIT_SECONDS,
     ) -> list[str]:
         """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
 
@@ -460,14 +469,21 @@ class Node:
         ``max_in_flight`` messages wait for the broker's confirm at once, and
         it returns when the broker has confirmed them all (one it never
         confirms stays in the outbox, published again at the next start).
-        ``progress(done, total)`` is called as it goes.
+        ``progress(done, total)`` is called as it goes. A store that cannot
+        be written (a database away, a full disk) is waited for up to
+        ``store_wait`` seconds, then :class:`~gateway.errors.StoreUnavailable`
+        is raised with nothing half-written: running it again resumes.
 
         :returns: the message ids sent (ids only: a caseload is large).
         """
         self._check_destination(to, None)
         if not isinstance(self.adapter, Inspectable):
             raise ConfigError(f"The adapter {self.adapter.info.name!r} cannot list its people.")
-        already = self.store.sent_to(to, MessageType.TRANSFER.value)
+
+        def wait_for_store(action: Callable[[], T]) -> T:
+            return self._until_available(action, pause=False, give_up=store_wait)
+
+        already = wait_for_store(lambda: self.store.sent_to(to, MessageType.TRANSFER.value))
         numbers = self.adapter.list_person_numbers()
         sent: list[str] = []
         in_flight: deque[Future[None]] = deque()
@@ -490,7 +506,7 @@ class Node:
                 # The broker is away: wait for it rather than record a whole
                 # batch that cannot be published now.
                 self.broker.wait_ready(BROKER_WAIT_SECONDS)
-            for item in self._send_many(batch):
+            for item in wait_for_store(functools.partial(self._send_many, batch)):
                 sent.append(item.message_id)
                 in_flight.append(item.confirmed)
             while len(in_flight) > max_in_flight:

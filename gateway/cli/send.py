@@ -12,7 +12,7 @@ from rich.progress import Progress
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.errors import StoreUnavailable
-from gateway.node import Node, build_node
+from gateway.node import STORE_WAIT_SECONDS, Node, build_node
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--case", help="case reference (default: the vendor's own)")
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for the receipt (0: don't)"
+    )
+    parser.add_argument(
+        "--store-wait",
+        type=float,
+        default=STORE_WAIT_SECONDS,
+        help="with --all: seconds to wait for a store that cannot be written before stopping",
     )
     parser.set_defaults(func=run)
 
@@ -68,6 +74,7 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
                 args.to,
                 Purpose(args.purpose),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                store_wait=args.store_wait,
             )
         except StoreUnavailable as exc:
             # Nothing is half-written: what the outbox holds goes out (the
