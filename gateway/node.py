@@ -1196,10 +1196,20 @@ class Node:
 
     def _retry(self, action: Callable[[], T]) -> T:
         """Run an adapter call, retrying transient failures with a capped back-off."""
+
+        def retrying_said(state: RetryCallState) -> None:
+            if state.attempt_number == 1 and state.outcome is not None:
+                log.warning(
+                    "the vendor system failed (%s): retrying for up to %.0f s",
+                    state.outcome.exception(),
+                    self._retry_seconds,
+                )
+
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, AdapterError) and e.transient),
             wait=wait_exponential(multiplier=0.2, max=10),
             stop=stop_after_delay(self._retry_seconds),
+            before_sleep=retrying_said,
             reraise=True,
         )
         for attempt in retrying:
