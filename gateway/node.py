@@ -340,6 +340,9 @@ class Node:
     def __enter__(self) -> Node:
         return self.start()
 
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def health(self) -> Health:
         """What the node is doing now: ``ok``, waiting for something, or stopped by an error."""
         if self.failed.is_set():
@@ -431,9 +434,6 @@ class Node:
             if pause and not self._stopping.is_set():
                 self.broker.resume_consumer()
         return result
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- send
 
