@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import GENT, LIEGE
 
+import gateway.node
 from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.cli import main
 from gateway.config import NodeConfig
@@ -253,3 +254,15 @@ def test_a_bulk_send_whose_store_cannot_be_written_stops_clearly_and_resumes_whe
     finally:
         store.close()
     assert len(sent) == len({e.case_reference for e in sent}) == 450
+
+
+def test_run_exits_1_when_a_thread_of_the_node_dies(
+    configs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: Node, now: Any = None) -> list[str]:
+        raise RuntimeError("a bug in the sweep")
+
+    monkeypatch.setattr(gateway.node, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(Node, "expire_requests", broken)
+    assert main(["run", "--config", str(configs[LIEGE])]) == 1
+    assert "a bug in the sweep" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from rich.console import Console
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import GatewayError
-from gateway.node import build_node
+from gateway.node import Node, build_node
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,15 @@ def run(args: argparse.Namespace) -> int:
         died.append(hook.thread.name if hook.thread else "?")
         stop.set()
 
+    previous_hook = threading.excepthook
     threading.excepthook = thread_died
+    try:
+        return _run_until_stopped(node, stop, died, console)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     node.start()
