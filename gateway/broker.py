@@ -4,7 +4,14 @@ Topology (:func:`cpas_topology`): a direct exchange ``<ns>.route`` whose
 routing key is the recipient's enterprise number; one durable quorum inbox
 ``<ns>.inbox.<id>`` per CPAS with an explicit delivery limit, dead-lettering
 (at least once) through ``<ns>.dead`` into ``<ns>.dead.<id>``. Everything is
-declared idempotently at every (re)connection.
+declared idempotently at every (re)connection, by the node and by the
+broker's provisioning alike, from this one declaration.
+
+The inbox's delivery limit is only a backstop: RabbitMQ counts a delivery
+whose consumer died (a node killed or crash-looping) like one the consumer
+gave back, so it cannot tell poison from bad luck. The node counts its own
+failed attempts per message and refuses a message itself, with a code, well
+before the broker's limit (see ``gateway.node``).
 
 :class:`BrokerClient` runs a pika ``SelectConnection`` on its own I/O thread.
 Publishing is thread-safe and pipelined: :meth:`BrokerClient.publish` returns a
@@ -41,7 +48,10 @@ from gateway.errors import BrokerError
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "dse"
-DEFAULT_DELIVERY_LIMIT = 5
+BROKER_DELIVERY_LIMIT = 50
+"""Deliveries of one message before the broker dead-letters it: far above what a
+crash-looping node costs a message, so it only catches a message that kills the
+node every time it is delivered."""
 PERSISTENT = pika.DeliveryMode.Persistent
 
 
@@ -115,12 +125,7 @@ class Names:
         return f"{self.namespace}.cpas."
 
 
-def cpas_topology(
-    cpas_ids: Iterable[str],
-    *,
-    names: Names = Names(),
-    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
-) -> Topology:
+def cpas_topology(cpas_ids: Iterable[str], *, names: Names = Names()) -> Topology:
     """The exchanges, inboxes and dead-letter queues of the given CPAS."""
     exchanges = [Exchange(names.route)]
     queues: list[Queue] = []
@@ -132,7 +137,7 @@ def cpas_topology(
                 names.inbox(cpas_id),
                 {
                     "x-queue-type": "quorum",
-                    "x-delivery-limit": delivery_limit,
+                    "x-delivery-limit": BROKER_DELIVERY_LIMIT,
                     "x-dead-letter-exchange": names.dead_exchange(cpas_id),
                     "x-dead-letter-routing-key": cpas_id,
                     # Dead-letter at least once: a poison message is never
@@ -257,6 +262,7 @@ class BrokerClient:
         self._consumer_tag: str | None = None
         self._generation = 0
         self._stopping = False
+        self._paused = False
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._last_error: BrokerError | None = None
@@ -312,12 +318,43 @@ class BrokerClient:
 
     def cancel_consumer(self) -> None:
         """Stop taking new deliveries (graceful shutdown); in-flight ones can still be acked."""
+        self._paused = True
         self._call_soon(self._cancel_consumer)
+
+    def pause_consumer(self) -> None:
+        """Take no new deliveries until :meth:`resume_consumer`, across reconnections too.
+
+        Deliveries in hand stay unacknowledged and can still be acked or
+        rejected: the broker keeps them for this consumer.
+        """
+        self.cancel_consumer()
+
+    def resume_consumer(self) -> None:
+        """Consume again after :meth:`pause_consumer`."""
+        self._paused = False
+        self._call_soon(self._start_consuming)
+
+    @property
+    def consuming(self) -> bool:
+        """Whether deliveries are being taken (not paused, and connected)."""
+        return not self._paused and self._consumer_tag is not None
+
+    def is_current(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` came on the connection in use (it can still be acked)."""
+        return delivery.generation == self._generation and self._consume_channel is not None
 
     def _cancel_consumer(self) -> None:
         if self._consume_channel is not None and self._consumer_tag is not None:
             self._consume_channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
+
+    def _start_consuming(self) -> None:
+        channel = self._consume_channel
+        if self._paused or channel is None or not channel.is_open or self._consumer_tag:
+            return
+        self._consumer_tag = channel.basic_consume(
+            self._consume or "", self._on_message, auto_ack=False
+        )
 
     # ------------------------------------------------------------ the loop
 
@@ -469,9 +506,7 @@ class BrokerClient:
         channel.add_on_close_callback(self._on_channel_closed)
 
         def consume(_frame: Method) -> None:
-            self._consumer_tag = channel.basic_consume(
-                self._consume or "", self._on_message, auto_ack=False
-            )
+            self._start_consuming()
             self._became_ready()
 
         channel.basic_qos(prefetch_count=self._prefetch, callback=consume)

@@ -98,6 +98,7 @@ class NodeConfig(BaseSettings):
     namespace: str = "dse"
     key_passphrase: str | None = None
     delivery_limit: int = Field(default=5, ge=1, le=100)
+    """Failed attempts at one message, while the node is healthy, before the node refuses it."""
     prefetch: int = Field(default=64, ge=1, le=10_000)
     import_retry_seconds: float = Field(default=120.0, ge=0)
     request_ttl_seconds: float = Field(default=86_400.0, gt=0)

@@ -96,3 +96,14 @@ class ConfigError(GatewayError):
     """A node's configuration file is missing or wrong."""
 
     code = "config.invalid"
+
+
+class StoreUnavailable(GatewayError):
+    """The node's store or journal cannot be read or written right now.
+
+    The database is unreachable, restarting or locked by another process, or
+    its disk is full: nothing about any message. The node waits and tries
+    again; it never spends a delivery attempt on it.
+    """
+
+    code = "store.unavailable"

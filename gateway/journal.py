@@ -113,6 +113,9 @@ class Event(StrEnum):
     """This node answered a request: the dossier, or a refusal reason in ``outcome``."""
     RESPONSE_RECEIVED = "response-received"
     """A response to a request of this node arrived."""
+    REQUEUED = "requeued"
+    """A dead letter the broker moved aside after its delivery limit, never refused by this
+    node, was sent back to the inbox at start-up (the node had died holding it)."""
 
 
 class Direction(StrEnum):
@@ -133,6 +136,7 @@ EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
     Event.REQUEST_RELEASED: Direction.IN,
     Event.REQUEST_REFUSED: Direction.IN,
     Event.REQUEST_EXPIRED: Direction.OUT,
+    Event.REQUEUED: Direction.IN,
     Event.RESPONSE_SENT: Direction.OUT,
     Event.RESPONSE_RECEIVED: Direction.IN,
 }
@@ -453,6 +457,10 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
+    def ping(self) -> None:
+        """Raise :class:`~gateway.errors.StoreUnavailable` unless the journal can be written."""
+        self._db.ping()
+
     def _tx(self, *, write: bool = True) -> AbstractContextManager[Any]:
         # On SQLite a writer locks at once, so that another process appending
         # meanwhile cannot make two entries share a number.
@@ -466,8 +474,13 @@ class Journal:
         """
         with self._lock:
             outermost = not self._db.in_batch
-            with self._db.batch():
-                yield
+            try:
+                with self._db.batch():
+                    yield
+            except BaseException:
+                if outermost:
+                    self._batch_head = None  # rolled back: the witness must not claim it
+                raise
             if outermost and self._batch_head is not None:
                 self._write_witness(*self._batch_head)
                 self._batch_head = None

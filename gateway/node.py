@@ -22,6 +22,16 @@ The outcome is stored durably, the reply published, and only then is the
 delivery acked. Anything invalid goes to this node's dead-letter queue with a
 refusal code, the sender gets a signed rejection where it is a CPAS, and the
 node keeps running.
+
+What is not about a message never costs it a delivery attempt. When the
+store, the journal or the vendor system is away (a database restarting, a
+full disk), the worker keeps the deliveries in hand unacknowledged, pauses
+consumption, tries again with a growing back-off and resumes on its own;
+:meth:`Node.health` says what it waits for. A message whose processing fails
+while everything else works counts one failed attempt in the store, and the
+node refuses it (dead letter, with a code) after ``delivery_limit`` of them.
+A thread of the node that dies of an unexpected error stops the node
+(:attr:`Node.failed`): it never idles while holding deliveries.
 """
 
 from __future__ import annotations
@@ -41,7 +51,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from gateway.adapters import (
     Adapter,
@@ -73,6 +90,7 @@ from gateway.errors import (
     DestinationRefused,
     EnvelopeRefused,
     GatewayError,
+    StoreUnavailable,
 )
 from gateway.journal import Event, Journal, open_journal
 from gateway.keys import NodeKeys, load_node_keys
@@ -90,8 +108,15 @@ _DECLINED = frozenset({"purpose.not_allowed"})
 """Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 SEND_BATCH = 200
 BROKER_WAIT_SECONDS = 600.0
+STORE_WAIT_SECONDS = 300.0
+"""How long a bulk send waits for its store to come back before it stops (resumable)."""
 RECEIVE_BATCH = 128
 DIRECTORY_SERIAL = "directory.serial"
+PAUSE_MAX_SECONDS = 5.0
+"""Longest wait between two tries while the store or the vendor system is away."""
+VENDOR_UNAVAILABLE = "adapter.unavailable"
+"""The adapter's code for "the whole vendor system is away", as opposed to one record failing."""
+ATTEMPTS_EXHAUSTED = "node.attempts_exhausted"
 
 Reply = tuple[Header, bytes]
 T = TypeVar("T")
@@ -128,6 +153,36 @@ class NodeStats:
 
     def __getitem__(self, name: str) -> int:
         return self.counts[name]
+
+
+@dataclass(frozen=True)
+class Health:
+    """How the node is doing: ``ok``, or what it waits for, or why it stopped."""
+
+    status: str
+    """``ok``, ``store unavailable``, ``vendor system unavailable``, ``broker unavailable``
+    or ``failed``."""
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _Unavailable(Exception):
+    """The store, the journal or the vendor system is away: hold the deliveries, try later."""
+
+    def __init__(self, status: str, error: GatewayError) -> None:
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
+
+
+def _unavailable(exc: BaseException) -> _Unavailable:
+    if isinstance(exc, _Unavailable):
+        return exc
+    assert isinstance(exc, StoreUnavailable)
+    return _Unavailable("store unavailable", exc)
 
 
 @dataclass(frozen=True)
@@ -217,6 +272,15 @@ class Node:
         self._provisioned = provisioned
         self._request_ttl = request_ttl
         self._retry_seconds = import_retry_seconds
+        self._attempt_limit = delivery_limit
+        # Set by stop(): waits for an unavailable store or vendor end.
+        self._stopping = threading.Event()
+        self.failed = threading.Event()
+        """Set when a thread of the node died of an unexpected error; the node is stopped."""
+        self.failure: BaseException | None = None
+        # What each of the node's threads waits for (thread name -> Health).
+        self._waiting: dict[str, Health] = {}
+        self._waiting_lock = threading.Lock()
         # RabbitMQ checks the user_id property against the login: a node can
         # only publish under its own broker identity.
         self.amqp_urls = list(amqp_urls)
@@ -225,9 +289,7 @@ class Node:
         )
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._confirmed: queue.Queue[str | None] = queue.Queue()
-        self._confirmer = threading.Thread(
-            target=self._confirm_loop, name=f"confirm-{cpas_id}", daemon=True
-        )
+        self._confirmer = self._thread(self._confirm_loop, f"confirm-{cpas_id}")
         self._deferred: list[Callable[[], None]] = []
         self._imports: list[_Import] = []
         # Outbox entries published on the current connection and not yet
@@ -239,7 +301,7 @@ class Node:
         self._consume = consume
         self.broker = BrokerClient(
             amqp_urls,
-            cpas_topology([cpas_id], names=names, delivery_limit=delivery_limit),
+            cpas_topology([cpas_id], names=names),
             consume=names.inbox(cpas_id) if consume else None,
             on_delivery=self._queue.put,
             prefetch=prefetch,
@@ -253,9 +315,7 @@ class Node:
     def start(self, *, wait: float = 15.0) -> Node:
         """Connect, declare, start consuming, and publish what the outbox still holds."""
         if self._consume:
-            self._worker = threading.Thread(
-                target=self._work, name=f"worker-{self.cpas_id}", daemon=True
-            )
+            self._worker = self._thread(self._work, f"worker-{self.cpas_id}")
             self._worker.start()
         self._confirmer.start()
         # Once connected (and after every reconnection) the outbox's
@@ -265,6 +325,7 @@ class Node:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful stop: take no new work, finish the message in hand, close."""
+        self._stopping.set()
         self.broker.cancel_consumer()
         self._queue.put(None)
         if self._worker is not None:
@@ -281,6 +342,98 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def health(self) -> Health:
+        """What the node is doing now: ``ok``, waiting for something, or stopped by an error."""
+        if self.failed.is_set():
+            return Health("failed", f"{type(self.failure).__name__}: {self.failure}")
+        with self._waiting_lock:
+            waiting = next(iter(self._waiting.values()), None)
+        if waiting is not None:
+            return waiting
+        if not self.broker.is_ready:
+            return Health("broker unavailable", self.broker.addresses)
+        return Health("ok")
+
+    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """A thread of the node whose unexpected death stops the node, loudly."""
+
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self._fail(name, exc)
+
+        return threading.Thread(target=guarded, name=name, daemon=True)
+
+    def _fail(self, name: str, exc: BaseException) -> None:
+        log.critical(
+            "the node's thread %s died (%s: %s): stopping the node, its deliveries go back "
+            "to the broker",
+            name,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        self.failure = exc
+        self.failed.set()
+        self._stopping.set()
+        # Closing the connection hands every unacknowledged delivery back.
+        self.broker.stop()
+        with self._outcomes:
+            self._outcomes.notify_all()
+
+    def _until_available(
+        self, action: Callable[[], T], *, pause: bool = True, give_up: float | None = None
+    ) -> T:
+        """Run ``action`` until the store, the journal and the vendor system let it finish.
+
+        While one of them is away, the node waits with a growing back-off
+        (consumption paused when ``pause``: deliveries in hand stay
+        unacknowledged). Raises the last error once the node is stopping, or
+        after ``give_up`` seconds.
+        """
+        name = threading.current_thread().name
+
+        def waiting(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            away = _unavailable(state.outcome.exception() or RuntimeError())
+            with self._waiting_lock:
+                first = name not in self._waiting
+                self._waiting[name] = Health(away.status, str(away.error))
+            if first:
+                log.warning(
+                    "%s (%s): %s, retrying until it is back",
+                    away.status,
+                    away.error,
+                    "consumption paused, deliveries in hand kept" if pause else "waiting",
+                )
+                self.stats.add(away.status.replace(" ", "_"))
+                if pause:
+                    self.broker.pause_consumer()
+
+        def sleep(seconds: float) -> None:
+            self._stopping.wait(seconds)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((StoreUnavailable, _Unavailable)),
+            wait=wait_exponential(multiplier=0.25, max=PAUSE_MAX_SECONDS),
+            stop=lambda state: (
+                self._stopping.is_set()
+                or (give_up is not None and (state.seconds_since_start or 0) >= give_up)
+            ),
+            sleep=sleep,
+            before_sleep=waiting,
+            reraise=True,
+        )
+        result = retrying(action)
+        with self._waiting_lock:
+            recovered = self._waiting.pop(name, None)
+        if recovered is not None:
+            log.warning("%s no more: resuming", recovered.status)
+            if pause and not self._stopping.is_set():
+                self.broker.resume_consumer()
+        return result
 
     # ----------------------------------------------------------------- send
 
@@ -307,6 +460,7 @@ class Node:
         *,
         max_in_flight: int = 2000,
         progress: Callable[[int, int], None] | None = None,
+        store_wait: float = STORE_WAIT_SECONDS,
     ) -> list[str]:
         """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
 
@@ -315,18 +469,30 @@ class Node:
         ``max_in_flight`` messages wait for the broker's confirm at once, and
         it returns when the broker has confirmed them all (one it never
         confirms stays in the outbox, published again at the next start).
-        ``progress(done, total)`` is called as it goes.
+        ``progress(done, total)`` is called as it goes. A store that cannot
+        be written (a database away, a full disk) is waited for up to
+        ``store_wait`` seconds, then :class:`~gateway.errors.StoreUnavailable`
+        is raised with nothing half-written: running it again resumes.
 
         :returns: the message ids sent (ids only: a caseload is large).
         """
         self._check_destination(to, None)
         if not isinstance(self.adapter, Inspectable):
             raise ConfigError(f"The adapter {self.adapter.info.name!r} cannot list its people.")
-        already = self.store.sent_to(to, MessageType.TRANSFER.value)
+
+        def wait_for_store(action: Callable[[], T]) -> T:
+            return self._until_available(action, pause=False, give_up=store_wait)
+
+        already = wait_for_store(lambda: self.store.sent_to(to, MessageType.TRANSFER.value))
         numbers = self.adapter.list_person_numbers()
         sent: list[str] = []
         in_flight: deque[Future[None]] = deque()
         for start in range(0, len(numbers), SEND_BATCH):
+            if self.failed.is_set():
+                raise GatewayError(
+                    f"The node stopped: {self.failure}; run the same command again.",
+                    code="node.failed",
+                )
             batch = []
             for number in numbers[start : start + SEND_BATCH]:
                 dossier = self._retry(lambda n=number: self.adapter.export_dossier(n))  # type: ignore[misc]
@@ -340,7 +506,7 @@ class Node:
                 # The broker is away: wait for it rather than record a whole
                 # batch that cannot be published now.
                 self.broker.wait_ready(BROKER_WAIT_SECONDS)
-            for item in self._send_many(batch):
+            for item in wait_for_store(functools.partial(self._send_many, batch)):
                 sent.append(item.message_id)
                 in_flight.append(item.confirmed)
             while len(in_flight) > max_in_flight:
@@ -442,14 +608,21 @@ class Node:
         # reconnection, running meanwhile, must not publish them a second time.
         with self._in_flight_lock:
             self._in_flight.update(r.message_id for r in records)
-        self.store.add_outgoing(records)
-        with self._journal_batch():
-            for header, body in messages:
-                self._journal_message(
-                    Event.RESPONSE_SENT if header.type is MessageType.RESPONSE else Event.SENT,
-                    header,
-                    body,
-                )
+        try:
+            # The outbox and the journal together: a full disk or a lost
+            # database leaves neither holding these messages.
+            with self.store.batch(), self._journal_batch():
+                self.store.add_outgoing(records)
+                for header, body in messages:
+                    self._journal_message(
+                        Event.RESPONSE_SENT if header.type is MessageType.RESPONSE else Event.SENT,
+                        header,
+                        body,
+                    )
+        except BaseException:
+            with self._in_flight_lock:
+                self._in_flight.difference_update(r.message_id for r in records)
+            raise
         futures = self.broker.publish_many(
             [self._outgoing(r.recipient, r.type, r.message_id, r.envelope) for r in records]
         )
@@ -492,7 +665,12 @@ class Node:
                     batch.append(self._confirmed.get_nowait())
             ids = [mid for mid in batch if mid is not None]
             if ids:
-                self.store.mark_confirmed(ids)
+                # Stopping while the store is away: unmarked, they are
+                # published again at the next start (the receiver deduplicates).
+                with contextlib.suppress(StoreUnavailable):
+                    self._until_available(
+                        functools.partial(self.store.mark_confirmed, ids), pause=False
+                    )
             for _ in batch:
                 self._confirmed.task_done()
             if None in batch:
@@ -501,13 +679,15 @@ class Node:
     def _on_broker_ready(self) -> None:
         # On the I/O thread: what a lost connection left unconfirmed in the
         # outbox goes out again on the new one, without waiting for a restart.
-        threading.Thread(
-            target=self._republish_unconfirmed, name=f"republish-{self.cpas_id}", daemon=True
-        ).start()
+        self._thread(self._republish_unconfirmed, f"republish-{self.cpas_id}").start()
 
     def _republish_unconfirmed(self) -> None:
+        try:
+            unconfirmed = self._until_available(self.store.unconfirmed, pause=False)
+        except StoreUnavailable:
+            return  # stopping
         with self._in_flight_lock:
-            pending = [e for e in self.store.unconfirmed() if e.message_id not in self._in_flight]
+            pending = [e for e in unconfirmed if e.message_id not in self._in_flight]
             self._in_flight.update(e.message_id for e in pending)
         futures = self.broker.publish_many(
             [self._outgoing(e.recipient, e.type, e.message_id, e.envelope) for e in pending]
@@ -605,13 +785,19 @@ class Node:
         next_sweep = time.monotonic() + SWEEP_SECONDS
         while True:
             batch, stopping = self._next_batch()
-            if batch:
-                self._process_batch(batch)
+            try:
+                if batch:
+                    self._process_batch(batch)
+                if time.monotonic() >= next_sweep and not stopping:
+                    self._until_available(self.expire_requests)
+                    next_sweep = time.monotonic() + SWEEP_SECONDS
+            except (StoreUnavailable, _Unavailable):
+                # Stopping while the store or the vendor is away: what is in
+                # hand was never acked and goes back when the connection closes.
+                log.warning("stopping with %d deliveries in hand unprocessed", len(batch))
+                return
             if stopping:
                 return
-            if time.monotonic() >= next_sweep:
-                self.expire_requests()
-                next_sweep = time.monotonic() + SWEEP_SECONDS
 
     def _next_batch(self) -> tuple[list[Delivery], bool]:
         """What the broker has handed over, up to a batch; and whether to stop after it."""
@@ -636,35 +822,100 @@ class Node:
         Dossiers to import are handed to the vendor system between two short
         store transactions, never inside one: a vendor system that is slow or
         away (retried for minutes) must not keep the store locked for senders
-        and for the command line.
+        and for the command line. Each step is tried again, as a whole, until
+        the store and the vendor system let it finish: nothing is acked before.
         """
+        # A delivery of a connection since lost comes again on the new one.
+        batch = [delivery for delivery in batch if self.broker.is_current(delivery)]
+        if not batch:
+            return
+        self._until_available(lambda: self._check_batch(batch))
+        imports, self._imports = self._imports, []
+        if imports:
+            checked = len(self._deferred)
+            self._until_available(lambda: self._import_batch(imports, checked))
+        deferred, self._deferred = self._deferred, []
+        for action in deferred:
+            action()
+
+    def _check_batch(self, batch: list[Delivery]) -> None:
+        """Open and check each delivery, record what needs no import; one transaction."""
         try:
             with self.store.batch(), self._journal_batch():
                 for delivery in batch:
                     try:
                         self._process(delivery)
-                    except Exception:  # a bug must not stop the node: give the message back
-                        log.exception("unexpected error while processing a message; returning it")
-                        self.stats.add("errors")
-                        self._defer(lambda d=delivery: self.broker.reject(d, requeue=True))  # type: ignore[misc]
-            imports, self._imports = self._imports, []
+                    except (StoreUnavailable, _Unavailable):
+                        raise
+                    except Exception as exc:  # a bug must not stop the node
+                        self._failed_attempt(delivery, exc)
+        except BaseException:
+            # Rolled back: nothing of the batch may be acked, all of it is tried again.
+            self._deferred.clear()
+            self._imports.clear()
+            raise
+
+    def _import_batch(self, imports: list[_Import], checked: int) -> None:
+        """Import the batch's dossiers and record them; one transaction for the records."""
+        try:
             results = self._run_imports(imports)
             with self.store.batch(), self._journal_batch():
                 self._record_imports(imports, results)
-        except Exception:
-            # The store could not commit (disk full, database gone): nothing
-            # of this batch may be acked; the broker will deliver it again.
-            log.exception("could not record a batch of %d messages; returning them", len(batch))
-            self.stats.add("errors")
-            self._deferred.clear()
-            self._imports.clear()
-            for delivery in batch:
-                self.broker.reject(delivery, requeue=True)
-            time.sleep(1.0)
+        except (StoreUnavailable, _Unavailable):
+            del self._deferred[checked:]
+            raise
+        except Exception as exc:
+            del self._deferred[checked:]
+            if len(imports) == 1:
+                failed = functools.partial(self._record_failed_attempt, imports[0], exc)
+                self._until_available(failed)
+                return
+            # Something in the batch breaks it: each on its own finds which.
+            log.exception("importing a batch of %d failed; one by one", len(imports))
+            for item in imports:
+                self._until_available(lambda i=item: self._import_batch([i], len(self._deferred)))  # type: ignore[misc]
+
+    def _record_failed_attempt(self, item: _Import, exc: Exception) -> None:
+        with self.store.batch(), self._journal_batch():
+            self._failed_attempt(item.delivery, exc, item.header)
+
+    def _failed_attempt(
+        self, delivery: Delivery, exc: Exception, header: Header | None = None
+    ) -> None:
+        """Processing this message failed while the node is healthy: count it, give it back.
+
+        After ``delivery_limit`` failed attempts the node refuses it (a dead
+        letter with its code): the broker's own count cannot tell a failing
+        message from a node that died while holding it.
+        """
+        code = exc.code if isinstance(exc, GatewayError) else "node.unexpected_error"
+        message_id = delivery.properties.message_id or (header and str(header.message_id))
+        if not isinstance(exc, GatewayError):
+            log.error(
+                "unexpected error while processing %s; returning it",
+                message_id,
+                exc_info=exc,
+            )
+        self.stats.add("errors")
+        failures = self.store.count_failure(message_id, code) if message_id else 0
+        if failures < self._attempt_limit:
+            log.warning(
+                "processing %s failed (%s), attempt %d of %d: returned to the queue",
+                message_id,
+                code,
+                failures,
+                self._attempt_limit,
+            )
+            self._defer(lambda: self.broker.reject(delivery, requeue=True))
             return
-        deferred, self._deferred = self._deferred, []
-        for action in deferred:
-            action()
+        error = GatewayError(
+            f"Processing the message failed {failures} times (last: {code}).",
+            code=ATTEMPTS_EXHAUSTED,
+        )
+        self._refuse(
+            delivery,
+            _Refusal(error, header=header, expose_reason=True, authenticated=header is not None),
+        )
 
     def _defer(self, action: Callable[[], None]) -> None:
         """Run ``action`` (a reply, an ack) once the batch's records are committed."""
@@ -884,14 +1135,23 @@ class Node:
 
         An adapter that imports in batches gets them all at once (one
         transaction, one flush); if the batch fails, each dossier is tried on
-        its own so that one bad dossier does not hold back the others.
+        its own so that one bad dossier does not hold back the others. The
+        vendor system away (``adapter.unavailable``) holds the whole batch.
         """
         if len(imports) > 1 and isinstance(self.adapter, BatchImporter):
             batch = [(item.dossier, str(item.header.message_id)) for item in imports]
             importer = self.adapter
-            with contextlib.suppress(AdapterError):
+            try:
                 return list(self._retry(lambda: importer.import_batch(batch)))
-        return [self._import_one(item) for item in imports]
+            except AdapterError as exc:
+                _raise_if_vendor_away(exc)
+        results: list[ImportResult | AdapterError] = []
+        for item in imports:
+            result = self._import_one(item)
+            if isinstance(result, AdapterError):
+                _raise_if_vendor_away(result)
+            results.append(result)
+        return results
 
     def _record_imports(
         self, imports: list[_Import], results: list[ImportResult | AdapterError]
@@ -925,12 +1185,10 @@ class Node:
             return exc
 
     def _adapter_failed(self, delivery: Delivery, header: Header, exc: AdapterError) -> None:
+        _raise_if_vendor_away(exc)
         if exc.transient:
-            # The vendor system stayed unavailable: give the message back; the
-            # broker's delivery limit bounds how often this happens.
-            log.warning("vendor system unavailable, returning %s: %s", header.message_id, exc)
-            self.stats.add("vendor_unavailable")
-            self._defer(lambda: self.broker.reject(delivery, requeue=True))
+            # Only this message fails, and it may pass later: a failed attempt.
+            self._failed_attempt(delivery, exc, header)
             return
         self._refuse(
             delivery, _Refusal(exc, header=header, expose_reason=False, authenticated=True)
@@ -938,10 +1196,20 @@ class Node:
 
     def _retry(self, action: Callable[[], T]) -> T:
         """Run an adapter call, retrying transient failures with a capped back-off."""
+
+        def retrying_said(state: RetryCallState) -> None:
+            if state.attempt_number == 1 and state.outcome is not None:
+                log.warning(
+                    "the vendor system failed (%s): retrying for up to %.0f s",
+                    state.outcome.exception(),
+                    self._retry_seconds,
+                )
+
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, AdapterError) and e.transient),
             wait=wait_exponential(multiplier=0.2, max=10),
             stop=stop_after_delay(self._retry_seconds),
+            before_sleep=retrying_said,
             reraise=True,
         )
         for attempt in retrying:
@@ -1156,3 +1424,9 @@ def build_node(
         consume=consume,
         journal=journal,
     )
+
+
+def _raise_if_vendor_away(exc: AdapterError) -> None:
+    """The vendor system as a whole is away: no message is to blame, hold the batch."""
+    if exc.transient and exc.code == VENDOR_UNAVAILABLE:
+        raise _Unavailable("vendor system unavailable", exc)

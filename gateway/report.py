@@ -120,6 +120,7 @@ EVENTS: Final = {
     Event.REQUEST_EXPIRED: N_("request expired"),
     Event.RESPONSE_SENT: N_("answer sent"),
     Event.RESPONSE_RECEIVED: N_("answer received"),
+    Event.REQUEUED: N_("delivered again"),
 }
 REASONS: Final = {
     # Refusal and rejection codes (gateway.errors and the modules that raise them).

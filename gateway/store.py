@@ -6,6 +6,9 @@
 - **Inbox**: every received message id with what became of it (imported or
   rejected, and the receipt sent back), committed *before* the broker ack, so
   a redelivery is recognised and never imported twice.
+- **Attempts**: per message id, how many times processing it failed while
+  the node itself was healthy. Only these count towards refusing a message:
+  the broker's own delivery count also grows when a node dies holding it.
 
 SQLite by default (``sqlite:///path``), PostgreSQL by URL (``postgresql://``).
 One connection guarded by a lock: the node touches the store from its worker
@@ -49,6 +52,12 @@ CREATE TABLE IF NOT EXISTS inbox (
     local_reference TEXT,
     reply           {blob},
     received_at     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    message_id TEXT PRIMARY KEY,
+    failures   INTEGER NOT NULL,
+    last_code  TEXT,
+    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
@@ -170,6 +179,10 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def ping(self) -> None:
+        """Raise :class:`~gateway.errors.StoreUnavailable` unless the store can be written."""
+        self._db.ping()
 
     # ------------------------------------------------------------------ meta
 
@@ -306,6 +319,29 @@ class Store:
         """Forget a refused message, so that it is processed afresh when requeued."""
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM inbox WHERE message_id = ?"), (message_id,))
+            cur.execute(self._sql("DELETE FROM attempts WHERE message_id = ?"), (message_id,))
+
+    def count_failure(self, message_id: str, code: str) -> int:
+        """One more failed attempt at processing a message; returns how many there were."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO attempts (message_id, failures, last_code, updated_at)"
+                    " VALUES (?, 1, ?, ?) ON CONFLICT (message_id) DO UPDATE SET"
+                    " failures = attempts.failures + 1, last_code = excluded.last_code,"
+                    " updated_at = excluded.updated_at"
+                ),
+                (message_id, code, _now()),
+            )
+            cur.execute(
+                self._sql("SELECT failures FROM attempts WHERE message_id = ?"), (message_id,)
+            )
+            return int(cur.fetchone()[0])
+
+    def failures(self, message_id: str) -> int:
+        """How many attempts at processing a message failed (0 if none)."""
+        rows = self._query("SELECT failures FROM attempts WHERE message_id = ?", (message_id,))
+        return int(rows[0][0]) if rows else 0
 
     def unanswered_requests(self, now: str) -> list[OutboxEntry]:
         """Requests past their expiry that never got a final answer."""

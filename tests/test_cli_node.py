@@ -5,17 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GENT, LIEGE
 
+import gateway.node
 from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.cli import main
 from gateway.config import NodeConfig
-from gateway.errors import DirectoryError
+from gateway.errors import DirectoryError, StoreUnavailable
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node, build_node
 from gateway.provision import ManagementApi
+from gateway.store import Store
 
 
 @pytest.fixture
@@ -207,3 +210,59 @@ def test_broker_provision_writes_credentials_for_each_cpas(
         for user in api.users():
             if user["name"].startswith(Names(namespace).broker_user_prefix):
                 api.delete_user(user["name"])
+
+
+def test_a_bulk_send_whose_store_cannot_be_written_stops_clearly_and_resumes_when_run_again(
+    configs: dict[str, Path],
+    world: LocalFederation,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    adapter = build_node(NodeConfig.load(configs[GENT]), consume=False).adapter
+    try:
+        adapter.seed(450, seed=47)  # type: ignore[attr-defined]
+    finally:
+        adapter.close()
+    receiver = _running(configs[LIEGE])
+    command = ["send", "--config", str(configs[GENT]), "--all", "--to",
+               world.member(LIEGE).cpas_id, "--purpose", "continuity-after-move",
+               "--wait", "0", "--store-wait", "0"]  # fmt: skip
+    real = Store.add_outgoing
+    calls = []
+
+    def disk_full_at_the_second_batch(store: Store, entries: Any) -> None:
+        calls.append(len(entries))
+        if len(calls) == 2:
+            raise StoreUnavailable("The node's store is unavailable: database or disk is full.")
+        real(store, entries)
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "add_outgoing", disk_full_at_the_second_batch)
+            assert main(command) == 1
+        out = capsys.readouterr()
+        said = " ".join(out.out.split())  # rich wraps long lines
+        assert "the bulk send stopped" in said and "database or disk is full" in said
+        assert "run the same command" in said
+        assert "Traceback" not in out.out + out.err
+        assert main(command) == 0
+    finally:
+        receiver.stop()
+    store = Store(NodeConfig.load(configs[GENT]).store)
+    try:
+        sent = [e for e in store.outgoing_all() if e.type == "transfer"]
+    finally:
+        store.close()
+    assert len(sent) == len({e.case_reference for e in sent}) == 450
+
+
+def test_run_exits_1_when_a_thread_of_the_node_dies(
+    configs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: Node, now: Any = None) -> list[str]:
+        raise RuntimeError("a bug in the sweep")
+
+    monkeypatch.setattr(gateway.node, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(Node, "expire_requests", broken)
+    assert main(["run", "--config", str(configs[LIEGE])]) == 1
+    assert "a bug in the sweep" in capsys.readouterr().out

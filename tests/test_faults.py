@@ -10,13 +10,23 @@ can be killed. Midway, a fault strikes:
 2. the receiving node is SIGKILLed and started again;
 3. the sending CPAS (its node and the bulk send) is SIGKILLed and started again;
 4. the receiver's vendor system is unavailable for a while (shorter than the
-   node's retry budget); 4b. longer than the budget: the delivery limit
-   dead-letters what could not be imported, and requeueing it once the vendor
-   is back completes the batch;
+   node's retry budget); 4b. longer than the budget: the receiver holds its
+   deliveries and pauses, spending no delivery attempt, until the vendor is
+   back;
 5. poison messages are mixed into the receiver's inbox; 5b. many signed
    poison messages are being refused when the broker restarts;
 6. on a three-node cluster, the member the nodes are connected to (and the
-   leader of the quorum inboxes) stops.
+   leader of the quorum inboxes) stops;
+7. the receiving node is killed ten times in a row, each time just after it
+   started consuming (a crash-loop): nothing may end in the dead letters;
+8. the PostgreSQL server holding the store and journal of the receiver (then
+   of the sender) is down for 20 s: the nodes and the bulk send wait and
+   resume on their own, without a restart;
+9. (5,000-dossier variant, or ``CPAS_FAULT_DISK_FULL=1``) the file system
+   holding the receiver's store and journal (then its vendor files, then the
+   sender's store and journal) is full for 20 s: nothing is acked or
+   half-written, no delivery attempt is spent, the bulk send stops with a
+   clear message and resumes when run again.
 
 Afterwards every good dossier is in FicheSociale exactly once, the sender
 holds an ``imported`` receipt for each of them, the poison messages (and only
@@ -31,7 +41,9 @@ session and written to ``fault-figures.json`` in pytest's base temporary
 folder.
 
 Run with ``pytest -m faults tests/test_faults.py``; ``CPAS_FAULT_DOSSIERS``
-makes the batches smaller for a quicker run.
+makes the batches smaller for a quicker run. Scenario 8 runs a PostgreSQL
+server of its own (``tests/postgres_server.py``); scenario 9 mounts a small
+tmpfs, which needs root.
 """
 
 from __future__ import annotations
@@ -56,15 +68,19 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import psycopg
 import pytest
 from brokers import BrokerNode, BrokerUnavailable, Cluster, rabbitmq_installed
 from conftest import GENT, IN_CI, LIEGE
+from postgres_server import PrivatePostgres, postgres_bin
 
 from gateway.broker import Names
 from gateway.config import split_urls
-from gateway.dead_letters import list_dead_letters, requeue_dead_letters
+from gateway.database import is_postgres
+from gateway.dead_letters import list_dead_letters
 from gateway.dossier import Dossier
 from gateway.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.journal import JournalSettings
 from gateway.localnet import LocalFederation, cpas_id_of, make_local_federation
 from gateway.node import build_node
 from gateway.store import Outgoing as OutboxRecord
@@ -94,6 +110,24 @@ IMPORT_RETRY_SECONDS = 60.0
 
 POISON_PREFIX = "POISON-"
 """Case references of the poison messages this file writes into the sender's outbox."""
+
+CRASH_LOOP_KILLS = 10
+"""How many times in a row scenario 7 kills the receiver."""
+
+CRASH_LOOP_HOLD_SECONDS = 0.0
+"""How long the receiver lives after its start-up line: at once, it holds its first deliveries."""
+
+STORE_OUTAGE_SECONDS = 20.0
+"""How long scenario 8's PostgreSQL server is down."""
+
+DISK_FULL_SECONDS = 20.0
+"""How long scenario 9's file system stays full."""
+
+SMALL_DISK_MB = 512
+"""The size of the file system scenario 9 fills."""
+
+FULL_RUN_DOSSIERS = 5000
+"""From this many dossiers on, the slower scenarios (a full disk) run too."""
 
 
 # ------------------------------------------------------------------ brokers
@@ -365,12 +399,14 @@ class Sample:
 class ProgressMonitor(threading.Thread):
     """Samples, ten times a second, what the two stores say about the batch.
 
-    Reads SQLite read-only, beside the nodes writing to it (WAL): the
-    outbox rows of the batch, how many the broker confirmed, how many have an
-    ``imported`` receipt, and how many the receiver recorded as imported.
+    Reads the stores read-only, beside the nodes writing to them (SQLite in
+    WAL mode, or PostgreSQL): the outbox rows of the batch, how many the
+    broker confirmed, how many have an ``imported`` receipt, and how many the
+    receiver recorded as imported. A store that cannot be read (busy, or its
+    server down) skips the sample.
     """
 
-    def __init__(self, sender_store: Path, receiver_store: Path) -> None:
+    def __init__(self, sender_store: str, receiver_store: str) -> None:
         super().__init__(name="fault-progress", daemon=True)
         self.sender_store = sender_store
         self.receiver_store = receiver_store
@@ -389,7 +425,8 @@ class ProgressMonitor(threading.Thread):
         last = self.samples[-1]
         outbox = _read_only(
             self.sender_store,
-            "SELECT COUNT(*), COUNT(confirmed_at), COALESCE(SUM(outcome = 'imported'), 0)"
+            "SELECT COUNT(*), COUNT(confirmed_at),"
+            " COALESCE(SUM(CASE WHEN outcome = 'imported' THEN 1 ELSE 0 END), 0)"
             f" FROM outbox WHERE type = 'transfer' AND case_reference NOT LIKE '{POISON_PREFIX}%'",
         )
         imported = _read_only(
@@ -413,19 +450,33 @@ class ProgressMonitor(threading.Thread):
         return None
 
 
-def _read_only(path: Path, sql: str, args: tuple[str, ...] = ()) -> tuple[Any, ...] | None:
-    """One row from a node's SQLite store, read beside the node; ``None`` if it is busy."""
-    if not path.exists():
-        return None
+def _read_only(url: str, sql: str, args: tuple[str, ...] = ()) -> tuple[Any, ...] | None:
+    """One row from a node's store, read beside the node; ``None`` if it cannot be read now."""
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = connection.execute(sql, args).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
+        rows = _query(url, sql, args, timeout=0.5)
+    except (sqlite3.Error, psycopg.Error):
         return None
-    return None if row is None else tuple(row)
+    return rows[0] if rows else None
+
+
+def _read_all(url: str, sql: str) -> list[tuple[Any, ...]]:
+    return _query(url, sql, (), timeout=10)
+
+
+def _query(url: str, sql: str, args: tuple[str, ...], *, timeout: float) -> list[tuple[Any, ...]]:
+    if is_postgres(url):
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True) as conn:
+            if not args:  # without parameters, a "%" in the SQL is just a "%"
+                return [tuple(row) for row in conn.execute(sql)]
+            return [tuple(row) for row in conn.execute(sql.replace("?", "%s"), args)]
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists():
+        return []
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    try:
+        return [tuple(row) for row in connection.execute(sql, args)]
+    finally:
+        connection.close()
 
 
 # ---------------------------------------------------------------- the batch
@@ -477,6 +528,8 @@ class Batch:
         template: Template,
         *,
         receiver_settings: dict[str, object] | None = None,
+        sender_settings: dict[str, object] | None = None,
+        fiches: Path | None = None,
         recovery_measure: str = "receipts",
     ) -> None:
         self.name = name
@@ -493,10 +546,10 @@ class Batch:
         self.liege = self.federation.member(LIEGE)
         vendor = self.gent.folder / "vendor.sqlite3"
         shutil.copyfile(template.database, vendor)
-        self.fiches = self.liege.folder / "fichesociale"
+        self.fiches = fiches or self.liege.folder / "fichesociale"
         self.gent_config = self.federation.node_config(
             self.gent.cpas_id, "ocmwdata", {"url": f"sqlite:///{vendor}"},
-            amqp_url=amqp_url, namespace=self.names.namespace,
+            amqp_url=amqp_url, namespace=self.names.namespace, **(sender_settings or {}),
         )  # fmt: skip
         self.liege_config = self.federation.node_config(
             self.liege.cpas_id, "fichesociale", {"folder": str(self.fiches)},
@@ -512,10 +565,7 @@ class Batch:
              "--purpose", PURPOSE.value, "--wait", "0"],
             logs / "gent-send",
         )  # fmt: skip
-        self.monitor = ProgressMonitor(
-            self.gent.folder / "state" / "node.sqlite3",
-            self.liege.folder / "state" / "node.sqlite3",
-        )
+        self.monitor = ProgressMonitor(self.gent_config.store, self.liege_config.store)
         self.poison: list[Poison] = []
         self.figures = Figures(name, len(self.numbers))
         self.started_at = 0.0
@@ -595,7 +645,7 @@ class Batch:
     def wait_for_poison_receipts(self, timeout: float = 60.0) -> None:
         """Gent gets a rejected receipt for the poison it signed; wait until it is recorded."""
         ids = [p.message_id for p in self.expected_rejections()]
-        store = self.gent.folder / "state" / "node.sqlite3"
+        store = self.gent_config.store
         deadline = time.monotonic() + timeout
         while ids and time.monotonic() < deadline:
             marks = ",".join("?" * len(ids))
@@ -792,6 +842,30 @@ class Batch:
         assert figures.sent == figures.imported == total
         assert figures.vendor_duplicates == 0
 
+    def verify_journals(self) -> None:
+        """Both journals intact, and the sender's journal records exactly what its outbox sent."""
+        for toml in (self.gent.folder / "node.toml", self.liege.folder / "node.toml"):
+            done = subprocess.run(
+                [_cli(), "journal", "verify", "--config", str(toml)], capture_output=True
+            )
+            assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+        journal = JournalSettings.from_config(self.gent_config).url
+        journaled = {
+            row[0]
+            for row in _read_all(
+                journal,
+                "SELECT message_id FROM journal_entries"
+                " WHERE event = 'sent' AND message_type = 'transfer'",
+            )
+        }
+        outbox = {
+            row[0]
+            for row in _read_all(
+                self.gent_config.store, "SELECT message_id FROM outbox WHERE type = 'transfer'"
+            )
+        }
+        assert journaled == outbox
+
     def _check_sender(self) -> set[str]:
         store = Store(self.gent_config.store)
         try:
@@ -815,7 +889,7 @@ class Batch:
 
     def _check_receiver_store(self, good: set[str]) -> set[str]:
         rows = _read_all(
-            self.liege.folder / "state" / "node.sqlite3",
+            self.liege_config.store,
             "SELECT message_id, outcome FROM inbox WHERE type = 'transfer'",
         )
         imported = {mid for mid, outcome in rows if outcome == "imported"}
@@ -856,14 +930,6 @@ class Batch:
         report.add(figures)
 
 
-def _read_all(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        return [tuple(row) for row in connection.execute(sql)]
-    finally:
-        connection.close()
-
-
 def _connect(amqp_url: str) -> pika.BlockingConnection:
     """A connection to the first member that answers."""
     error: Exception | None = None
@@ -883,7 +949,13 @@ def batch(
     made: list[Batch] = []
 
     def factory(
-        scenario: str, amqp_url: str, *, recovery_measure: str = "receipts", **settings: Any
+        scenario: str,
+        amqp_url: str,
+        *,
+        recovery_measure: str = "receipts",
+        sender_settings: dict[str, object] | None = None,
+        fiches: Path | None = None,
+        **settings: Any,
     ) -> Batch:
         world = Batch(
             scenario,
@@ -891,6 +963,8 @@ def batch(
             amqp_url,
             template,
             receiver_settings=settings or None,
+            sender_settings=sender_settings,
+            fiches=fiches,
             recovery_measure=recovery_measure,
         )
         made.append(world)
@@ -990,11 +1064,12 @@ def test_an_unavailable_vendor_system_delays_imports_without_losing_or_refusing_
     world.passed = True
 
 
-def test_a_vendor_outage_beyond_the_retry_budget_is_recovered_by_requeueing_the_dead_letters(
+def test_a_vendor_outage_beyond_the_retry_budget_pauses_the_receiver_and_dead_letters_nothing(
     broker: BrokerNode, batch: Callable[..., Batch]
 ) -> None:
-    # No retry budget at all: every failed import goes back to the queue at
-    # once, and the broker's delivery limit dead-letters it after a few rounds.
+    # No retry budget at all: every import fails at once while the vendor is
+    # away. The receiver holds its deliveries and pauses instead of giving
+    # them back, so no delivery attempt is spent and nothing is dead-lettered.
     world = batch(
         "4b outage > budget",
         broker.url,
@@ -1002,21 +1077,12 @@ def test_a_vendor_outage_beyond_the_retry_budget_is_recovered_by_requeueing_the_
         import_retry_seconds=0.0,
     )
     world.start()
-    # Late in the batch, so that only the last dossiers bounce until the limit.
-    world.wait_for(
-        "the batch to be far along",
-        lambda s: s.confirmed == len(world.numbers) and s.imported >= 0.8 * len(world.numbers),
-    )
+    world.midway()
     world.fault()
     with _vendor_unavailable(world):
-        _eventually("the inbox to empty", lambda: world.queue_depths()["liege inbox"] == 0)
+        time.sleep(OUTAGE_SECONDS)
+        assert world.queue_depths()["liege dead"] == 0
     world.fault_removed()
-    node = build_node(world.liege_config, consume=False)
-    letters = list_dead_letters(node)
-    assert letters, "nothing was dead-lettered: the outage did not outlast the retry budget"
-    assert {d.code for d in letters} == {"broker.delivery_limit"}
-    world.figures.notes.append(f"{len(letters)} dead-lettered by the delivery limit, requeued")
-    assert len(requeue_dead_letters(node)) == len(letters)
     world.finish()
     world.verify()
     world.passed = True
@@ -1157,3 +1223,159 @@ def test_dead_letters_are_listed_when_the_first_cluster_member_is_down(
         assert list_dead_letters(node) == []
     finally:
         first.start()
+
+
+# ---------------------------------------------- crash-loops, store outages, full disks
+
+
+def test_a_receiver_killed_ten_times_in_a_row_mid_batch_dead_letters_nothing(
+    broker: BrokerNode, batch: Callable[..., Batch]
+) -> None:
+    world = batch("7 receiver crash-loop", broker.url, recovery_measure="imported")
+    world.start()
+    world.midway()
+    world.fault()
+    for _ in range(CRASH_LOOP_KILLS):
+        # Killed just after it started consuming: it dies holding deliveries,
+        # which the broker counts against them every time.
+        world.receiver.kill()
+        world.receiver.start().wait_running()
+        time.sleep(CRASH_LOOP_HOLD_SECONDS)
+    world.fault_removed()
+    world.finish()
+    world.verify()
+    world.passed = True
+
+
+@pytest.fixture(scope="module")
+def fault_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this module's own, which scenarios stop and start."""
+    if postgres_bin() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed", pytrace=False)
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
+    server = PrivatePostgres.create()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.mark.parametrize("side", ["receiver", "sender"])
+def test_a_store_outage_mid_batch_is_waited_out_without_a_restart(
+    broker: BrokerNode, batch: Callable[..., Batch], fault_postgres: PrivatePostgres, side: str
+) -> None:
+    if not fault_postgres.running:
+        fault_postgres.start()
+    store = fault_postgres.database_url(f"{side}_{uuid.uuid4().hex[:8]}")
+    settings: dict[str, Any] = {"store": store}
+    if side == "sender":
+        world = batch("8 sender store outage", broker.url, sender_settings=settings)
+    else:
+        world = batch(
+            "8 receiver store outage", broker.url, recovery_measure="imported", **settings
+        )
+    world.start()
+    world.midway()
+    world.fault()
+    fault_postgres.stop()
+    time.sleep(STORE_OUTAGE_SECONDS)
+    fault_postgres.start()
+    world.fault_removed()
+    world.finish()
+    world.verify()
+    # Nobody was restarted: one lifetime each, and the bulk send went through.
+    assert [len(p.logs) for p in world.processes] == [1, 1, 1]
+    assert world.send.returncode == 0
+    waiting = world.receiver if side == "receiver" else world.sender_node
+    assert "store unavailable" in waiting.output()
+    world.passed = True
+
+
+@pytest.fixture
+def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Path]]:
+    """Make small file systems (tmpfs) the scenario can fill; unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount() -> Path:
+        folder = tmp_path_factory.mktemp("small-disk")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_MB}m", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip()
+            if IN_CI:
+                pytest.fail(f"cannot mount a small file system: {reason}", pytrace=False)
+            pytest.skip(f"cannot mount a small file system here (root needed): {reason}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        # Lazy: a process of a failed scenario may still hold a file there.
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def _disk_full(folder: Path) -> Iterator[None]:
+    """Fill the file system of ``folder`` to the last byte for the block's duration."""
+    filler = folder / "filler"
+    chunk = b"\0" * (1 << 20)
+    with filler.open("wb", buffering=0) as out:
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(chunk)
+        with contextlib.suppress(OSError):  # the last few bytes
+            while True:
+                out.write(b"\0" * 512)
+    try:
+        yield
+    finally:
+        filler.unlink()
+
+
+@pytest.mark.skipif(
+    DOSSIERS < FULL_RUN_DOSSIERS and not os.environ.get("CPAS_FAULT_DISK_FULL"),
+    reason="disk-full scenarios run in the 5,000-dossier variant (or with CPAS_FAULT_DISK_FULL=1)",
+)
+@pytest.mark.parametrize("full", ["receiver store", "receiver vendor files", "sender store"])
+def test_a_full_disk_mid_batch_spends_no_delivery_attempt_and_resumes_when_space_returns(
+    small_disk: Callable[[], Path], broker: BrokerNode, batch: Callable[..., Batch], full: str
+) -> None:
+    disk = small_disk()
+    store = str(disk / "state" / "node.sqlite3")
+    name = f"9 {full} full"
+    if full == "sender store":
+        world = batch(name, broker.url, sender_settings={"store": store})
+        # The bulk send stops rather than wait for long: run again, it resumes.
+        world.send.args += ["--store-wait", "2"]
+    elif full == "receiver store":
+        world = batch(name, broker.url, recovery_measure="imported", store=store)
+    else:
+        # A short retry budget: the receiver soon holds the batch and pauses.
+        world = batch(name, broker.url, recovery_measure="imported",
+                      fiches=disk / "fichesociale", import_retry_seconds=2.0)  # fmt: skip
+    world.start()
+    world.midway()
+    world.fault()
+    with _disk_full(disk):
+        time.sleep(DISK_FULL_SECONDS)
+        assert world.queue_depths()["liege dead"] == 0
+        if full == "sender store":
+            _eventually("the bulk send to stop", lambda: not world.send.running)
+    world.fault_removed()
+    if full == "sender store":
+        output = world.send.output()
+        assert world.send.returncode == 1, output[-2000:]
+        assert "the bulk send stopped" in output and "Traceback" not in output, output[-2000:]
+        world.figures.notes.append("send --all stopped on the full disk; run again, it resumed")
+        world.send.start()
+    node = world.sender_node if full == "sender store" else world.receiver
+    said = "vendor system unavailable" if full == "receiver vendor files" else "store unavailable"
+    assert f"{said} (" in node.output()
+    world.finish()
+    world.verify()
+    world.verify_journals()
+    world.passed = True

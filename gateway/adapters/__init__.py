@@ -47,7 +47,9 @@ Rules an adapter keeps (the conformance suite checks them):
 - return ``None`` for a person it does not know, never raise;
 - import idempotently: the same ``message_id`` twice gives one record;
 - raise :class:`~gateway.errors.AdapterError` (``transient=True`` when a
-  retry may help, e.g. the database is down) rather than anything else.
+  retry may help, with the code ``adapter.unavailable`` when the whole
+  vendor system is away, e.g. the database is down or the disk full) rather
+  than anything else.
 
 Plugins import only this package, :mod:`gateway.dossier`,
 :mod:`gateway.identifiers`, :mod:`gateway.synthetic` and :mod:`gateway.errors`.

@@ -1,8 +1,16 @@
-"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C)."""
+"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C).
+
+At start it sends back to the inbox what only the broker's delivery limit
+dead-lettered (see :func:`gateway.dead_letters.requeue_after_delivery_limit`).
+A thread of the process that dies of an unexpected error ends the process
+with exit status 1 and a clear log line, for the service manager to restart
+it: a node never idles while holding deliveries.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -11,7 +19,13 @@ from typing import Any
 from rich.console import Console
 
 from gateway.config import NodeConfig
-from gateway.node import build_node
+from gateway.dead_letters import requeue_after_delivery_limit
+from gateway.errors import GatewayError
+from gateway.node import Node, build_node
+
+log = logging.getLogger(__name__)
+
+FAILED = 1
 
 
 def register(subparsers: Any) -> None:
@@ -24,14 +38,47 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     node = build_node(NodeConfig.load(args.config))
     stop = threading.Event()
+    died: list[str] = []
+
+    def thread_died(hook: threading.ExceptHookArgs) -> None:
+        # Any thread (the broker's I/O thread too): stop rather than idle.
+        log.critical(
+            "thread %s died (%s: %s): the node stops",
+            hook.thread.name if hook.thread else "?",
+            hook.exc_type.__name__,
+            hook.exc_value,
+            exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
+        )
+        died.append(hook.thread.name if hook.thread else "?")
+        stop.set()
+
+    previous_hook = threading.excepthook
+    threading.excepthook = thread_died
+    try:
+        return _run_until_stopped(node, stop, died, console)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     node.start()
+    try:
+        requeue_after_delivery_limit(node)
+    except GatewayError as exc:
+        log.warning("dead letters not checked at start: %s", exc)
     console.print(
         f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
         f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}"
     )
-    stop.wait()
+    while not stop.wait(0.5):
+        if node.failed.is_set():
+            break
+    if node.failed.is_set() or died:
+        console.print(f"stopped on an error: {node.health().detail or ', '.join(died)}")
+        node.stop()
+        return FAILED
     console.print("stopping: finishing the message in hand…")
     node.stop()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(node.stats.counts.items())) or "nothing"

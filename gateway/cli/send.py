@@ -11,7 +11,8 @@ from rich.progress import Progress
 
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
-from gateway.node import Node, build_node
+from gateway.errors import StoreUnavailable
+from gateway.node import STORE_WAIT_SECONDS, Node, build_node
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--case", help="case reference (default: the vendor's own)")
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for the receipt (0: don't)"
+    )
+    parser.add_argument(
+        "--store-wait",
+        type=float,
+        default=STORE_WAIT_SECONDS,
+        help="with --all: seconds to wait for a store that cannot be written before stopping",
     )
     parser.set_defaults(func=run)
 
@@ -62,11 +69,23 @@ def run(args: argparse.Namespace) -> int:
 def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
     with node, Progress(console=console) as progress:
         task = progress.add_task(f"Transferring to {args.to}", total=None)
-        sent = node.send_all(
-            args.to,
-            Purpose(args.purpose),
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+        try:
+            sent = node.send_all(
+                args.to,
+                Purpose(args.purpose),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                store_wait=args.store_wait,
+            )
+        except StoreUnavailable as exc:
+            # Nothing is half-written: what the outbox holds goes out (the
+            # running node publishes it), the rest is sent by the next run.
+            progress.stop()
+            console.print(f"the bulk send stopped: {exc.message}", markup=False)
+            console.print(
+                "Every dossier recorded so far is safe and will be delivered. Once the store "
+                "can be written again, run the same command: it sends only what is missing."
+            )
+            return 1
         # The outbox, not the first attempt, says what the broker holds: a
         # message whose first publish was lost goes out again on reconnection.
         unconfirmed = len(node.wait_confirmed(sent, timeout=300))
