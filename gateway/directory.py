@@ -27,6 +27,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -557,7 +558,11 @@ def load_directory(
             f"the federation key {anchor_id}.",
             code="directory.signature",
         )
-    value = base64.b64decode((signature.text or "").strip())
+    value = hardened_xml.canonical_base64((signature.text or "").strip())
+    if value is None:
+        raise DirectoryError(
+            "The directory's signature is not canonical base64.", code="directory.signature"
+        )
     root.remove(signature)
     try:
         trust_anchor.verify(value, signed_form(root))
@@ -568,12 +573,7 @@ def load_directory(
             code="directory.signature",
         ) from None
     directory = Directory.from_element(root)
-    if min_serial is not None and directory.serial < min_serial:
-        raise DirectoryError(
-            f"This is edition {directory.serial} of the directory, older than edition "
-            f"{min_serial} already in use; an older edition is never taken back.",
-            code="directory.rollback",
-        )
+    check_not_older(directory, min_serial)
     log.info(
         "loaded directory edition %s of %s (%d institutions)",
         directory.serial,
@@ -581,6 +581,68 @@ def load_directory(
         len(directory.institutions),
     )
     return directory
+
+
+def check_not_older(directory: Directory, min_serial: int | None) -> None:
+    """Refuse (``directory.rollback``) an edition older than ``min_serial``.
+
+    An old edition is genuinely signed: replayed, it could list a key or a
+    CPAS the federation has since removed.
+    """
+    if min_serial is not None and directory.serial < min_serial:
+        raise DirectoryError(
+            f"This is edition {directory.serial} of the directory, older than edition "
+            f"{min_serial} already in use; an older edition is never taken back.",
+            code="directory.rollback",
+        )
+
+
+class SeenEdition:
+    """The newest directory edition a tool accepted, kept in a small file.
+
+    ``run`` keeps it in the node's store; ``directory verify`` in a file per
+    trust anchor under the user's state folder (``$XDG_STATE_HOME``,
+    default ``~/.local/state``), so that an older edition presented later is
+    refused as ``run`` would refuse it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_anchor(cls, trust_anchor: Path) -> SeenEdition:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        anchor_id = keys.key_id(keys.load_trust_anchor(trust_anchor).public_bytes_raw())
+        return cls(Path(state) / "cpas-gateway" / f"directory-{anchor_id}.serial")
+
+    @property
+    def serial(self) -> int:
+        """The newest serial seen; 0 when none was."""
+        try:
+            return int(self.path.read_text(encoding="ascii").strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise DirectoryError(
+                f"The record of the last directory edition seen ({self.path}) is unreadable: "
+                f"{exc}.",
+                code="directory.seen",
+            ) from None
+
+    def remember(self, serial: int) -> None:
+        """Record ``serial`` if it is newer than the one kept."""
+        if serial <= self.serial:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(f"{serial}\n", encoding="ascii")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise DirectoryError(
+                f"The last directory edition seen cannot be recorded in {self.path}: {exc}.",
+                code="directory.seen",
+            ) from None
 
 
 def load_directory_file(

@@ -17,7 +17,6 @@ then is the body decrypted, validated against the XSD and returned.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import hashlib
 import uuid
@@ -217,19 +216,9 @@ class Envelope(FrozenModel):
 
 
 def _base64(text: str, element: str) -> bytes:
-    """Decode the base64 of ``element``, accepting only what :meth:`Envelope.to_xml` writes.
-
-    The XSD's ``base64Binary`` lets through characters Python's decoder
-    refuses (a non-ASCII letter, a no-break space) and encodings Python's
-    decoder would read as the same bytes (stray characters, other padding
-    bits): only the one canonical spelling is accepted, so that a message has
-    exactly one form on the wire.
-    """
-    try:
-        decoded = base64.b64decode(text.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, binascii.Error):
-        decoded = None
-    if decoded is None or base64.b64encode(decoded).decode("ascii") != text:
+    """Decode the base64 of ``element``, accepting only what :meth:`Envelope.to_xml` writes."""
+    decoded = hardened_xml.canonical_base64(text)
+    if decoded is None:
         raise EnvelopeRefused(
             f"The content of <{element}> is not canonical base64.", code="envelope.encoding"
         )

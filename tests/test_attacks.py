@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pika
 import pytest
@@ -21,12 +22,16 @@ import test_broker_isolation as isolation
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from test_broker_isolation import Broker
 
+from gateway.broker import Names
+from gateway.cli import main
+from gateway.directory import InstitutionStatus
 from gateway.dossier import Dossier
 from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
 from gateway.journal import Event
 from gateway.keys import NodeKeys
-from gateway.localnet import LocalFederation
+from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
+from gateway.provision import ManagementApi
 from gateway.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
@@ -317,3 +322,84 @@ def test_a_signature_with_another_cpas_key_gets_no_receipt(
     _publish_as(broker, gent.cpas_id, receiver.cpas_id, data)
     _refused_at_once(receiver, "envelope.signature")
     assert _journal_events(receiver, Event.RECEIPT_SENT) == []
+
+
+# ------------------------------------------------- an older directory edition
+
+
+def _two_editions(tmp_path: Path) -> tuple[LocalFederation, bytes]:
+    """A federation whose current edition is 2, and the bytes of its edition 1."""
+    world = make_local_federation(tmp_path / "world", [GENT, LIEGE], small=True)
+    first = world.directory_path.read_bytes()
+    liege = world.directory.get(world.member(LIEGE).cpas_id)
+    assert liege is not None
+    # Liège merged into Gent: edition 2 no longer lists it as an active CPAS.
+    world.reissue(
+        liege.model_copy(
+            update={
+                "status": InstitutionStatus.MERGED,
+                "merged_into": world.member(GENT).cpas_id,
+                "encryption_keys": [],
+            }
+        )
+    )
+    return world, first
+
+
+def test_directory_verify_refuses_an_edition_older_than_one_it_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, first = _two_editions(tmp_path)
+    old = tmp_path / "old.xml"
+    old.write_bytes(first)
+    trust = ["--trust", str(world.trust_anchor)]
+    assert main(["directory", "verify", *trust, str(world.directory_path)]) == 0
+    assert main(["directory", "verify", *trust, str(old)]) == 1
+    assert "[directory.rollback]" in capsys.readouterr().err
+
+
+def test_directory_verify_refuses_an_edition_older_than_min_serial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, first = _two_editions(tmp_path)
+    old = tmp_path / "old.xml"
+    old.write_bytes(first)
+    argv = ["directory", "verify", "--trust", str(world.trust_anchor), "--min-serial", "2"]
+    assert main([*argv, str(old)]) == 1
+    assert "[directory.rollback]" in capsys.readouterr().err
+
+
+def test_broker_provision_refuses_an_edition_older_than_the_one_it_provisioned(
+    management_url: str, amqp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, first = _two_editions(tmp_path)
+    old = tmp_path / "old.xml"
+    old.write_bytes(first)
+    api, tag = ManagementApi(management_url), uuid.uuid4().hex[:8]
+    vhost, namespace = f"dse-test-{tag}", f"t{tag}"
+    argv = [
+        "broker",
+        "provision",
+        "--trust",
+        str(world.trust_anchor),
+        "--vhost",
+        vhost,
+        "--namespace",
+        namespace,
+        "--admin-url",
+        amqp_url,
+        "--management-url",
+        management_url,
+    ]
+    liege_user = Names(namespace).broker_user(world.member(LIEGE).cpas_id)
+    try:
+        assert main([*argv, "--directory", str(world.directory_path)]) == 0
+        assert main([*argv, "--directory", str(old)]) == 1
+        assert "[directory.rollback]" in capsys.readouterr().err
+        assert api.user(liege_user) is None  # the merged CPAS did not get its user back
+        assert main([*argv, "--directory", str(world.directory_path), "--min-serial", "3"]) == 1
+    finally:
+        api.delete_vhost(vhost)
+        for user in api.users():
+            if user["name"].startswith(Names(namespace).broker_user_prefix):
+                api.delete_user(user["name"])
