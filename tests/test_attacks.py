@@ -19,6 +19,7 @@ from pathlib import Path
 import pika
 import pytest
 import test_broker_isolation as isolation
+import test_cli_node as cli_node
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from test_broker_isolation import Broker
 
@@ -403,3 +404,62 @@ def test_broker_provision_refuses_an_edition_older_than_the_one_it_provisioned(
         for user in api.users():
             if user["name"].startswith(Names(namespace).broker_user_prefix):
                 api.delete_user(user["name"])
+
+
+# ------------------------------------------------- no national number echoed
+
+world = cli_node.world
+configs = cli_node.configs
+
+
+@pytest.mark.parametrize(
+    "mistyped",
+    ["85073003329", "8507300332", "85.07.30-033.2x", "85133003328"],
+    ids=["checksum", "too-short", "letter", "no-birth-date"],
+)
+@pytest.mark.parametrize("command", ["request", "send", "report"])
+def test_a_mistyped_national_number_is_never_printed_back(
+    configs: dict[str, Path],
+    world: LocalFederation,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    mistyped: str,
+) -> None:
+    liege = world.member(LIEGE).cpas_id
+    argv = {
+        "request": ["--from", liege, "--purpose", PURPOSE.value, "--case", "C-1", "--wait", "1"],
+        "send": ["--to", liege, "--purpose", PURPOSE.value, "--wait", "1"],
+        "report": ["--lang", "fr"],
+    }[command]
+    code = main([command, "--config", str(configs[GENT]), "--niss", mistyped, *argv])
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert code != 0
+    if command == "request":
+        assert "[niss." in printed or "[bis." in printed
+    digits = "".join(ch for ch in mistyped if ch.isdigit())
+    assert mistyped not in printed and digits not in printed.replace(".", "").replace("-", "")
+
+
+def test_a_passive_declare_shows_another_inbox_depth_and_nothing_more(
+    provisioned_node: NodeFactory, broker: Broker, small_federation: LocalFederation
+) -> None:
+    # Accepted (docs/security.md): RabbitMQ checks no permission on a passive
+    # declare, so a CPAS can read how many messages wait in another CPAS's
+    # inbox -- traffic volume the broker operator sees anyway -- but never a
+    # message, a header or a message id.
+    sender = provisioned_node(GENT, "ocmwdata")
+    liege, namur = small_federation.member(LIEGE).cpas_id, small_federation.member(NAMUR).cpas_id
+    (number,) = sender.adapter.seed(1, seed=39)  # type: ignore[attr-defined]
+    sender.send_transfer(number, liege, PURPOSE).confirmed.result(10)
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url_of(namur)))
+    try:
+        channel = connection.channel()
+        declared = channel.queue_declare(broker.names.inbox(liege), passive=True)
+        assert declared.method.message_count >= 1
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.basic_get(broker.names.inbox(liege))
+        assert refused.value.reply_code == 403
+    finally:
+        if connection.is_open:
+            connection.close()
