@@ -52,7 +52,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway import hardened_xml, keys, municipalities
-from gateway.dossier import Language, format_timestamp
+from gateway.dossier import ContactPoint, Language, format_timestamp
 from gateway.errors import DestinationRefused, DirectoryError, GatewayError
 from gateway.hardened_xml import NS_DIRECTORY
 from gateway.identifiers import make_enterprise_number, validate_enterprise_number
@@ -214,6 +214,8 @@ class Institution(_Model):
     municipality: Annotated[str, Field(pattern=r"^[0-9]{5}$")] | None = None
     status: InstitutionStatus = InstitutionStatus.ACTIVE
     merged_into: str | None = None
+    contact: ContactPoint | None = None
+    """A CPAS's social service, as the person's report shows it (never a dossier's own)."""
     signing_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
     encryption_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
 
@@ -459,6 +461,11 @@ class Directory(_Model):
             _sub(el, "status", institution.status.value)
             if institution.merged_into is not None:
                 _sub(el, "mergedInto", institution.merged_into)
+            if institution.contact is not None:
+                contact = etree.SubElement(el, _NS + "contact")
+                _sub(contact, "mailbox", institution.contact.mailbox)
+                if institution.contact.phone is not None:
+                    _sub(contact, "phone", institution.contact.phone)
             for tag, entries in (
                 ("signingKey", institution.signing_keys),
                 ("encryptionKey", institution.encryption_keys),
@@ -488,6 +495,7 @@ class Directory(_Model):
                     "municipality": _text(el, "municipality"),
                     "status": _text(el, "status"),
                     "merged_into": _text(el, "mergedInto"),
+                    "contact": _contact(el.find(_NS + "contact")),
                     "signing_keys": [_key(k) for k in el.iterfind(_NS + "signingKey")],
                     "encryption_keys": [_key(k) for k in el.iterfind(_NS + "encryptionKey")],
                 }
@@ -737,6 +745,7 @@ def _institution_from_spec(
         "municipality": item.get("municipality"),
         "status": item.get("status", InstitutionStatus.ACTIVE.value),
         "merged_into": item.get("mergedInto"),
+        "contact": item.get("contact"),
         "signing_keys": signing,
         "encryption_keys": encryption,
     }
@@ -909,7 +918,7 @@ def sample_directory(
         elif town.nis_code in SAMPLE_CLOSED:
             entry |= {"status": InstitutionStatus.CLOSED}
         else:
-            entry |= keyed(institution_id)
+            entry |= keyed(institution_id) | {"contact": sample_contact(institution_id)}
         institutions.append(entry)
     institutions.append(
         {
@@ -917,6 +926,7 @@ def sample_directory(
             "kind": InstitutionKind.CPAS,
             "names": cpas_names("Pajottegem", "Pajottegem"),
             "municipality": PAJOTTEGEM_NIS,
+            "contact": sample_contact(pajottegem_id),
         }
         | keyed(pajottegem_id)
     )
@@ -926,7 +936,18 @@ def sample_directory(
     return build_directory(issuer=issuer, serial=serial, institutions=institutions, issued_at=now)
 
 
+def sample_contact(cpas_id: str) -> ContactPoint:
+    """The social service contact the sample directory lists for a CPAS."""
+    return ContactPoint(mailbox=f"service.social@cpas-{cpas_id}.example.be", phone="+3225550100")
+
+
 # ------------------------------------------------------------- helpers
+
+
+def _contact(el: etree._Element | None) -> dict[str, str | None] | None:
+    if el is None:
+        return None
+    return {"mailbox": _text(el, "mailbox"), "phone": _text(el, "phone")}
 
 
 def _sub(parent: etree._Element, name: str, text: str) -> etree._Element:

@@ -26,13 +26,14 @@ from test_broker_isolation import Broker
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.directory import InstitutionStatus
-from gateway.dossier import Dossier
+from gateway.dossier import Dossier, Language
 from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
 from gateway.journal import Event
 from gateway.keys import NodeKeys
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
 from gateway.provision import ManagementApi
+from gateway.report import build_report
 from gateway.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
@@ -463,3 +464,46 @@ def test_a_passive_declare_shows_another_inbox_depth_and_nothing_more(
     finally:
         if connection.is_open:
             connection.close()
+
+
+def test_the_person_reads_the_contact_the_directory_lists_for_the_signed_sender(
+    make_node: NodeFactory, federation: LocalFederation
+) -> None:
+    sender, receiver = make_node(GENT, "ocmwdata"), make_node(LIEGE, "fichesociale")
+    dossier = _dossier(sender.cpas_id, 40)
+    # Gent itself signs a dossier whose contact sends the person elsewhere.
+    lure = dossier.source.contact.model_copy(update={"mailbox": "help@elsewhere.example.com"})
+    dossier = dossier.model_copy(
+        update={"source": dossier.source.model_copy(update={"contact": lure})}
+    )
+    header = Header.new(
+        MessageType.TRANSFER,
+        sender=sender.cpas_id,
+        recipient=receiver.cpas_id,
+        purpose=PURPOSE,
+        case_reference="CT-1",
+    )
+    data = seal(
+        header,
+        Body(MessageType.TRANSFER, dossier=dossier).to_xml(),
+        keys=sender.keys,
+        directory=federation.directory,
+    ).to_xml()
+    sender.broker.publish(
+        sender.names.route, receiver.cpas_id, data, message_id=str(header.message_id)
+    ).result(10)
+    _until(lambda: receiver.stats["imported"] == 1)
+    assert receiver.journal is not None
+    report = build_report(
+        receiver.journal,
+        federation.directory,
+        cpas_id=receiver.cpas_id,
+        person_number=dossier.person.number,
+        lang="fr",
+    )
+    (view,) = [d for exchange in report.exchanges for d in exchange.dossiers]
+    listed = federation.directory.get(sender.cpas_id)
+    assert listed is not None and listed.contact is not None
+    assert view.contact is not None and listed.contact.mailbox in view.contact
+    assert "elsewhere" not in view.contact
+    assert view.source == listed.name(Language.FR)
