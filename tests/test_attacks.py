@@ -27,7 +27,7 @@ from gateway.broker import Names
 from gateway.cli import main
 from gateway.directory import InstitutionStatus
 from gateway.dossier import Dossier, Language
-from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
+from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, RefusalReason, seal
 from gateway.journal import Event
 from gateway.keys import NodeKeys
 from gateway.localnet import LocalFederation, make_local_federation
@@ -255,6 +255,31 @@ def test_a_second_receipt_never_changes_an_outcome_already_recorded(
     _until(lambda: sender.stats["refused.receipt.already_recorded"] == 1)
     entry = sender.store.outgoing(message_id)
     assert entry is not None and (entry.outcome, entry.outcome_code) == ("imported", None)
+
+
+def test_a_second_response_never_changes_a_final_answer(
+    provisioned_node: NodeFactory, broker: Broker, small_federation: LocalFederation
+) -> None:
+    requester, holder = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
+    (number,) = holder.adapter.seed(1, seed=41)  # type: ignore[attr-defined]
+    sent = requester.send_request(number, holder.cpas_id, PURPOSE, "RQ-1")
+    answer = requester.wait_for_outcomes([sent.message_id], 20)[sent.message_id]
+    assert answer.outcome == "answered"
+    liege = small_federation.member(LIEGE)
+    refusal = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON).to_xml()
+    data = _sealed(
+        liege.cpas_id,
+        liege.node_keys,
+        requester.cpas_id,
+        refusal,
+        small_federation,
+        type=MessageType.RESPONSE,
+        correlation=sent.message_id,
+    )
+    _publish_as(broker, liege.cpas_id, requester.cpas_id, data)
+    _until(lambda: requester.stats["refused.response.already_answered"] == 1)
+    entry = requester.store.outgoing(sent.message_id)
+    assert entry is not None and entry.outcome == "answered"
 
 
 # ------------------------------------------------------------ the dossier's source
