@@ -92,6 +92,22 @@ def _sealed(
     return seal(header, plaintext, keys=keys, directory=federation.directory).to_xml()
 
 
+def _answer_from(
+    federation: LocalFederation, nis_code: str, to: str, body: Body, correlation: str
+) -> bytes:
+    """A receipt or response signed by the member ``nis_code``, answering ``correlation``."""
+    member = federation.member(nis_code)
+    return _sealed(
+        member.cpas_id,
+        member.node_keys,
+        to,
+        body.to_xml(),
+        federation,
+        type=body.kind,
+        correlation=correlation,
+    )
+
+
 def _dossier(source: str, seed: int) -> Dossier:
     return make_beneficiary(random.Random(seed), source).dossier
 
@@ -218,18 +234,9 @@ def test_a_receipt_from_a_cpas_the_message_did_not_go_to_is_refused(
 ) -> None:
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     message_id = _transfer_imported(sender, receiver, 34)
-    namur = small_federation.member(NAMUR)
-    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal").to_xml()
-    data = _sealed(
-        namur.cpas_id,
-        namur.node_keys,
-        sender.cpas_id,
-        receipt,
-        small_federation,
-        type=MessageType.RECEIPT,
-        correlation=message_id,
-    )
-    _publish_as(broker, namur.cpas_id, sender.cpas_id, data)
+    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal")
+    data = _answer_from(small_federation, NAMUR, sender.cpas_id, receipt, message_id)
+    _publish_as(broker, small_federation.member(NAMUR).cpas_id, sender.cpas_id, data)
     _until(lambda: sender.stats["refused.envelope.unsolicited"] == 1)
     entry = sender.store.outgoing(message_id)
     assert entry is not None and entry.outcome == "imported"
@@ -240,18 +247,9 @@ def test_a_second_receipt_never_changes_an_outcome_already_recorded(
 ) -> None:
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     message_id = _transfer_imported(sender, receiver, 35)
-    liege = small_federation.member(LIEGE)
-    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal").to_xml()
-    data = _sealed(
-        liege.cpas_id,
-        liege.node_keys,
-        sender.cpas_id,
-        receipt,
-        small_federation,
-        type=MessageType.RECEIPT,
-        correlation=message_id,
-    )
-    _publish_as(broker, liege.cpas_id, sender.cpas_id, data)
+    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal")
+    data = _answer_from(small_federation, LIEGE, sender.cpas_id, receipt, message_id)
+    _publish_as(broker, receiver.cpas_id, sender.cpas_id, data)
     _until(lambda: sender.stats["refused.receipt.already_recorded"] == 1)
     entry = sender.store.outgoing(message_id)
     assert entry is not None and (entry.outcome, entry.outcome_code) == ("imported", None)
@@ -265,18 +263,9 @@ def test_a_second_response_never_changes_a_final_answer(
     sent = requester.send_request(number, holder.cpas_id, PURPOSE, "RQ-1")
     answer = requester.wait_for_outcomes([sent.message_id], 20)[sent.message_id]
     assert answer.outcome == "answered"
-    liege = small_federation.member(LIEGE)
-    refusal = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON).to_xml()
-    data = _sealed(
-        liege.cpas_id,
-        liege.node_keys,
-        requester.cpas_id,
-        refusal,
-        small_federation,
-        type=MessageType.RESPONSE,
-        correlation=sent.message_id,
-    )
-    _publish_as(broker, liege.cpas_id, requester.cpas_id, data)
+    refusal = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
+    data = _answer_from(small_federation, LIEGE, requester.cpas_id, refusal, sent.message_id)
+    _publish_as(broker, holder.cpas_id, requester.cpas_id, data)
     _until(lambda: requester.stats["refused.response.already_answered"] == 1)
     entry = requester.store.outgoing(sent.message_id)
     assert entry is not None and entry.outcome == "answered"
@@ -501,22 +490,9 @@ def test_the_person_reads_the_contact_the_directory_lists_for_the_signed_sender(
     dossier = dossier.model_copy(
         update={"source": dossier.source.model_copy(update={"contact": lure})}
     )
-    header = Header.new(
-        MessageType.TRANSFER,
-        sender=sender.cpas_id,
-        recipient=receiver.cpas_id,
-        purpose=PURPOSE,
-        case_reference="CT-1",
-    )
-    data = seal(
-        header,
-        Body(MessageType.TRANSFER, dossier=dossier).to_xml(),
-        keys=sender.keys,
-        directory=federation.directory,
-    ).to_xml()
-    sender.broker.publish(
-        sender.names.route, receiver.cpas_id, data, message_id=str(header.message_id)
-    ).result(10)
+    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    data = _sealed(sender.cpas_id, sender.keys, receiver.cpas_id, body, federation)
+    sender.broker.publish(sender.names.route, receiver.cpas_id, data).result(10)
     _until(lambda: receiver.stats["imported"] == 1)
     assert receiver.journal is not None
     report = build_report(
