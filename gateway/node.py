@@ -20,8 +20,10 @@ then act by type:
 
 The outcome is stored durably, the reply published, and only then is the
 delivery acked. Anything invalid goes to this node's dead-letter queue with a
-refusal code, the sender gets a signed rejection where it is a CPAS, and the
-node keeps running.
+refusal code at its first delivery -- nothing a publisher sends raises out of
+the handler -- the sender gets a signed rejection only when its signature
+verified, and the node keeps running. Receipts and responses count only from
+the CPAS the message they answer went to.
 """
 
 from __future__ import annotations
