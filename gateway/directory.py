@@ -27,6 +27,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,7 +52,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway import hardened_xml, keys, municipalities
-from gateway.dossier import Language, format_timestamp
+from gateway.dossier import ContactPoint, Language, format_timestamp
 from gateway.errors import DestinationRefused, DirectoryError, GatewayError
 from gateway.hardened_xml import NS_DIRECTORY
 from gateway.identifiers import make_enterprise_number, validate_enterprise_number
@@ -213,6 +214,8 @@ class Institution(_Model):
     municipality: Annotated[str, Field(pattern=r"^[0-9]{5}$")] | None = None
     status: InstitutionStatus = InstitutionStatus.ACTIVE
     merged_into: str | None = None
+    contact: ContactPoint | None = None
+    """A CPAS's social service, as the person's report shows it (never a dossier's own)."""
     signing_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
     encryption_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
 
@@ -458,6 +461,11 @@ class Directory(_Model):
             _sub(el, "status", institution.status.value)
             if institution.merged_into is not None:
                 _sub(el, "mergedInto", institution.merged_into)
+            if institution.contact is not None:
+                contact = etree.SubElement(el, _NS + "contact")
+                _sub(contact, "mailbox", institution.contact.mailbox)
+                if institution.contact.phone is not None:
+                    _sub(contact, "phone", institution.contact.phone)
             for tag, entries in (
                 ("signingKey", institution.signing_keys),
                 ("encryptionKey", institution.encryption_keys),
@@ -487,6 +495,7 @@ class Directory(_Model):
                     "municipality": _text(el, "municipality"),
                     "status": _text(el, "status"),
                     "merged_into": _text(el, "mergedInto"),
+                    "contact": _contact(el.find(_NS + "contact")),
                     "signing_keys": [_key(k) for k in el.iterfind(_NS + "signingKey")],
                     "encryption_keys": [_key(k) for k in el.iterfind(_NS + "encryptionKey")],
                 }
@@ -557,7 +566,11 @@ def load_directory(
             f"the federation key {anchor_id}.",
             code="directory.signature",
         )
-    value = base64.b64decode((signature.text or "").strip())
+    value = hardened_xml.canonical_base64((signature.text or "").strip())
+    if value is None:
+        raise DirectoryError(
+            "The directory's signature is not canonical base64.", code="directory.signature"
+        )
     root.remove(signature)
     try:
         trust_anchor.verify(value, signed_form(root))
@@ -568,12 +581,7 @@ def load_directory(
             code="directory.signature",
         ) from None
     directory = Directory.from_element(root)
-    if min_serial is not None and directory.serial < min_serial:
-        raise DirectoryError(
-            f"This is edition {directory.serial} of the directory, older than edition "
-            f"{min_serial} already in use; an older edition is never taken back.",
-            code="directory.rollback",
-        )
+    check_not_older(directory, min_serial)
     log.info(
         "loaded directory edition %s of %s (%d institutions)",
         directory.serial,
@@ -581,6 +589,68 @@ def load_directory(
         len(directory.institutions),
     )
     return directory
+
+
+def check_not_older(directory: Directory, min_serial: int | None) -> None:
+    """Refuse (``directory.rollback``) an edition older than ``min_serial``.
+
+    An old edition is genuinely signed: replayed, it could list a key or a
+    CPAS the federation has since removed.
+    """
+    if min_serial is not None and directory.serial < min_serial:
+        raise DirectoryError(
+            f"This is edition {directory.serial} of the directory, older than edition "
+            f"{min_serial} already in use; an older edition is never taken back.",
+            code="directory.rollback",
+        )
+
+
+class SeenEdition:
+    """The newest directory edition a tool accepted, kept in a small file.
+
+    ``run`` keeps it in the node's store; ``directory verify`` in a file per
+    trust anchor under the user's state folder (``$XDG_STATE_HOME``,
+    default ``~/.local/state``), so that an older edition presented later is
+    refused as ``run`` would refuse it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_anchor(cls, trust_anchor: Path) -> SeenEdition:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        anchor_id = keys.key_id(keys.load_trust_anchor(trust_anchor).public_bytes_raw())
+        return cls(Path(state) / "cpas-gateway" / f"directory-{anchor_id}.serial")
+
+    @property
+    def serial(self) -> int:
+        """The newest serial seen; 0 when none was."""
+        try:
+            return int(self.path.read_text(encoding="ascii").strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise DirectoryError(
+                f"The record of the last directory edition seen ({self.path}) is unreadable: "
+                f"{exc}.",
+                code="directory.seen",
+            ) from None
+
+    def remember(self, serial: int) -> None:
+        """Record ``serial`` if it is newer than the one kept."""
+        if serial <= self.serial:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(f"{serial}\n", encoding="ascii")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise DirectoryError(
+                f"The last directory edition seen cannot be recorded in {self.path}: {exc}.",
+                code="directory.seen",
+            ) from None
 
 
 def load_directory_file(
@@ -675,6 +745,7 @@ def _institution_from_spec(
         "municipality": item.get("municipality"),
         "status": item.get("status", InstitutionStatus.ACTIVE.value),
         "merged_into": item.get("mergedInto"),
+        "contact": item.get("contact"),
         "signing_keys": signing,
         "encryption_keys": encryption,
     }
@@ -847,7 +918,7 @@ def sample_directory(
         elif town.nis_code in SAMPLE_CLOSED:
             entry |= {"status": InstitutionStatus.CLOSED}
         else:
-            entry |= keyed(institution_id)
+            entry |= keyed(institution_id) | {"contact": sample_contact(institution_id)}
         institutions.append(entry)
     institutions.append(
         {
@@ -855,6 +926,7 @@ def sample_directory(
             "kind": InstitutionKind.CPAS,
             "names": cpas_names("Pajottegem", "Pajottegem"),
             "municipality": PAJOTTEGEM_NIS,
+            "contact": sample_contact(pajottegem_id),
         }
         | keyed(pajottegem_id)
     )
@@ -864,7 +936,18 @@ def sample_directory(
     return build_directory(issuer=issuer, serial=serial, institutions=institutions, issued_at=now)
 
 
+def sample_contact(cpas_id: str) -> ContactPoint:
+    """The social service contact the sample directory lists for a CPAS."""
+    return ContactPoint(mailbox=f"service.social@cpas-{cpas_id}.example.be", phone="+3225550100")
+
+
 # ------------------------------------------------------------- helpers
+
+
+def _contact(el: etree._Element | None) -> dict[str, str | None] | None:
+    if el is None:
+        return None
+    return {"mailbox": _text(el, "mailbox"), "phone": _text(el, "phone")}
 
 
 def _sub(parent: etree._Element, name: str, text: str) -> etree._Element:

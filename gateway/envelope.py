@@ -208,11 +208,21 @@ class Envelope(FrozenModel):
                 "header": fields,
                 "kem": sealed.get("kem"),
                 "key_id": sealed.get("keyId"),
-                "ciphertext": base64.b64decode(sealed.text or ""),
+                "ciphertext": _base64(sealed.text or "", "sealed"),
                 "signature_key_id": sig.get("keyId"),
-                "signature": base64.b64decode(sig.text or ""),
+                "signature": _base64(sig.text or "", "signature"),
             },
         )
+
+
+def _base64(text: str, element: str) -> bytes:
+    """Decode the base64 of ``element``, accepting only what :meth:`Envelope.to_xml` writes."""
+    decoded = hardened_xml.canonical_base64(text)
+    if decoded is None:
+        raise EnvelopeRefused(
+            f"The content of <{element}> is not canonical base64.", code="envelope.encoding"
+        )
+    return decoded
 
 
 def _snake(name: str) -> str:
@@ -257,8 +267,17 @@ def verify(
     envelope: Envelope, *, me: str, directory: Directory, now: dt.datetime | None = None
 ) -> None:
     """Every check that needs no private key, cheapest and safest first."""
+    authenticate(envelope, me=me, directory=directory)
+    check_fresh(envelope.header, now=now)
+
+
+def authenticate(envelope: Envelope, *, me: str, directory: Directory) -> None:
+    """Addressed to ``me``, from an open CPAS, signed with one of its keys valid at the time.
+
+    What a copy of a message seen before must still pass: a signature proves
+    who made it, whatever its age.
+    """
     h = envelope.header
-    now = now or dt.datetime.now(dt.UTC)
     if h.recipient != me:
         raise EnvelopeRefused(
             f"The message is addressed to {h.recipient}, not to this CPAS ({me}).",
@@ -292,6 +311,11 @@ def verify(
             f"The signature does not match the message: it was altered or not made by {h.sender}.",
             code="envelope.signature",
         ) from None
+
+
+def check_fresh(h: Header, *, now: dt.datetime | None = None) -> None:
+    """Neither expired nor made beyond the allowed clock skew in the future."""
+    now = now or dt.datetime.now(dt.UTC)
     if now > h.expires_at:
         raise EnvelopeRefused(
             f"The message expired at {format_timestamp(h.expires_at)}.", code="envelope.expired"
@@ -367,6 +391,10 @@ class Body:
     def from_xml(cls, data: bytes, expected: MessageType) -> Body:
         """Parse a decrypted body; it must be of the kind the header announced."""
         root = hardened_xml.parse(data)
+        # The XSD has several global elements: a bare <dossier> or <envelope>
+        # validates too, and is not a body.
+        if root.tag != _E + "body":
+            raise EnvelopeRefused("The sealed content is not a message body.", code="envelope.body")
         hardened_xml.validate(root, "envelope.xsd")
         part = root[0]
         kind = MessageType(part.tag[len(_E) :])

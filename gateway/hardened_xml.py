@@ -11,6 +11,8 @@ XInclude elements (``xml.xinclude``), and anything not well-formed
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 from importlib import resources
@@ -211,6 +213,21 @@ def parse_and_validate(data: bytes) -> tuple[str, etree._Element]:
     """Parse untrusted bytes with :func:`parse`, then validate against the matching XSD."""
     root = parse(data)
     return validate(root), root
+
+
+def canonical_base64(text: str) -> bytes | None:
+    """The bytes of ``text`` when it is base64 spelled exactly as Python writes it, else ``None``.
+
+    The XSD's ``base64Binary`` lets through characters Python's decoder
+    refuses (a non-ASCII letter, a no-break space) and spellings it would read
+    as the same bytes (other padding bits): accepting only the one canonical
+    spelling gives a signed value exactly one form.
+    """
+    try:
+        decoded = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        return None
+    return decoded if base64.b64encode(decoded).decode("ascii") == text else None
 
 
 def to_bytes(root: etree._Element) -> bytes:

@@ -35,19 +35,21 @@ def validate_bis(value: str) -> str:
 
 
 def _validate_person(value: str, module: object, code: str, label: str) -> str:
+    # A person's number is never quoted back: the message reaches terminals,
+    # logs and dead-letter headers.
     compact = _digits(value)
     if len(compact) != 11 or compact != value.replace(".", "").replace("-", "").replace(" ", ""):
-        raise IdentifierInvalid(f"{value!r} is not an 11-digit {label}.", code=f"{code}.format")
+        raise IdentifierInvalid(f"The {label} given is not 11 digits.", code=f"{code}.format")
     try:
         return str(module.validate(compact))  # type: ignore[attr-defined]
     except stdnum_errors.InvalidChecksum:
         raise IdentifierInvalid(
-            f"{value!r} is not a valid {label}: its check digits do not match.",
+            f"The {label} given is not valid: its check digits do not match.",
             code=f"{code}.checksum",
         ) from None
     except stdnum_errors.ValidationError:
         raise IdentifierInvalid(
-            f"{value!r} is not a valid {label}: it encodes no possible birth date.",
+            f"The {label} given is not valid: it encodes no possible birth date.",
             code=f"{code}.format",
         ) from None
 

@@ -178,6 +178,20 @@ class Entry:
     """The dossier XML exactly as recorded; only from :meth:`Journal.entries_for`."""
 
 
+def _shape_problem(values: Mapping[str, Any]) -> str | None:
+    """Why a row cannot be one the journal wrote (a column's type changed), or ``None``."""
+    texts = ("entry_hash", "prev_hash", "event", "at")
+    if not isinstance(values["seq"], int) or any(not isinstance(values[k], str) for k in texts):
+        return "A row holds a value of the wrong type: the table was changed outside the gateway."
+    for name in ("content", "wrapped"):
+        if values[name] is not None and not isinstance(values[name], bytes | memoryview):
+            return (
+                f"Entry {values['seq']} holds its {name} as {type(values[name]).__name__}, "
+                "not bytes: the table was changed outside the gateway."
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """The outcome of :meth:`Journal.verify`; true when the journal is intact."""
@@ -785,7 +799,11 @@ class Journal:
     # -------------------------------------------------------------- verify
 
     def verify(
-        self, now: dt.datetime | None = None, *, anchors: Mapping[int, str] | None = None
+        self,
+        now: dt.datetime | None = None,
+        *,
+        anchors: Mapping[int, str] | None = None,
+        witness_expected: bool = True,
     ) -> VerifyResult:
         """Check the whole journal; report the first entry that breaks, if any.
 
@@ -794,18 +812,40 @@ class Journal:
         included, through the sealed head and the witness file), a content
         key deleted before the end of its retention, an altered head.
 
+        A table or column changed behind the journal's back (a dropped
+        column, content stored as text, a seal as bytes) is tampering too:
+        reported as a broken journal, never raised.
+
         :param anchors: seals noted earlier outside the node (entry number ->
             seal, as a previous ``verify`` printed its head): an entry whose
             seal differs was rewritten, even by someone holding the secret.
+        :param witness_expected: a journal kept with a witness file whose file
+            is missing is broken (a database rolled back with its witness
+            deleted looks just like that); ``False`` when the operator knows
+            this journal never had one.
         """
         now = _aware(now) if now is not None else dt.datetime.now(dt.UTC)
         # One snapshot for the entries and the head, while the node appends:
         # otherwise an entry appended between the two reads would look like
         # one removed from the end.
-        with self._db.snapshot() as cur:
-            return self._verify(cur, now, dict(anchors or {}))
+        try:
+            with self._db.snapshot() as cur:
+                return self._verify(cur, now, dict(anchors or {}), witness_expected)
+        except GatewayError:
+            raise
+        except Exception as exc:  # a dropped column, a value no row of ours can hold...
+            return VerifyResult(
+                False,
+                0,
+                GENESIS,
+                None,
+                "The journal's tables do not hold what the gateway wrote "
+                f"({type(exc).__name__}): they were changed outside the gateway.",
+            )
 
-    def _verify(self, cur: Any, now: dt.datetime, anchors: dict[int, str]) -> VerifyResult:
+    def _verify(
+        self, cur: Any, now: dt.datetime, anchors: dict[int, str], witness_expected: bool
+    ) -> VerifyResult:
         witness, warnings = self._read_witness()
         expected_seq, prev = 1, GENESIS
         witness_hash = None
@@ -817,6 +857,9 @@ class Journal:
         while batch := cur.fetchmany(500):
             for row in batch:
                 values = dict(zip((*_COLUMNS, "wrapped"), row, strict=True))
+                problem = _shape_problem(values)
+                if problem is not None:
+                    return broken(expected_seq, problem)
                 seq = int(values["seq"])
                 if seq != expected_seq:
                     if expected_seq == 1:
@@ -867,6 +910,16 @@ class Journal:
             return broken(
                 head_seq + 1, f"Entries after {head_seq} were not appended by this journal."
             )
+        # The witness is written after each commit, so the very first entry
+        # may be committed before its witness exists (a crash in between
+        # leaves it so): beyond one entry, a missing witness was removed.
+        if witness is None and witness_expected and self.head_path is not None and last > 1:
+            return broken(
+                None,
+                f"The head witness {self.head_path} is missing, but the journal holds {last} "
+                "entries: it was deleted, and the database may have been rolled back with it. "
+                "If this journal never had a witness, say so (--no-witness).",
+            )
         if witness is not None:
             witness_seq, witness_entry = witness
             if witness_seq > last:
@@ -905,6 +958,7 @@ class Journal:
         return None
 
     def _read_witness(self) -> tuple[tuple[int, str] | None, list[str]]:
+        """The witness file's head, or ``None`` with the reason as a warning."""
         if self.head_path is None:
             return None, []
         try:

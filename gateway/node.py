@@ -20,8 +20,10 @@ then act by type:
 
 The outcome is stored durably, the reply published, and only then is the
 delivery acked. Anything invalid goes to this node's dead-letter queue with a
-refusal code, the sender gets a signed rejection where it is a CPAS, and the
-node keeps running.
+refusal code at its first delivery -- nothing a publisher sends raises out of
+the handler -- the sender gets a signed rejection only when its signature
+verified, and the node keeps running. Receipts and responses count only from
+the CPAS the message they answer went to.
 
 What is not about a message never costs it a delivery attempt. When the
 store, the journal or the vendor system is away (a database restarting, a
@@ -79,6 +81,7 @@ from gateway.envelope import (
     MessageType,
     Purpose,
     RefusalReason,
+    authenticate,
     decrypt,
     seal,
     verify,
@@ -88,6 +91,7 @@ from gateway.errors import (
     BrokerError,
     ConfigError,
     DestinationRefused,
+    DossierInvalid,
     EnvelopeRefused,
     GatewayError,
     StoreUnavailable,
@@ -221,9 +225,11 @@ class _Refusal(Exception):
         # broker sees anyway; after it, a reason may quote personal data and
         # only its code leaves the node.
         self.expose_reason = expose_reason
-        # Only a message whose signature verified may claim its message id:
-        # otherwise a forged copy could make the genuine one look like a
-        # duplicate.
+        # Only a message whose signature verified may claim its message id
+        # (otherwise a forged copy could make the genuine one look like a
+        # duplicate), and only its sender gets a signed receipt: anything else
+        # is dead-lettered without a word, so that forged copies can neither
+        # flip the sender's record nor be amplified into signed receipts.
         self.authenticated = authenticated
 
 
@@ -947,9 +953,9 @@ class Node:
         if delivery.redelivered:
             self.stats.add("redelivered")
         try:
-            envelope = Envelope.from_xml(delivery.body)
-        except GatewayError as exc:
-            self._refuse(delivery, _Refusal(exc, header=None, expose_reason=True))
+            envelope = _parse(delivery.body)
+        except _Refusal as refusal:
+            self._refuse(delivery, refusal)
             return
         header = envelope.header
         # The signed sender's broker user published it -- or this node itself,
@@ -965,6 +971,14 @@ class Node:
             return
         previous = self.store.received(str(header.message_id))
         if previous is not None:
+            try:
+                # A copy claiming a known message id must be the genuine
+                # message: a forged one gets neither the stored reply nor a
+                # refusal in the original's name.
+                authenticate(envelope, me=self.cpas_id, directory=self.directory)
+            except GatewayError as exc:
+                self._refuse(delivery, _Refusal(exc, header=header, expose_reason=True))
+                return
             # Seen before: a redelivery, the sender publishing its outbox
             # again, or a replay. Import nothing; send the stored reply again
             # in case the first one was lost.
@@ -984,12 +998,14 @@ class Node:
                     f"The message was refused before ({previous.outcome_code}).",
                     code=previous.outcome_code or "envelope.refused",
                 )
-                self._refuse(delivery, _Refusal(error, header=header, expose_reason=False))
+                # Only a redelivery gets the stored receipt again: a fresh
+                # copy is someone replaying it, and is not answered.
+                stored = self._stored_reply(previous.reply) if delivery.redelivered else None
+                self._refuse(
+                    delivery, _Refusal(error, header=header, expose_reason=False), reply=stored
+                )
                 return
-            reply = None
-            if previous.reply is not None:
-                reply = (Envelope.from_xml(previous.reply).header, previous.reply)
-            self._reply_then_ack(delivery, reply)
+            self._reply_then_ack(delivery, self._stored_reply(previous.reply))
             return
         try:
             body = self._open(envelope)
@@ -1002,7 +1018,14 @@ class Node:
             MessageType.RESPONSE: self._on_response,
             MessageType.RECEIPT: self._on_receipt,
         }
-        handlers[header.type](delivery, header, body)
+        try:
+            handlers[header.type](delivery, header, body)
+        except _Refusal as refusal:
+            self._refuse(delivery, refusal)
+
+    @staticmethod
+    def _stored_reply(data: bytes | None) -> Reply | None:
+        return None if data is None else (Envelope.from_xml(data).header, data)
 
     def _open(self, envelope: Envelope) -> Body:
         header = envelope.header
@@ -1018,6 +1041,27 @@ class Node:
             return Body.from_xml(plain, header.type)
         except GatewayError as exc:
             raise _Refusal(exc, header=header, expose_reason=False, authenticated=True) from None
+        except Exception as exc:  # whatever else a sender's bytes make a library raise
+            log.warning("unreadable body in %s: %s", header.message_id, type(exc).__name__)
+            error = EnvelopeRefused("The sealed body cannot be read.", code="envelope.body")
+            raise _Refusal(error, header=header, expose_reason=False, authenticated=True) from None
+
+    def _check_source(self, header: Header, dossier: Dossier) -> None:
+        """The CPAS a dossier says it comes from must be the one that signed it."""
+        if dossier.source.cpas_id != header.sender:
+            error = DossierInvalid(
+                f"The dossier names {dossier.source.cpas_id} as its source, but {header.sender} "
+                "signed it.",
+                code="dossier.source",
+            )
+            raise _Refusal(error, header=header, expose_reason=False, authenticated=True)
+
+    def _check_can_answer(self, header: Header) -> None:
+        """A reply can be sealed to the sender (an active CPAS with a valid encryption key)."""
+        try:
+            self.directory.encryption_key_for(header.sender)
+        except GatewayError as exc:
+            raise _Refusal(exc, header=header, expose_reason=True, authenticated=True) from None
 
     # ----------------------------------------------------------- by type
 
@@ -1026,9 +1070,11 @@ class Node:
             self._decline(delivery, header, body, "purpose.not_allowed")
             return
         assert body.dossier is not None
+        self._check_source(header, body.dossier)
         self._import(delivery, header, body.dossier)
 
     def _on_request(self, delivery: Delivery, header: Header, body: Body) -> None:
+        self._check_can_answer(header)
         action = self.policy[header.purpose]
         outcome, code = "answered", None
         if action is Action.REFUSE:
@@ -1082,10 +1128,13 @@ class Node:
                 f"The response from {header.sender} answers no request this node sent to it.",
                 code="envelope.unsolicited",
             )
-            self._refuse(
-                delivery, _Refusal(error, header=header, expose_reason=True, authenticated=True)
+            raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
+        if request.final and request.outcome != "expired":
+            error = EnvelopeRefused(
+                f"The request {request_id} was answered already ({request.outcome}).",
+                code="response.already_answered",
             )
-            return
+            raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         if body.dossier is None:
             reason = body.refusal or RefusalReason.UNKNOWN_PERSON
             outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
@@ -1096,6 +1145,7 @@ class Node:
             self._notify()
             self._defer(lambda: self.broker.ack(delivery))
             return
+        self._check_source(header, body.dossier)
 
         def answered() -> None:
             self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
@@ -1107,11 +1157,30 @@ class Node:
 
     def _on_receipt(self, delivery: Delivery, header: Header, body: Body) -> None:
         correlation = str(header.correlation_id or "")
-        if not self.store.record_outcome(correlation, body.outcome or "rejected", body.code):
-            # A receipt for a reply (a response this node gave) has no outbox entry.
+        sent = self.store.outgoing(correlation)
+        if sent is None:
+            # A receipt for a reply (a response this node gave) has no outbox
+            # entry; it is journaled and changes nothing.
             log.info(
                 "receipt %s for %s, which is not in the outbox", header.message_id, correlation
             )
+        elif sent.recipient != header.sender:
+            error = EnvelopeRefused(
+                f"The receipt from {header.sender} is for a message this node sent to "
+                f"{sent.recipient}.",
+                code="envelope.unsolicited",
+            )
+            raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
+        elif sent.final and not (sent.outcome == "rejected" and body.outcome == "imported"):
+            # Imported is the last word. Rejected may still become imported:
+            # the recipient fixed the cause and requeued its dead letter.
+            error = EnvelopeRefused(
+                f"The outcome of {correlation} was recorded already ({sent.outcome}).",
+                code="receipt.already_recorded",
+            )
+            raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
+        else:
+            self.store.record_outcome(correlation, body.outcome or "rejected", body.code)
         self._record(header, "recorded", None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
@@ -1301,10 +1370,15 @@ class Node:
             correlation=original,
         )
         body = Body(MessageType.RECEIPT, outcome=outcome, code=code)  # type: ignore[arg-type]
+        try:
+            sealed = seal(header, body.to_xml(), keys=self.keys, directory=self.directory)
+        except GatewayError as exc:
+            # No valid key to seal to (expired, being rotated): no receipt.
+            log.warning("no receipt for %s: %s", original.message_id, exc.code)
+            return None
         self._journal_message(Event.RECEIPT_SENT, header, body)
-        return header, seal(
-            header, body.to_xml(), keys=self.keys, directory=self.directory
-        ).to_xml()
+        self.stats.add("receipts_sent")
+        return header, sealed.to_xml()
 
     def _reply_then_ack(self, delivery: Delivery, reply: Reply | None) -> None:
         """Once the batch is committed: publish the reply, then ack when the broker holds it."""
@@ -1342,8 +1416,12 @@ class Node:
         self._record(header, "rejected", code, reply=reply)
         self._reply_then_ack(delivery, reply)
 
-    def _refuse(self, delivery: Delivery, refusal: _Refusal) -> None:
-        """Dead-letter a refused message with its code; tell its sender when it is a CPAS."""
+    def _refuse(self, delivery: Delivery, refusal: _Refusal, *, reply: Reply | None = None) -> None:
+        """Dead-letter a refused message with its code; tell its sender when it signed it.
+
+        ``reply``: the receipt already signed when the message was first
+        refused (a redelivery files the dead letter again and resends it).
+        """
         error, header = refusal.error, refusal.header
         log.warning("refused a message: %s", error if refusal.expose_reason else error.code)
         self._journal(
@@ -1354,8 +1432,8 @@ class Node:
         )
         self.stats.add("refused")
         self.stats.add(f"refused.{error.code}")
-        reply = None if header is None else self._receipt(header, "rejected", error.code)
         if header is not None and refusal.authenticated:
+            reply = self._receipt(header, "rejected", error.code)
             self._record(header, "rejected", error.code, reply=reply)
         headers = {REFUSAL_CODE_HEADER: error.code}
         if refusal.expose_reason:
@@ -1382,6 +1460,20 @@ class Node:
         self._defer(
             lambda: self.broker.publish_many([dead_letter])[0].add_done_callback(after_dead_letter)
         )
+
+
+def _parse(data: bytes) -> Envelope:
+    """The envelope in a delivery, or a refusal: nothing a publisher sends may raise further."""
+    try:
+        return Envelope.from_xml(data)
+    except GatewayError as exc:
+        raise _Refusal(exc, header=None, expose_reason=True) from None
+    except Exception as exc:  # a parser's surprise is still the publisher's bytes
+        log.warning("unreadable envelope: %s", type(exc).__name__)
+        error = EnvelopeRefused(
+            "The message cannot be read as an envelope.", code="envelope.unreadable"
+        )
+        raise _Refusal(error, header=None, expose_reason=True) from None
 
 
 def build_node(

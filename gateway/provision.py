@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.broker import Names, Topology, cpas_topology
-from gateway.directory import Directory
+from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,14 @@ class ManagementApi:
     def delete_user(self, name: str) -> None:
         self._call("DELETE", f"/users/{self._q(name)}")
 
+    def global_parameter(self, name: str) -> Any:
+        """The value of a global runtime parameter, or ``None`` when it is not set."""
+        result = self._call("GET", f"/global-parameters/{self._q(name)}")
+        return None if result is None else result.get("value")
+
+    def put_global_parameter(self, name: str, value: Any) -> None:
+        self._call("PUT", f"/global-parameters/{self._q(name)}", {"name": name, "value": value})
+
     def put_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
         self._call(
             "PUT",
@@ -145,10 +153,21 @@ def provision(
     names: Names,
     credentials_dir: Path | None = None,
     node_amqp_host: str | None = None,
+    min_serial: int | None = None,
 ) -> ProvisionReport:
-    """Make the broker match the directory (see the module docstring); safe to run again."""
+    """Make the broker match the directory (see the module docstring); safe to run again.
+
+    The broker remembers the edition it was last provisioned from (a global
+    parameter per virtual host): an older edition, or one older than
+    ``min_serial``, is refused with ``directory.rollback`` before anything
+    changes -- provisioning from it could give back a broker user to a CPAS
+    that has since merged or closed.
+    """
     import pika
 
+    seen_parameter = f"{MANAGED_TAG}.directory-serial.{vhost}"
+    seen = api.global_parameter(seen_parameter)
+    check_not_older(directory, max(int(seen or 0), min_serial or 0))
     report = ProvisionReport()
     api.put_vhost(vhost)
     cpas_ids = directory.cpas_ids()
@@ -178,6 +197,8 @@ def provision(
         if ours and name not in wanted:
             api.delete_user(name)
             report.removed_users.append(name)
+    if directory.serial > int(seen or 0):
+        api.put_global_parameter(seen_parameter, directory.serial)
     log.info(
         "provisioned %s: %d users created, %d kept, %d removed",
         vhost,

@@ -341,7 +341,7 @@ def build_report(
         lang = _person_language(entries) or LANGUAGES[0]
     words = _Words(lang)
     now = now or dt.datetime.now(dt.UTC)
-    names = _Names(directory, words)
+    names = _Names(directory, words, cpas_id)
     this = names.of(cpas_id, plain=True)
     exchanges = tuple(_exchange(group, words, names, this) for group in _threads(entries))
     return Report(
@@ -362,9 +362,19 @@ def build_report(
 class _Names:
     """Institutions named in the report's language, from the signed directory."""
 
-    def __init__(self, directory: Directory, words: _Words) -> None:
+    def __init__(self, directory: Directory, words: _Words, home: str) -> None:
         self.directory = directory
         self.words = words
+        self.home = home
+        """This CPAS: the source of every dossier it sent."""
+
+    def contact_of(self, institution_id: str) -> str:
+        """The contact point the signed directory lists for an institution ('' when none)."""
+        institution = self.directory.get(institution_id)
+        contact = None if institution is None else institution.contact
+        if contact is None:
+            return ""
+        return " · ".join(part for part in (contact.mailbox, contact.phone) if part)
 
     def of(self, institution_id: str | None, *, plain: bool = False) -> str:
         if institution_id is None:
@@ -582,7 +592,10 @@ def _dossier_view(entry: Entry, words: _Words, names: _Names) -> DossierView:
             note=words(N_("Its content cannot be read; ask the CPAS.")),
         )
     person = dossier.person
-    contact = dossier.source.contact
+    # Who sent it is who signed it (the receiver refuses a dossier whose
+    # source is anyone else), and how to reach them is what the signed
+    # directory says -- never what the dossier itself claims.
+    source = names.home if entry.direction == "out" else entry.peer
     return DossierView(
         heading=heading,
         state=entry.content_state.value,
@@ -618,8 +631,8 @@ def _dossier_view(entry: Entry, words: _Words, names: _Names) -> DossierView:
         last_social_inquiry=(
             None if dossier.last_social_inquiry is None else words.date(dossier.last_social_inquiry)
         ),
-        source=names.of(dossier.source.cpas_id, plain=True),
-        contact=" · ".join(part for part in (contact.mailbox, contact.phone) if part),
+        source=names.of(source, plain=True),
+        contact="" if source is None else names.contact_of(source),
         xml=entry.content.decode("utf-8"),
     )
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway.broker import Names
+from gateway.cli.directory import add_min_serial
 from gateway.config import amqp_url_from_env, split_urls
-from gateway.directory import load_directory_file
-from gateway.provision import ManagementApi, provision
+from gateway.directory import Directory, load_directory_file
+from gateway.errors import DirectoryError
+from gateway.provision import ManagementApi, ProvisionReport, provision
 
 
 def register(subparsers: Any) -> None:
@@ -38,20 +41,17 @@ def register(subparsers: Any) -> None:
         "--credentials", type=Path, help="write new users' AMQP URLs here, one 0600 file per CPAS"
     )
     prov.add_argument("--node-host", help="broker host name to put in the nodes' AMQP URLs")
+    add_min_serial(prov)
     prov.set_defaults(func=run_provision)
 
 
 def run_provision(args: argparse.Namespace) -> int:
-    directory = load_directory_file(args.directory, args.trust)
-    report = provision(
-        directory,
-        api=ManagementApi(args.management_url),
-        amqp_admin_url=split_urls(args.admin_url or amqp_url_from_env())[0],
-        vhost=args.vhost,
-        names=Names(args.namespace),
-        credentials_dir=args.credentials,
-        node_amqp_host=args.node_host,
-    )
+    try:
+        directory = load_directory_file(args.directory, args.trust)
+        report = _provision(args, directory)
+    except DirectoryError as exc:
+        print(f"REFUSED  {args.directory}: [{exc.code}] {exc.message}", file=sys.stderr)
+        return 1
     console = Console(highlight=False)
     console.print(
         f"vhost {args.vhost}: {report.queues} queues; users created {len(report.created_users)}, "
@@ -62,3 +62,16 @@ def run_provision(args: argparse.Namespace) -> int:
     if report.credential_files:
         console.print(f"  credentials of new users written to {args.credentials}")
     return 0
+
+
+def _provision(args: argparse.Namespace, directory: Directory) -> ProvisionReport:
+    return provision(
+        directory,
+        api=ManagementApi(args.management_url),
+        amqp_admin_url=split_urls(args.admin_url or amqp_url_from_env())[0],
+        vhost=args.vhost,
+        names=Names(args.namespace),
+        credentials_dir=args.credentials,
+        node_amqp_host=args.node_host,
+        min_serial=args.min_serial,
+    )

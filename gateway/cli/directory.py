@@ -4,7 +4,9 @@
   directory from the federation's JSON input (format in ``docs/directory.md``).
 - ``directory sign --key FEDERATION.key IN OUT`` signs it.
 - ``directory verify --trust FEDERATION.pub FILE`` checks it as a node does:
-  exit 0 and one ``OK`` line, or exit 1 and one line saying what is wrong.
+  exit 0 and one ``OK`` line, or exit 1 and one line saying what is wrong;
+  an edition older than the newest one it verified before (or than
+  ``--min-serial``) is refused, ``directory.rollback``, as ``run`` refuses it.
 - ``directory show FILE --trust FEDERATION.pub`` lists the institutions.
 - ``directory check FILE --trust FEDERATION.pub ID`` prints the verdict on
   whether ID may receive a dossier: exit 0 when it may, 1 when it may not.
@@ -28,6 +30,7 @@ from gateway.directory import (
     Institution,
     InstitutionKind,
     InstitutionStatus,
+    SeenEdition,
     directory_from_spec,
     load_directory_file,
     read_spec,
@@ -68,6 +71,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     verify = actions.add_parser("verify", help="check a signed directory as a node does")
     _add_trust(verify)
     verify.add_argument("file", type=Path, metavar="FILE", help="signed directory")
+    add_min_serial(verify)
+    verify.add_argument(
+        "--seen",
+        type=Path,
+        metavar="FILE",
+        help="where the newest edition verified is kept (default: one file per trust anchor "
+        "in $XDG_STATE_HOME/cpas-gateway)",
+    )
     verify.set_defaults(func=run_verify)
 
     show = actions.add_parser("show", help="list the institutions of a signed directory")
@@ -102,6 +113,17 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="FEDERATION.pub",
         help="the federation's public key (trust anchor)",
+    )
+
+
+def add_min_serial(parser: argparse.ArgumentParser) -> None:
+    """``--min-serial``: refuse an edition older than this one, whatever was seen before."""
+    parser.add_argument(
+        "--min-serial",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse an edition older than N (directory.rollback)",
     )
 
 
@@ -144,7 +166,10 @@ def run_sign(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     """``directory verify``: exit 0 with an OK line, or 1 with the reason."""
     try:
-        directory = load_directory_file(args.file, args.trust)
+        seen = SeenEdition(args.seen) if args.seen else SeenEdition.for_anchor(args.trust)
+        newest = max(seen.serial, args.min_serial or 0)
+        directory = load_directory_file(args.file, args.trust, min_serial=newest)
+        seen.remember(directory.serial)
     except GatewayError as exc:
         sentence = " ".join(exc.message.split())
         print(f"INVALID  {args.file}: [{exc.code}] {sentence}", file=sys.stderr)

@@ -34,6 +34,11 @@ def register(subparsers: Any) -> None:
         type=_anchor,
         help="a head printed by an earlier verify and kept away from this host (repeatable)",
     )
+    verify.add_argument(
+        "--no-witness",
+        action="store_true",
+        help="this journal never had a head witness file: its absence is not an error",
+    )
     tail = commands.add_parser("tail", help="the last entries (no person numbers, no content)")
     tail.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
     summary = commands.add_parser("summary", help="counts by message type, event and refusal code")
@@ -61,7 +66,7 @@ def _local(moment: dt.datetime | None) -> str:
 def _verify(args: argparse.Namespace) -> int:
     console = _console()
     with _open(args) as journal:
-        result = journal.verify(anchors=dict(args.anchor))
+        result = journal.verify(anchors=dict(args.anchor), witness_expected=not args.no_witness)
     for warning in result.warnings:
         console.print(f"warning: {warning}", markup=False)
     if result.ok:
