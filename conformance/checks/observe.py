@@ -185,8 +185,8 @@ def _observe_round_trip(ctx: Context, dossier: Dossier) -> RoundTrip:
 def case_round_trip(ctx: Context, case: Case) -> RoundTrip:
     """The round trip of the dossier a case is about: a corpus file or the generated history."""
     if case.param == GENERATED_CASE:
-        return round_trip(ctx, GENERATED_CASE, corpus.generated_history)
-    return round_trip(ctx, case.param, lambda: corpus.valid_dossier(case.param))
+        return round_trip(ctx, GENERATED_CASE, ctx.people.generated_history)
+    return round_trip(ctx, case.param, lambda: ctx.dossier(case.param))
 
 
 def round_trip_owner(case: Case) -> str:

@@ -48,6 +48,7 @@ from gateway.adapters.protocol import (
     Inspectable,
     PlantsSensitiveData,
     Seedable,
+    SimulatesOutage,
 )
 from gateway.adapters.spec import impl
 
@@ -61,6 +62,7 @@ __all__ = [
     "Inspectable",
     "PlantsSensitiveData",
     "Seedable",
+    "SimulatesOutage",
     "impl",
     "load_adapters",
 ]

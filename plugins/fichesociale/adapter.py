@@ -390,6 +390,22 @@ class FicheSocialeAdapter:
             dialect.add_sensitive(fiche, planted)
             write_atomically(path, _to_json(fiche))
 
+    @contextlib.contextmanager
+    def store_unavailable(self) -> Iterator[None]:
+        """Test hook: the folder is unreachable until the block ends (see ``SimulatesOutage``).
+
+        The folder is moved aside and put back, so every call meets a missing
+        folder, as when a network share is down.
+        """
+        aside = self.folder.with_name(f".{self.folder.name}.unreachable-{secrets.token_hex(4)}")
+        with self._lock:
+            os.rename(self.folder, aside)
+        try:
+            yield
+        finally:
+            with self._lock:
+                os.rename(aside, self.folder)
+
     def list_person_numbers(self) -> list[str]:
         """The person numbers that have a fiche, sorted."""
         with self._guard("listing the fiches"), os.scandir(self._fiches) as entries:

@@ -18,12 +18,13 @@ writers take turns through the database's own locks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -92,6 +93,10 @@ _INSERT_SENSITIVE: Final = {
     "gezinsleden": (
         "INSERT INTO gezinsleden (client_nr, naam, relatie, geboortedatum, maandinkomen_cent)"
         " VALUES (?, ?, ?, ?, ?)"
+    ),
+    "adressen": "INSERT INTO adressen (client_nr, adres, sinds) VALUES (?, ?, ?)",
+    "gezondheidsgegevens": (
+        "INSERT INTO gezondheidsgegevens (client_nr, omschrijving, datum) VALUES (?, ?, ?)"
     ),
 }
 
@@ -434,6 +439,18 @@ class OcmwdataAdapter:
             for table, rows in _sensitive_rows(client[0], planted, dt.date.today()).items():
                 session.executemany(_INSERT_SENSITIVE[table], rows)
 
+    @contextlib.contextmanager
+    def store_unavailable(self) -> Iterator[None]:
+        """Test hook: the database is unreachable until the block ends (see ``SimulatesOutage``)."""
+        outage = self._db.unreachable()
+        with self._lock:
+            outage.__enter__()
+        try:
+            yield
+        finally:
+            with self._lock:
+                outage.__exit__(None, None, None)
+
     def list_person_numbers(self) -> list[str]:
         """The NISS or BIS number of every client, in the order they were added."""
         with self._lock, self._db.transaction() as session:
@@ -547,4 +564,6 @@ def _sensitive_rows(
             )
             for member in sensitive.family_members
         ],
+        "adressen": [(client_nr, text, datum) for text in sensitive.addresses],
+        "gezondheidsgegevens": [(client_nr, text, datum) for text in sensitive.health_data],
     }
