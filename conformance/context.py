@@ -352,9 +352,7 @@ class Context:
         message_id = message_id or str(uuid.uuid4())
         return self._timed("import", adapter.import_dossier, dossier, message_id=message_id)
 
-    def import_batch(
-        self, adapter: BatchImporter, items: Sequence[tuple[Dossier, str]]
-    ) -> object:
+    def import_batch(self, adapter: BatchImporter, items: Sequence[tuple[Dossier, str]]) -> object:
         """``adapter.import_batch(items)``, timed as one ``batch`` call."""
         return self._timed("batch", adapter.import_batch, list(items))
 
@@ -401,6 +399,7 @@ class Store:
             try:
                 adapter = ctx.target.builder(ctx.cpas_id, self.workdir)
             except Exception as exc:
+                log.error("the adapter could not start", exc_info=True)
                 raise Failed(
                     f"the adapter could not start: {exc}", describe_exception(exc)
                 ) from exc

@@ -21,11 +21,13 @@ from gateway.identifiers import validate_person_number
 
 from . import corpus
 
+# ASCII letters only: a file tests the characters of a name, or it does not,
+# whatever this run draws for it.
 GIVEN_NAMES: Final = (
-    "Amélie", "Anouk", "Bram", "Camille", "Daan", "Elif", "Emma", "Fatima", "Finn", "Hanne",
+    "Amelie", "Anouk", "Bram", "Camille", "Daan", "Elif", "Emma", "Fatima", "Finn", "Hanne",
     "Ines", "Jonas", "Julie", "Karim", "Lars", "Lea", "Lotte", "Louis", "Maarten", "Marie",
     "Mehdi", "Nora", "Olivier", "Pauline", "Pieter", "Rania", "Sander", "Sofia", "Thomas",
-    "Wout", "Yasmine", "Zoé", "Noah", "Lina", "Arthur", "Jules", "Nina", "Victor", "Elise",
+    "Wout", "Yasmine", "Zoe", "Noah", "Lina", "Arthur", "Jules", "Nina", "Victor", "Elise",
 )  # fmt: skip
 FAMILY_NAMES: Final = (
     "Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens",

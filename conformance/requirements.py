@@ -317,10 +317,10 @@ UPD_001: Final = Requirement(
     title="A newer dossier of a person already held updates that person: the export reflects "
     "the newer dossier.",
     why="A person moves on, or a CPAS corrects an amount: if the first dossier received wins, "
-    "the receiving CPAS decides on outdated facts while the receipt says \"imported\".",
+    'the receiving CPAS decides on outdated facts while the receipt says "imported".',
     how="A fresh adapter imports version 1 of a person, then version 2 under a new message id "
     "(dependent children and last social inquiry changed, one amount corrected, one decision "
-    "ended, two decisions added): the export must equal version 2 (see \"Updates\" in "
+    'ended, two decisions added): the export must equal version 2 (see "Updates" in '
     "`docs/adapters.md`) and an Inspectable adapter holds one person.",
     mandatory=True,
     capability=("export", "import"),
@@ -340,7 +340,7 @@ MIN_002: Final = Requirement(
     id="DSE-MIN-002",
     title="Non-minimal data changes nothing in an export: the export after planting equals the "
     "export before.",
-    why="Sanctions, refusals or activation measures exported as ordinary \"ended\" decisions "
+    why='Sanctions, refusals or activation measures exported as ordinary "ended" decisions '
     "carry no planted text, yet tell the receiving CPAS what professional secrecy protects.",
     how="One case per kind of non-minimal data (notes, activation measures, sanctions, "
     "refused applications, household members, an address, health data). A fresh adapter is "

@@ -242,13 +242,18 @@ STRUCTURE_KINDS: Final = (
 )
 
 
-def _export_content(ctx: Context, adapter: Any, number: str) -> dict[str, Any]:
+def _export_content(
+    ctx: Context, adapter: Any, number: str, markers: Sequence[Marker] = ()
+) -> dict[str, Any]:
     try:
         value = ctx.export(adapter, number)
     except Exception as exc:
         raise fails_on_error("export_dossier", exc) from exc
     if value is None:
         raise Failed("export_dossier gave no dossier for a person it holds")
+    if markers and find_markers(value, markers):
+        # The planted text itself left: DSE-MIN-001 reports that leak.
+        raise NotJudged("the planted text itself appears in the export", by=reqs.MIN_001.id)
     return content(as_dossier(value))
 
 
@@ -264,7 +269,7 @@ def planting_changes_nothing(ctx: Context, case: Case) -> Evidence:
     if not ctx.has("plant"):
         raise NotJudged("the adapter has no planting hook", by=reqs.MIN_001.id)
     people = [ctx.dossier(HELD_FILE), ctx.dossier(OTHER_FILE)]
-    sensitive, _ = make_markers(case.id)
+    sensitive, markers = make_markers(case.id)
     with ctx.fresh_adapter() as adapter:
         numbers = give_people(ctx, adapter, people)
         before = [_export_content(ctx, adapter, number) for number in numbers]
@@ -272,7 +277,7 @@ def planting_changes_nothing(ctx: Context, case: Case) -> Evidence:
             planter(adapter).add_sensitive(numbers[0], sensitive)
         except Exception as exc:
             raise fails_on_error("add_sensitive", exc) from exc
-        after = [_export_content(ctx, adapter, number) for number in numbers]
+        after = [_export_content(ctx, adapter, number, markers) for number in numbers]
     for index, (old, new) in enumerate(zip(before, after, strict=True)):
         if old != new:
             found = _content_differences(old, new)

@@ -140,6 +140,7 @@ class RoundTrip:
     :param failure: the import or export raised, or no dossier came back.
     :param exam: the export, examined.
     :param seconds: import and export time.
+    :param value: the export as the adapter returned it.
     """
 
     source: Dossier
@@ -147,6 +148,7 @@ class RoundTrip:
     failure: Failed | None = None
     exam: Examination | None = None
     seconds: tuple[float, float] = (0.0, 0.0)
+    value: object = None
 
     def examined(self) -> Examination:
         """The examined export; raises the failure when the round trip did not complete."""
@@ -179,7 +181,7 @@ def _observe_round_trip(ctx: Context, dossier: Dossier) -> RoundTrip:
     if value is None:
         failure = Failed("export_dossier gave no dossier for the person just imported")
         return RoundTrip(dossier, result, failure)
-    return RoundTrip(dossier, result, None, examine(value), (imported, exported))
+    return RoundTrip(dossier, result, None, examine(value), (imported, exported), value)
 
 
 def case_round_trip(ctx: Context, case: Case) -> RoundTrip:
