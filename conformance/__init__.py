@@ -26,5 +26,5 @@ imports: pytest loads the plugin, and with it this package, in every run.
 
 from __future__ import annotations
 
-SUITE_VERSION = "1.0.0"
+SUITE_VERSION = "2.0.0"
 """Version of the suite: a report is only comparable with reports of the same version."""

@@ -217,7 +217,7 @@ IMP_002: Final = Requirement(
 MIN_001: Final = Requirement(
     id="DSE-MIN-001",
     title="Nothing beyond the minimal dossier ever leaves: no notes, activation measures, "
-    "sanctions, refused applications or family members.",
+    "sanctions, refused applications, family members, addresses or health data.",
     why="Professional secrecy: the federations accept the flow only because the dossier "
     "holds objective, administrative facts and nothing else.",
     how="One case per kind of sensitive data. A fresh adapter is given two people; unique "
