@@ -429,8 +429,9 @@ PRF_001: Final = Requirement(
     "thresholds makes a move take hours, but it is not wrong, so speed only warns.",
     how="Every export and import of the run is timed, per case: the median (p50) and 95th "
     "percentile (p95) of each case are compared with the thresholds of "
-    "`cpas_conformance.speed.THRESHOLDS` (p95 of 200 ms per call, 2 s for the "
-    "1000-decision history); a case over a threshold gives the grade *warning*.",
+    "`cpas_conformance.speed.THRESHOLDS` (p95 of 200 ms per export or import, 1 s per batch, "
+    "500 ms and 2 s for the 200- and 1000-decision histories); a case over a threshold gives "
+    "the grade *warning*.",
     mandatory=False,
 )
 

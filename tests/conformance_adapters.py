@@ -140,6 +140,26 @@ class LostDiacritics(Wrapper):
         return dossier.model_copy(update={"person": person})
 
 
+class ComposesNames(Wrapper):
+    """Stores names in Unicode's composed form (NFC): a decomposed accent comes back
+    composed, the same letters in other code points (breaks DSE-TXT-001)."""
+
+    name = "broken-composes-names"
+    wraps = OcmwdataAdapter
+
+    def import_dossier(self, dossier: Dossier, *, message_id: str) -> ImportResult:
+        person = dossier.person
+        composed = person.model_copy(
+            update={
+                "family_name": unicodedata.normalize("NFC", person.family_name),
+                "given_names": [unicodedata.normalize("NFC", n) for n in person.given_names],
+            }
+        )
+        return super().import_dossier(
+            dossier.model_copy(update={"person": composed}), message_id=message_id
+        )
+
+
 class DoubleImport(Wrapper):
     """Forgets message ids: a redelivered message is imported again (breaks DSE-IMP-002)."""
 
@@ -579,6 +599,7 @@ class NoTestHooks(Wrapper):
 EXPECTED_FAILURE: Final = {
     LeakyNote: "DSE-MIN-001",
     LostDiacritics: "DSE-TXT-001",
+    ComposesNames: "DSE-TXT-001",
     DoubleImport: "DSE-IMP-002",
     BadCheckDigits: "DSE-EXP-002",
     CrashOnUnknown: "DSE-EXP-003",

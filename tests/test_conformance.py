@@ -25,6 +25,7 @@ from conformance_adapters import (
     BROKEN,
     EXPECTED_FAILURE,
     PLUGIN,
+    ComposesNames,
     CrashOnUnknown,
     ExportOnly,
     LeakyNote,
@@ -238,7 +239,15 @@ def test_a_side_channel_names_what_was_written_and_where(run_cli: RunCli) -> Non
 def test_a_name_that_differs_in_composition_is_shown_as_code_points(run_cli: RunCli) -> None:
     run = run_cli(LostDiacritics.name, *adapter_options(LostDiacritics.name))
     message = run.requirement("DSE-TXT-001")["evidence"]["firstFailure"]["message"]
-    assert re.search(r"\(U\+[0-9A-F]{4}( U\+[0-9A-F]{4})*\) came back as U\+", message)
+    assert re.search(r"\(U\+[0-9A-F]{4}( U\+[0-9A-F]{4})*\) came back as '.+' \(U\+", message)
+    assert message.endswith(": other characters")
+
+
+def test_a_name_composed_otherwise_is_said_to_be_the_same_letters(run_cli: RunCli) -> None:
+    run = run_cli(ComposesNames.name, *adapter_options(ComposesNames.name))
+    message = run.requirement("DSE-TXT-001")["evidence"]["firstFailure"]["message"]
+    assert "U+0300" in message
+    assert message.endswith(": the same letters in another Unicode composition")
 
 
 def test_a_long_history_with_wrong_content_is_not_said_to_come_back_whole(

@@ -77,7 +77,7 @@ def names_keep_every_character(ctx: Context, case: Case) -> Evidence:
         else:
             how = "other characters"
         raise Failed(
-            f"the name {first[0]!r} ({shown[0]}) came back as {shown[1]}: {how}",
+            f"the name {first[0]!r} ({shown[0]}) came back as {first[1]!r} ({shown[1]}): {how}",
             {
                 "expected": expected,
                 "actual": actual,
