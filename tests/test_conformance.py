@@ -15,11 +15,13 @@ import re
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conformance_adapters import (
     BROKEN,
@@ -39,12 +41,14 @@ from conformance_adapters import (
 )
 from lxml import etree
 
-from cpas_conformance import cli, corpus, docs
+from cpas_conformance import cli, corpus, docs, integrity, watch
 from cpas_conformance.checks import CHECKS, all_cases
-from cpas_conformance.context import AdapterTarget, Context
+from cpas_conformance.context import AdapterTarget, Context, installed_adapter
+from cpas_conformance.outcomes import Outcome
 from cpas_conformance.requirements import REQUIREMENTS
-from cpas_conformance.runner import redact
+from cpas_conformance.runner import redact, run_case
 from gateway import keys
+from gateway.directory import Directory
 from ocmwdata import OcmwdataAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,6 +351,55 @@ def test_nothing_in_a_case_folder_names_the_suite(tmp_path: Path) -> None:
     folder = seen[0][1].name.lower()
     assert "conformance" not in folder and "cpas" not in folder and "test" not in folder
     assert re.fullmatch(r"[a-z][a-z0-9_]*", folder)
+
+
+def test_an_outage_of_a_postgresql_store_is_transient_and_passes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    schema = f"conf_outage_{uuid.uuid4().hex[:10]}"
+    target = installed_adapter("ocmwdata", {"url": postgres_url, "schema": schema})
+    context = Context(target, tmp_path, seed=3)
+    check = CHECKS["DSE-ERR-002"]
+    try:
+        result = run_case(context, check, check.cases()[0])
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    assert result.outcome is Outcome.PASSED, result.message
+
+
+def test_a_connection_to_the_store_named_in_the_options_is_not_a_side_channel(
+    tmp_path: Path,
+) -> None:
+    endpoints = watch.endpoints_of({"url": "postgresql://acme@127.0.0.1:5433/db", "x": "y"})
+    with watch.watching([tmp_path], endpoints) as seen:
+        seen.see("socket.connect", (None, ("127.0.0.1", 5433)))
+        seen.see("open", (str(tmp_path / "store.db"), "w", 0))
+    assert seen.found == []
+    with watch.watching([tmp_path], endpoints) as seen:
+        seen.see("socket.connect", (None, ("127.0.0.1", 5672)))
+        seen.see("open", (str(tmp_path.parent / "elsewhere.txt"), None, os.O_WRONLY))
+        seen.see("import", ("pika.adapters",))
+    assert [item["kind"] for item in seen.found] == ["network", "file", "broker"]
+
+
+def test_a_changed_gateway_function_is_found_and_put_back() -> None:
+    fingerprint = integrity.Fingerprint(("gateway.directory",))
+    original = Directory.__dict__["may_receive"]
+    code = original.__code__
+    try:
+        original.__code__ = Directory.get.__code__
+        Directory.check_destination = lambda self, *args: None  # type: ignore[method-assign]
+        changes = fingerprint.changes()
+        assert "gateway.directory.Directory.check_destination was replaced" in changes
+        assert "the code or defaults of gateway.directory.Directory.may_receive were changed" in (
+            changes
+        )
+        fingerprint.restore()
+        assert fingerprint.changes() == []
+        assert Directory.__dict__["may_receive"].__code__ is code
+    finally:
+        original.__code__ = code
 
 
 # ----------------------------------------------------- declared capabilities
