@@ -16,7 +16,6 @@ from .observe import (
     HELD_FILE,
     NO_WAY_IN,
     OTHER_FILE,
-    SEED,
     SEEDED_CASE,
     SEEDED_PEOPLE,
     Examination,
@@ -53,7 +52,7 @@ def _seeded_exports(ctx: Context) -> SeededExports:
         try:
             with ctx.fresh_adapter() as adapter:
                 try:
-                    numbers = list(seedable(adapter).seed(SEEDED_PEOPLE, seed=SEED))
+                    numbers = list(seedable(adapter).seed(SEEDED_PEOPLE, seed=ctx.seed))
                 except Exception as exc:
                     return fails_on_error("seed", exc)
                 found: list[tuple[str, Examination | Failed]] = []

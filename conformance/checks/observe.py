@@ -24,8 +24,6 @@ from .registry import Case, Evidence
 SEEDED_PEOPLE: Final = 20
 """How many seeded people the ``seeded-people`` case exports."""
 
-SEED: Final = 20_251_128
-"""The seed given to ``Seedable.seed``: any fixed number, so a run can be repeated."""
 
 NAME_FIELDS: Final = frozenset({"person.family_name", "person.given_names"})
 
@@ -281,7 +279,7 @@ def give_people(ctx: Context, adapter: Adapter, dossiers: Sequence[Dossier]) -> 
         return numbers
     if ctx.has("seed"):
         try:
-            numbers = list(seedable(adapter).seed(len(dossiers), seed=SEED))
+            numbers = list(seedable(adapter).seed(len(dossiers), seed=ctx.seed))
         except Exception as exc:
             raise fails_on_error("seed", exc) from exc
         if len(numbers) != len(dossiers):
