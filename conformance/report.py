@@ -201,6 +201,24 @@ def _timing_row(name: str, summary: dict[str, Any]) -> Any:
     )
 
 
+def _signature_note(signer_key_id: str | None) -> Any:
+    if not signer_key_id:
+        return E.SPAN("This report is not signed.")
+    return E.SPAN(
+        *(
+            E.CODE(name) if index % 2 == 0 else name
+            for index, name in enumerate(("report.json", ", ", "report.html", " and ", "junit.xml"))
+        ),
+        " are signed by the federation key ",
+        E.CODE(signer_key_id),
+        " (",
+        E.CODE("report.json.sig"),
+        "); check them with ",
+        E.CODE("cpas-conformance verify report.json --trust FEDERATION.pub"),
+        ".",
+    )
+
+
 def render_html(data: dict[str, Any], *, signer_key_id: str | None = None) -> str:
     """The one-page report, from the data of ``report.json``."""
     adapter = data["adapter"]
@@ -239,8 +257,14 @@ def render_html(data: dict[str, Any], *, signer_key_id: str | None = None) -> st
     rows = []
     details = []
     for item in data["requirements"]:
-        classes = [name for name, wanted in (("failed", item["outcome"] == "failed"),
-                   ("optional", not item["mandatory"])) if wanted]  # fmt: skip
+        classes = [
+            name
+            for name, wanted in (
+                ("failed", item["outcome"] == "failed"),
+                ("optional", not item["mandatory"]),
+            )
+            if wanted
+        ]
         row = E.TR(
             E.TD(item["id"], E.CLASS("id")),
             E.TD(*_prose(item["title"]), E.CLASS("title")),
@@ -253,16 +277,7 @@ def render_html(data: dict[str, Any], *, signer_key_id: str | None = None) -> st
         failure = _failure_details(item) if item["outcome"] in ("failed", "warning") else None
         if failure is not None:
             details.append(failure)
-    signature = (
-        E.SPAN(
-            E.CODE("report.json"), ", ", E.CODE("report.html"), " and ", E.CODE("junit.xml"),
-            " are signed by the federation key ", E.CODE(signer_key_id), " (",
-            E.CODE("report.json.sig"), "); check them with ",
-            E.CODE("cpas-conformance verify report.json --trust FEDERATION.pub"), ".",
-        )
-        if signer_key_id
-        else E.SPAN("This report is not signed.")
-    )  # fmt: skip
+    signature = _signature_note(signer_key_id)
     env = data["environment"]
     environment = [
         ("Python", f"{env['implementation']} {env['python']}"),

@@ -41,7 +41,7 @@ def batcher(adapter: Adapter) -> BatchImporter:
 def import_batch(
     ctx: Context, adapter: Adapter, items: Sequence[tuple[Dossier, str]], which: str
 ) -> list[ImportResult]:
-    """``import_batch``, timed as imports, its results checked to be one per item."""
+    """``import_batch``, timed as a batch, its results checked to be one per item."""
     values = ctx.import_batch(batcher(adapter), items)
     if not isinstance(values, list | tuple) or len(values) != len(items):
         raise Failed(
@@ -196,8 +196,11 @@ def imports_outlive_the_adapter(ctx: Context, case: Case) -> Evidence:
         "personsAfter": count_after,
     }
     if exports:
-        lost = [dossier.person.number for (dossier, _), value in zip(people, after, strict=True)
-                if value is None]  # fmt: skip
+        lost = [
+            dossier.person.number
+            for (dossier, _), value in zip(people, after, strict=True)
+            if value is None
+        ]
         if lost:
             raise Failed(
                 f"{len(lost)} of {len(people)} imported people are gone after close() and "

@@ -299,8 +299,15 @@ def _content_differences(old: Any, new: Any, path: str = "") -> list[Evidence]:
         return found
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
-            return [{"field": path, "before": f"{len(old)} item(s)", "after": f"{len(new)} item(s)",
-                     "added": [item for item in new if item not in old][:3]}]  # fmt: skip
+            added = [item for item in new if item not in old][:3]
+            return [
+                {
+                    "field": path,
+                    "before": f"{len(old)} item(s)",
+                    "after": f"{len(new)} item(s)",
+                    "added": added,
+                }
+            ]
         found = []
         for index, (left, right) in enumerate(zip(old, new, strict=True)):
             found += _content_differences(left, right, f"{path}[{index}]")
