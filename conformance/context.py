@@ -228,6 +228,7 @@ class Context:
         self.side_channels: list[dict[str, str]] = []
         self.tampering: list[dict[str, Any]] = []
         self._folders = self.people.rng("folders")
+        self.host_threads = watch.host_threads()
         self._cache: dict[Any, Any] = {}
         self._profile: AdapterProfile | None = None
 
@@ -262,6 +263,10 @@ class Context:
         """
         with self.fresh_store() as store, store.open() as adapter:
             yield adapter
+
+    def watching(self, workdir: Path) -> contextlib.AbstractContextManager[watch.Watch]:
+        """Watch for side channels of an adapter whose store is ``workdir``."""
+        return watch.watching([workdir], self.target.endpoints(workdir), self.host_threads)
 
     def note_side_channels(self, seen: watch.Watch) -> None:
         """Keep what a watch saw, under the current case, for DSE-SID-001."""
@@ -395,7 +400,7 @@ class Store:
         :raises Failed: when it cannot be built.
         """
         ctx = self.context
-        with watch.watching([self.workdir], ctx.target.endpoints(self.workdir)) as seen:
+        with ctx.watching(self.workdir) as seen:
             try:
                 adapter = ctx.target.builder(ctx.cpas_id, self.workdir)
             except Exception as exc:
@@ -416,7 +421,7 @@ class Store:
         """
         ctx = self.context
         adapter = self.build()
-        with watch.watching([self.workdir], ctx.target.endpoints(self.workdir)) as seen:
+        with ctx.watching(self.workdir) as seen:
             try:
                 yield adapter
             finally:

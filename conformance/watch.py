@@ -124,10 +124,14 @@ class Watch:
 
     :param roots: folders the adapter may write in (its store).
     :param endpoints: servers it may connect to.
+    :param ignored_threads: threads that ran before any adapter was built (the
+        host's own: a test runner's, a progress bar's); what they do is not the
+        adapter's doing. Every thread started since is watched.
     """
 
     roots: tuple[Path, ...]
     endpoints: tuple[Endpoint, ...] = ()
+    ignored_threads: frozenset[int] = frozenset()
     found: list[dict[str, str]] = field(default_factory=list)
     count: int = 0
 
@@ -166,6 +170,8 @@ class Watch:
 
     def see(self, event: str, args: tuple[Any, ...]) -> None:
         """Judge one audit event."""
+        if threading.get_ident() in self.ignored_threads:
+            return
         if event == "open":
             path, mode, flags = (*args, None, None, None)[:3]
             writes = (isinstance(mode, str) and any(ch in mode for ch in "wax+")) or (
@@ -219,12 +225,28 @@ def _install() -> None:
             _installed = True
 
 
+def host_threads() -> frozenset[int]:
+    """The threads running now, but the calling one: the host's, before any adapter exists."""
+    current = threading.get_ident()
+    return frozenset(
+        thread.ident
+        for thread in threading.enumerate()
+        if thread.ident is not None and thread.ident != current
+    )
+
+
 @contextlib.contextmanager
-def watching(roots: Iterable[Path], endpoints: Iterable[Endpoint] = ()) -> Iterator[Watch]:
+def watching(
+    roots: Iterable[Path],
+    endpoints: Iterable[Endpoint] = (),
+    ignored_threads: frozenset[int] = frozenset(),
+) -> Iterator[Watch]:
     """Record side channels until the block ends (one watch at a time, in any thread)."""
     global _active
     _install()
-    watch = Watch(tuple(Path(os.path.realpath(root)) for root in roots), tuple(endpoints))
+    watch = Watch(
+        tuple(Path(os.path.realpath(root)) for root in roots), tuple(endpoints), ignored_threads
+    )
     previous, _active = _active, watch
     try:
         yield watch
