@@ -361,6 +361,8 @@ class FicheSocialeAdapter:
         sanctions: Iterable[str] = (),
         refused_applications: Iterable[tuple[str, str] | str] = (),
         family_members: Iterable[FamilyMember | str] = (),
+        addresses: Iterable[str] = (),
+        health_data: Iterable[str] = (),
     ) -> None:
         """Add sensitive data to an existing fiche (for tests that check it never leaves).
 
@@ -386,6 +388,8 @@ class FicheSocialeAdapter:
                 sanctions=sanctions,
                 refused_applications=refused_applications,
                 family_members=family_members,
+                addresses=addresses,
+                health_data=health_data,
             )
             dialect.add_sensitive(fiche, planted)
             write_atomically(path, _to_json(fiche))

@@ -413,6 +413,8 @@ class OcmwdataAdapter:
         sanctions: Iterable[str] = (),
         refused_applications: Iterable[tuple[str, str] | str] = (),
         family_members: Iterable[FamilyMember | str] = (),
+        addresses: Iterable[str] = (),
+        health_data: Iterable[str] = (),
     ) -> None:
         """Plant sensitive data on an existing person, for tests that look for leaks.
 
@@ -428,6 +430,8 @@ class OcmwdataAdapter:
             sanctions=sanctions,
             refused_applications=refused_applications,
             family_members=family_members,
+            addresses=addresses,
+            health_data=health_data,
         )
         number = _compact_person_number(person_number)
         with self._lock, self._db.transaction(write=True) as session:
