@@ -29,6 +29,7 @@ import os
 import random
 import secrets
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -402,7 +403,8 @@ class Store:
         ctx = self.context
         with ctx.watching(self.workdir) as seen:
             try:
-                adapter = ctx.target.builder(ctx.cpas_id, self.workdir)
+                with out_of_sight():
+                    adapter = ctx.target.builder(ctx.cpas_id, self.workdir)
             except Exception as exc:
                 log.error("the adapter could not start", exc_info=True)
                 raise Failed(
@@ -434,6 +436,35 @@ class Store:
                     log.warning("closing the adapter after a case failed", exc_info=True)
                 ctx.note_side_channels(seen)
         ctx.note_tampering("after the adapter was closed")
+
+
+SUITE_PACKAGE: Final = __name__.split(".", 1)[0]
+
+
+@contextlib.contextmanager
+def out_of_sight() -> Iterator[None]:
+    """Hide the suite's modules and loggers while an adapter is built.
+
+    An adapter that looked, at construction, for the suite among the loaded
+    modules or the loggers finds a process like a node's. The suite's code
+    keeps its references to its modules; nothing is imported in the meantime.
+    """
+
+    def ours(name: str) -> bool:
+        return name == SUITE_PACKAGE or name.startswith(SUITE_PACKAGE + ".")
+
+    modules = {name: module for name, module in list(sys.modules.items()) if ours(name)}
+    registry = logging.Logger.manager.loggerDict
+    loggers = {name: item for name, item in list(registry.items()) if ours(name)}
+    for name in modules:
+        del sys.modules[name]
+    for name in loggers:
+        del registry[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(modules)
+        registry.update(loggers)
 
 
 def in_other_thread(call: Callable[[], T], name: str = "worker") -> T:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import unicodedata
@@ -114,6 +116,24 @@ class LeakyNote(Wrapper):
         reference = re.sub(r"[^A-Za-z0-9._/-]+", "-", ascii_note).strip("-")[:64]
         source = dossier.source.model_copy(update={"case_reference": reference})
         return dossier.model_copy(update={"source": source})
+
+
+class LeaksUnlessWatched(LeakyNote):
+    """Leaks like ``LeakyNote``, unless it sees the suite's modules or loggers when built
+    (breaks DSE-MIN-001, if the suite cannot be seen)."""
+
+    name = "broken-leaks-unless-watched"
+
+    def __init__(self, cpas_id: str, options: Mapping[str, str]) -> None:
+        super().__init__(cpas_id, options)
+        self.watched = "cpas_conformance" in sys.modules or any(
+            name.startswith("cpas_conformance") for name in logging.Logger.manager.loggerDict
+        )
+
+    def export_dossier(self, person_number: str) -> Dossier | None:
+        if self.watched:
+            return self.inner.export_dossier(person_number)
+        return super().export_dossier(person_number)
 
 
 class LostDiacritics(Wrapper):
@@ -598,6 +618,7 @@ class NoTestHooks(Wrapper):
 
 EXPECTED_FAILURE: Final = {
     LeakyNote: "DSE-MIN-001",
+    LeaksUnlessWatched: "DSE-MIN-001",
     LostDiacritics: "DSE-TXT-001",
     ComposesNames: "DSE-TXT-001",
     DoubleImport: "DSE-IMP-002",
