@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -381,6 +382,20 @@ def test_a_connection_to_the_store_named_in_the_options_is_not_a_side_channel(
         seen.see("open", (str(tmp_path.parent / "elsewhere.txt"), None, os.O_WRONLY))
         seen.see("import", ("pika.adapters",))
     assert [item["kind"] for item in seen.found] == ["network", "file", "broker"]
+
+
+def test_a_broker_client_imported_by_the_vendors_module_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pika
+
+    module = types.ModuleType("acme_cpas_adapter")
+    module.pika = pika  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    adapter = type("AcmeAdapter", (), {"__module__": module.__name__})()
+    plain = type("PlainAdapter", (), {"__module__": "plain_cpas_adapter"})()
+    assert watch.broker_clients_held(adapter) == ["pika"]
+    assert watch.broker_clients_held(plain) == []
 
 
 def test_a_changed_gateway_function_is_found_and_put_back() -> None:
