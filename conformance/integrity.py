@@ -53,7 +53,7 @@ class Fingerprint:
 
     def __init__(self, modules: tuple[str, ...] = GUARDED_MODULES) -> None:
         self._entries: list[_Entry] = []
-        self._members: dict[str, frozenset[str]] = {}
+        self._members: dict[str, tuple[type, frozenset[str]]] = {}
         for module_name in modules:
             module = importlib.import_module(module_name)
             for name, value in list(vars(module).items()):
@@ -65,7 +65,7 @@ class Fingerprint:
                     self._add(f"{module_name}.{name}", module, name, value)
                     where = f"{module_name}.{name}"
                     members = vars(value)
-                    self._members[where] = frozenset(members)
+                    self._members[where] = (value, frozenset(members))
                     for member, item in list(members.items()):
                         self._add(f"{where}.{member}", value, member, item)
 
@@ -84,8 +84,7 @@ class Fingerprint:
                 found.append(f"{entry.where} was replaced")
             elif _function_state(current) != (entry.code, entry.defaults, entry.kwdefaults):
                 found.append(f"the code or defaults of {entry.where} were changed")
-        for where, members in self._members.items():
-            owner = next(entry.value for entry in self._entries if entry.where == where)
+        for where, (owner, members) in self._members.items():
             added = sorted(name for name in set(vars(owner)) - members if not name.startswith("__"))
             found += [f"{where}.{name} was added" for name in added]
         return found
@@ -105,8 +104,7 @@ class Fingerprint:
                 function.__code__ = entry.code
                 function.__defaults__ = entry.defaults
                 function.__kwdefaults__ = entry.kwdefaults
-        for where, members in self._members.items():
-            owner = next(entry.value for entry in self._entries if entry.where == where)
+        for owner, members in self._members.values():
             for name in set(vars(owner)) - members:
                 if not name.startswith("__"):
                     delattr(owner, name)
