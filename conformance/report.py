@@ -140,7 +140,9 @@ def _differences(evidence: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _failure_details(item: dict[str, Any]) -> Any | None:
     """The first failing case of a requirement: its message, expected and actual values."""
-    failure = item["evidence"].get("firstFailure")
+    failure = item["evidence"].get("firstFailure") or next(
+        (case for case in item["cases"] if case["outcome"] == Outcome.WARNING), None
+    )
     if not failure:
         return None
     evidence = failure.get("evidence") or {}
@@ -172,9 +174,38 @@ def _failure_details(item: dict[str, Any]) -> Any | None:
                 ", beside this report.",
             )
         )
-    if not rows:
+    slowest = evidence.get("slowest")
+    if isinstance(slowest, list) and slowest:
+        parts.append(_speed_table(slowest))
+    elif not rows:
         parts.append(E.PRE(json.dumps(evidence, ensure_ascii=False, indent=2)))
     return E.DIV(E.CLASS("failure"), *parts)
+
+
+def _speed_table(rows: list[dict[str, Any]]) -> Any:
+    """The cases over their published thresholds: p50 and p95 against the threshold."""
+    headings = ("p50 ms", "p95 ms", "threshold (p95) ms")
+    return E.TABLE(
+        E.CLASS("values"),
+        E.THEAD(
+            E.TR(
+                E.TH("Case"), E.TH("Operation"), *(E.TH(text, E.CLASS("num")) for text in headings)
+            )
+        ),
+        E.TBODY(
+            *(
+                E.TR(
+                    E.TD(E.CODE(str(row.get("case", "")))),
+                    E.TD(str(row.get("operation", ""))),
+                    *(
+                        E.TD(f"{float(row.get(key, 0)):.1f}", E.CLASS("num"))
+                        for key in ("p50Ms", "p95Ms", "thresholdP95Ms")
+                    ),
+                )
+                for row in rows
+            )
+        ),
+    )
 
 
 def _numeric_headings() -> list[Any]:

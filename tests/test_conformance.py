@@ -276,7 +276,11 @@ def test_a_slow_adapter_conforms_with_a_speed_warning(run_cli: RunCli) -> None:
     assert slowest["operation"] == "batch"
     assert slowest["p95Ms"] > slowest["thresholdP95Ms"]
     assert {"p50Ms", "p95Ms"} <= set(run.report["timingsPerCase"][0])
-    assert 'class="badge warning"' in (run.report_dir / "report.html").read_text("utf-8")
+    page = (run.report_dir / "report.html").read_text("utf-8")
+    assert 'class="badge warning"' in page
+    root = etree.fromstring(page.encode("utf-8"), etree.HTMLParser(recover=False))
+    cells = [" ".join(cell.itertext()) for cell in root.iter("td")]
+    assert slowest["case"] in cells and f"{slowest['thresholdP95Ms']:.1f}" in cells
 
 
 def test_an_adapter_that_cannot_start_is_one_line_and_exit_3(
