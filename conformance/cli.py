@@ -3,15 +3,18 @@
 ::
 
     cpas-conformance --adapter NAME --report DIR [--option KEY=VALUE ...]
-                     [--sign-with FEDERATION.key [--passphrase-env VAR]] [--keep-workdir]
+                     [--seed N] [--sign-with FEDERATION.key [--passphrase-env VAR]]
+                     [--keep-workdir]
     cpas-conformance verify REPORT --trust FEDERATION.pub [--signature FILE]
     cpas-conformance requirements
 
 Exit status of a run: 0 when the adapter conforms (every mandatory requirement
 passed or does not apply), 1 when it does not, 2 when no verdict can be given
 (an unknown adapter, a bad option, an unreadable key, a broken installation),
-always as one line on stderr, never a traceback. ``verify`` exits 0 for a good
-signature, 1 otherwise.
+3 when the adapter cannot start at all (a missing option, an unreachable
+store), each of the last two as one line on stderr, never a traceback.
+``verify`` exits 0 when every published file is what the federation signed,
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -54,8 +57,14 @@ LOG_FILE: Final = "run.log"
 EXIT_CONFORMANT: Final = 0
 EXIT_NOT_CONFORMANT: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_CANNOT_START: Final = 3
 
-_STYLE = {Outcome.PASSED: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "yellow"}
+_STYLE = {
+    Outcome.PASSED: "green",
+    Outcome.WARNING: "bold yellow",
+    Outcome.FAILED: "bold red",
+    Outcome.SKIPPED: "yellow",
+}
 
 
 class UsageError(Exception):
@@ -85,7 +94,13 @@ def _run_parser() -> argparse.ArgumentParser:
         help="adapter option; {workdir} is each case's own empty folder, {workid} a unique name",
     )
     parser.add_argument(
-        "--sign-with", type=Path, metavar="KEY", help="federation key that signs report.json"
+        "--seed",
+        type=int,
+        metavar="N",
+        help="replay a run: the people, numbers and folder names it drew (reports give N)",
+    )
+    parser.add_argument(
+        "--sign-with", type=Path, metavar="KEY", help="federation key that signs the reports"
     )
     add_passphrase_env(parser)
     parser.add_argument(
@@ -98,7 +113,8 @@ def _run_parser() -> argparse.ArgumentParser:
 def _verify_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} verify",
-        description="Check that a report is, byte for byte, what the federation signed.",
+        description="Check that a report, its page and its JUnit file are, byte for byte, "
+        "what the federation signed.",
     )
     parser.add_argument("report", type=Path, metavar="REPORT", help="report.json, or its folder")
     parser.add_argument(
@@ -160,17 +176,28 @@ def _run(args: argparse.Namespace, err: Console, plugins: Iterable[object]) -> i
     except OSError as exc:
         raise UsageError(f"cannot create {report_dir}: {exc.strerror or exc}") from None
 
-    workdir = Path(tempfile.mkdtemp(prefix="cpas-conformance-"))
+    # A plain temporary folder: nothing in the adapter's paths names the suite.
+    workdir = Path(tempfile.mkdtemp())
     try:
         with _log_to(report_dir / LOG_FILE, args.verbose):
-            context = Context(target, workdir, keep_workdirs=args.keep_workdir)
-            result = _run_with_progress(context, err)
+            context = Context(target, workdir, keep_workdirs=args.keep_workdir, seed=args.seed)
+            start_error = context.profile.start_error
+            result = None if start_error else _run_with_progress(context, err)
     finally:
         if args.keep_workdir:
             err.print(f"The stores of every case are kept in {workdir}", markup=False)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    if result is None:
+        # One line, not a failed row per case: nothing could be judged.
+        reason = start_error.removeprefix("the adapter could not start: ")
+        print(
+            f"{PROG}: error: the adapter {args.adapter} could not start, so nothing was "
+            f"judged: {reason} (details in {report_dir / LOG_FILE})",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_START
     signer = keys.key_id(keys.signing_public_raw(key)) if key is not None else None
     try:
         files = write_reports(result, report_dir, signer_key_id=signer)
@@ -184,7 +211,7 @@ def _run(args: argparse.Namespace, err: Console, plugins: Iterable[object]) -> i
     print(
         f"{verdict}: {args.adapter} ({result.verdict_detail()}); "
         f"reports in {report_dir} (report.json, report.html, junit.xml"
-        f"{', report.json.sig' if key is not None else ''})"
+        f"{', report.json.sig' if key is not None else ''}); seed {context.seed}"
     )
     return EXIT_CONFORMANT if result.conformant else EXIT_NOT_CONFORMANT
 

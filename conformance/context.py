@@ -8,7 +8,8 @@ folder through placeholders::
     cpas-conformance --adapter acme --option db=sqlite:///{workdir}/acme.db
 
 ``{workdir}`` is the case's own empty folder; ``{workid}`` the folder's name,
-unique to the case and the run and safe as an SQL identifier (for stores that
+unique to the case and the run (drawn from the run's seed: nothing in it
+names the suite) and safe as an SQL identifier (for stores that
 are not files: a PostgreSQL schema, a test tenant). The two reference
 adapters have built-in defaults (:data:`FRESH_STORE_OPTIONS`), any other
 adapter may declare its own (a ``suite_options`` mapping on its factory, see
@@ -24,13 +25,16 @@ judges only its own property.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
+import os
+import random
 import secrets
 import shutil
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -39,9 +43,11 @@ from typing import Any, Final, TypeVar
 from gateway.adapters import (
     Adapter,
     AdapterInfo,
+    BatchImporter,
     Inspectable,
     PlantsSensitiveData,
     Seedable,
+    SimulatesOutage,
     load_adapters,
 )
 from gateway.adapters.manager import ENTRY_POINT_GROUP
@@ -49,7 +55,9 @@ from gateway.dossier import Dossier
 from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import make_enterprise_number
 
+from . import integrity, watch
 from .outcomes import Failed
+from .people import People
 from .requirements import DECLARED_CAPABILITIES
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def draw_cpas_id() -> str:
+def draw_cpas_id(rng: random.Random) -> str:
     """A synthetic CPAS for the adapter under test to serve, drawn anew for each run.
 
     Drawn, not fixed, so that an adapter cannot recognise the suite by it.
@@ -65,7 +73,12 @@ def draw_cpas_id() -> str:
     codes; drawing from six-digit seeds keeps the two apart, so a dossier
     passed on under its sender's id never matches by chance (DSE-EXP-004).
     """
-    return make_enterprise_number(100_000 + secrets.randbelow(900_000))
+    return make_enterprise_number(100_000 + rng.randrange(900_000))
+
+
+def draw_seed() -> int:
+    """A seed for a run: everything the suite draws comes from it, and reports record it."""
+    return secrets.randbits(32)
 
 
 FRESH_STORE_OPTIONS: Final[Mapping[str, Mapping[str, str]]] = {
@@ -103,7 +116,8 @@ def expand(options: Mapping[str, str], workdir: Path, workid: str) -> dict[str, 
 class AdapterTarget:
     """The adapter under test.
 
-    :param builder: builds a fresh adapter over an empty store.
+    :param builder: builds a fresh adapter over an empty store (or, given the
+        same folder again, over the store a previous adapter left there).
     :param name: the name it is registered under, when it was loaded by name.
     :param options: the option templates given (for the report).
     :param distribution: the package that provides it and its version, when known.
@@ -113,6 +127,10 @@ class AdapterTarget:
     name: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     distribution: tuple[str, str] | None = None
+
+    def endpoints(self, workdir: Path) -> tuple[watch.Endpoint, ...]:
+        """The servers the options name for a case's store (allowed connections)."""
+        return watch.endpoints_of(expand(self.options, workdir, workdir.name))
 
     @property
     def fresh_store_declared(self) -> bool:
@@ -164,7 +182,8 @@ class AdapterProfile:
 
     :param info: its ``info``, when it is an :class:`AdapterInfo`.
     :param capabilities: declared capabilities (``export``, ``import``) and the
-        optional protocols it implements (``seed``, ``inspect``, ``plant``).
+        optional protocols it implements (``seed``, ``inspect``, ``plant``,
+        ``batch``, ``outage``).
     :param start_error: why no adapter could be built, if none could.
     """
 
@@ -190,8 +209,9 @@ class Context:
 
     :param target: the adapter under test.
     :param workdir: a folder the run may fill; each case gets a sub-folder.
-    :param cpas_id: the CPAS the adapters under test serve (drawn by default).
+    :param cpas_id: the CPAS the adapters under test serve (drawn from the seed by default).
     :param keep_workdirs: keep each case's folder after the case (to look at the store).
+    :param seed: everything the run draws comes from it (drawn by default; reports record it).
     """
 
     def __init__(
@@ -201,18 +221,46 @@ class Context:
         *,
         cpas_id: str | None = None,
         keep_workdirs: bool = False,
+        seed: int | None = None,
     ) -> None:
         self.target = target
         self.workdir = Path(workdir)
-        self.cpas_id = cpas_id or draw_cpas_id()
+        self.seed = draw_seed() if seed is None else seed
+        self.people = People(self.seed)
+        self.cpas_id = cpas_id or draw_cpas_id(self.people.rng("cpas"))
         self.keep_workdirs = keep_workdirs
-        self.timings: dict[str, list[float]] = {"export": [], "import": []}
-        self._counter = itertools.count(1)
-        self._run_id = secrets.token_hex(3)
+        self.timings: dict[str, list[float]] = {"export": [], "import": [], "batch": []}
+        self.case_timings: dict[str, dict[str, list[float]]] = {}
+        self.case_id = ""
+        self.side_channels: list[dict[str, str]] = []
+        self.tampering: list[dict[str, Any]] = []
+        self._folders = self.people.rng("folders")
+        self.host_threads = watch.host_threads()
         self._cache: dict[Any, Any] = {}
         self._profile: AdapterProfile | None = None
 
+    def begin_case(self, case_id: str) -> None:
+        """Say which case runs now: timings and side channels are recorded under it."""
+        self.case_id = case_id
+
     # ------------------------------------------------------------- adapters
+
+    def _folder_name(self) -> str:
+        # A plain name drawn from the seed, valid as an SQL identifier: it doubles as {workid}.
+        return f"d{self._folders.getrandbits(48):012x}"
+
+    @contextlib.contextmanager
+    def fresh_store(self) -> Iterator[Store]:
+        """A new, empty store, which adapters can open one after the other (removed afterwards)."""
+        workdir = self.workdir / self._folder_name()
+        while workdir.exists():
+            workdir = self.workdir / self._folder_name()
+        workdir.mkdir(parents=True)
+        try:
+            yield Store(self, workdir)
+        finally:
+            if not self.keep_workdirs:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     @contextlib.contextmanager
     def fresh_adapter(self) -> Iterator[Adapter]:
@@ -220,25 +268,28 @@ class Context:
 
         :raises Failed: when the adapter cannot be built.
         """
-        # Unique across runs and a valid identifier: it doubles as {workid}.
-        workdir = self.workdir / f"c{self._run_id}_{next(self._counter):04d}"
-        workdir.mkdir(parents=True)
-        try:
-            adapter = self.target.builder(self.cpas_id, workdir)
-        except Exception as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise Failed(f"the adapter could not start: {exc}", describe_exception(exc)) from exc
-        try:
+        with self.fresh_store() as store, store.open() as adapter:
             yield adapter
-        finally:
-            try:
-                adapter.close()
-            except Exception:
-                # A close that fails after the case is logged, not judged: the
-                # case already has its outcome, and DSE-ERR-001 probes close.
-                log.warning("closing the adapter after a case failed", exc_info=True)
-            if not self.keep_workdirs:
-                shutil.rmtree(workdir, ignore_errors=True)
+
+    def watching(self, workdir: Path) -> contextlib.AbstractContextManager[watch.Watch]:
+        """Watch for side channels of an adapter whose store is ``workdir``."""
+        return watch.watching([workdir], self.target.endpoints(workdir), self.host_threads)
+
+    def note_side_channels(self, seen: watch.Watch) -> None:
+        """Keep what a watch saw, under the current case, for DSE-SID-001."""
+        for item in seen.found:
+            self.side_channels.append({"case": self.case_id, **item})
+        if seen.count > len(seen.found):
+            self.side_channels.append(
+                {"case": self.case_id, "kind": "more", "detail": f"{seen.count} in all"}
+            )
+
+    def note_tampering(self, when: str) -> None:
+        """Compare the gateway's checks with their fingerprint; record and undo any change."""
+        changes = integrity.BASELINE.changes()
+        if changes:
+            self.tampering.append({"case": self.case_id, "when": when, "changes": changes})
+            integrity.BASELINE.restore()
 
     @property
     def profile(self) -> AdapterProfile:
@@ -257,6 +308,8 @@ class Context:
                         ("seed", Seedable),
                         ("inspect", Inspectable),
                         ("plant", PlantsSensitiveData),
+                        ("batch", BatchImporter),
+                        ("outage", SimulatesOutage),
                     )
                     if isinstance(adapter, protocol)
                 }
@@ -276,6 +329,29 @@ class Context:
         """Whether the adapter declares or implements ``capability``."""
         return capability in self.profile.capabilities
 
+    # --------------------------------------------------------------- people
+
+    def dossier(self, name: str) -> Dossier:
+        """The corpus file ``name`` as this run's person (see :mod:`cpas_conformance.people`)."""
+        return self.people.dossier(name)
+
+    # ---------------------------------------------------------------- zones
+
+    @contextlib.contextmanager
+    def time_zone(self, zone: str) -> Iterator[None]:
+        """Run the block with the process's local time zone set to ``zone`` (``TZ`` and tzset)."""
+        previous = os.environ.get("TZ")
+        os.environ["TZ"] = zone
+        time.tzset()
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = previous
+            time.tzset()
+
     # --------------------------------------------------------------- timing
 
     def export(self, adapter: Adapter, person_number: str) -> object:
@@ -288,12 +364,19 @@ class Context:
         message_id = message_id or str(uuid.uuid4())
         return self._timed("import", adapter.import_dossier, dossier, message_id=message_id)
 
+    def import_batch(self, adapter: BatchImporter, items: Sequence[tuple[Dossier, str]]) -> object:
+        """``adapter.import_batch(items)``, timed as one ``batch`` call."""
+        return self._timed("batch", adapter.import_batch, list(items))
+
     def _timed(self, operation: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started = time.perf_counter()
         try:
             return call(*args, **kwargs)
         finally:
-            self.timings[operation].append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.timings[operation].append(elapsed)
+            per_case = self.case_timings.setdefault(self.case_id, {})
+            per_case.setdefault(operation, []).append(elapsed)
 
     # ---------------------------------------------------------------- cache
 
@@ -303,3 +386,108 @@ class Context:
             self._cache[key] = compute()
         result: T = self._cache[key]
         return result
+
+
+class Store:
+    """One case's store: a folder in which adapters are opened, one after the other.
+
+    Every adapter opened here is watched for side channels from its
+    construction to the end of its ``close()`` (:mod:`cpas_conformance.watch`),
+    and the gateway's checks are compared with their fingerprint after it is
+    built and after it is closed (:mod:`cpas_conformance.integrity`).
+    """
+
+    def __init__(self, context: Context, workdir: Path) -> None:
+        self.context = context
+        self.workdir = workdir
+
+    def build(self) -> Adapter:
+        """An adapter over this store, built in the calling thread and watched while built.
+
+        :raises Failed: when it cannot be built.
+        """
+        ctx = self.context
+        with ctx.watching(self.workdir) as seen:
+            try:
+                with out_of_sight():
+                    adapter = ctx.target.builder(ctx.cpas_id, self.workdir)
+            except Exception as exc:
+                log.error("the adapter could not start", exc_info=True)
+                raise Failed(
+                    f"the adapter could not start: {exc}", describe_exception(exc)
+                ) from exc
+            finally:
+                ctx.note_side_channels(seen)
+        ctx.note_tampering("after the adapter was built")
+        return adapter
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Adapter]:
+        """An adapter over this store, closed afterwards; watched throughout.
+
+        :raises Failed: when it cannot be built.
+        """
+        ctx = self.context
+        adapter = self.build()
+        with ctx.watching(self.workdir) as seen:
+            try:
+                yield adapter
+            finally:
+                ctx.note_tampering("while the adapter was in use")
+                try:
+                    adapter.close()
+                except Exception:
+                    # A close that fails after the case is logged, not judged: the
+                    # case already has its outcome, and DSE-ERR-001 probes close.
+                    log.warning("closing the adapter after a case failed", exc_info=True)
+                ctx.note_side_channels(seen)
+        ctx.note_tampering("after the adapter was closed")
+
+
+SUITE_PACKAGE: Final = __name__.split(".", 1)[0]
+
+
+@contextlib.contextmanager
+def out_of_sight() -> Iterator[None]:
+    """Hide the suite's modules and loggers while an adapter is built.
+
+    An adapter that looked, at construction, for the suite among the loaded
+    modules or the loggers finds a process like a node's. The suite's code
+    keeps its references to its modules; nothing is imported in the meantime.
+    """
+
+    def ours(name: str) -> bool:
+        return name == SUITE_PACKAGE or name.startswith(SUITE_PACKAGE + ".")
+
+    modules = {name: module for name, module in list(sys.modules.items()) if ours(name)}
+    registry = logging.Logger.manager.loggerDict
+    loggers = {name: item for name, item in list(registry.items()) if ours(name)}
+    for name in modules:
+        del sys.modules[name]
+    for name in loggers:
+        del registry[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(modules)
+        registry.update(loggers)
+
+
+def in_other_thread(call: Callable[[], T], name: str = "worker") -> T:
+    """``call()`` in a new thread (as the node calls its adapter), its result or its exception."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result

@@ -13,6 +13,9 @@ raises one of three exceptions otherwise:
     requirement first (an invalid export cannot be compared). That other
     requirement reports the defect, so each defect fails exactly one
     requirement, yet the case is not counted as passed.
+:class:`Warned`
+    The case passed its correctness but missed a published threshold (the
+    speed requirement): graded *warning*, never counted against the verdict.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Outcome(enum.StrEnum):
     """The outcome of a case or of a requirement."""
 
     PASSED = "passed"
+    WARNING = "warning"
     FAILED = "failed"
     SKIPPED = "skipped"
 
@@ -48,6 +52,10 @@ class CheckOutcome(Exception):
 
 class Failed(CheckOutcome):
     """The adapter broke the requirement of the case."""
+
+
+class Warned(CheckOutcome):
+    """The case missed a published threshold of an optional requirement (a warning)."""
 
 
 class NotApplicable(CheckOutcome):

@@ -49,6 +49,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="adapter option for the conformance suite; {workdir} is each case's empty folder",
     )
+    group.addoption(
+        "--cpas-seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help="replay a conformance run: the seed its report gives",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +99,13 @@ def cpas_adapter_target(cpas_adapter_factory: Any) -> AdapterTarget:
 
 @pytest.fixture(scope="session")
 def cpas_conformance(
-    cpas_adapter_target: AdapterTarget, tmp_path_factory: pytest.TempPathFactory
+    cpas_adapter_target: AdapterTarget,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Context:
     """One run of the suite: fresh adapters in folders of this session's temporary area."""
     from .context import Context
 
-    workdir: Path = tmp_path_factory.mktemp("cpas-conformance")
-    return Context(cpas_adapter_target, workdir)
+    # A neutral folder name: nothing in the adapter's paths names the suite.
+    workdir: Path = tmp_path_factory.mktemp("run")
+    return Context(cpas_adapter_target, workdir, seed=request.config.getoption("cpas_seed"))

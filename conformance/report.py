@@ -9,16 +9,16 @@ publish beside it; its verdict is at the top. ``junit.xml`` has one
 
 from __future__ import annotations
 
-import html
 import json
 import re
-import string
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+import lxml.html
 from lxml import etree
+from lxml.html import builder as E
 
 from .outcomes import Outcome
 from .runner import SuiteResult
@@ -26,6 +26,7 @@ from .runner import SuiteResult
 JSON_FILE: Final = "report.json"
 HTML_FILE: Final = "report.html"
 JUNIT_FILE: Final = "junit.xml"
+RUN_LOG: Final = "run.log"
 
 # Characters XML 1.0 cannot hold: an adapter's exception message may carry any.
 _NOT_XML: Final = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -59,112 +60,340 @@ def write_reports(
 
 
 # ------------------------------------------------------------------- HTML
+#
+# Built with lxml.html.builder, which escapes every text and attribute: an
+# adapter's exception message or a planted marker is shown, never interpreted.
 
 
-def _template(name: str) -> str:
-    return (resources.files("cpas_conformance") / "templates" / name).read_text(encoding="utf-8")
+def _css() -> str:
+    return (resources.files("cpas_conformance") / "templates" / "report.css").read_text(
+        encoding="utf-8"
+    )
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
+def _prose(text: object) -> list[Any]:
+    """Text with Markdown's `code` spans (as requirement titles write them) as code elements."""
+    parts: list[Any] = []
+    for index, piece in enumerate(re.split(r"`([^`]+)`", "" if text is None else str(text))):
+        if index % 2:
+            parts.append(E.CODE(piece))
+        elif piece:
+            parts.append(piece)
+    return parts
 
 
-def _prose(text: object) -> str:
-    """Escaped text, with Markdown's `code` spans (as requirement titles write them) as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+def _badge(outcome: str, label: str) -> Any:
+    return E.SPAN(label, E.CLASS(f"badge {outcome}"))
 
 
-def _badge(outcome: str, label: str | None = None) -> str:
-    return f'<span class="badge {_e(outcome)}">{_e(label or outcome)}</span>'
+def _label(item: dict[str, Any]) -> str:
+    if item.get("skip") == "not-applicable":
+        return "not applicable"
+    if item.get("skip") == "not-judged":
+        return "not judged"
+    return str(item["outcome"])
+
+
+def _value(value: object) -> str:
+    """A value of the evidence as one readable string."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _differences(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The expected and actual values the evidence holds, however the check named them."""
+    rows = []
+    first = evidence.get("first")
+    if isinstance(first, list):
+        for item in first:
+            if not isinstance(item, dict):
+                continue
+            expected = item.get("expected", item.get("before"))
+            actual = item.get("actual", item.get("after"))
+            rest = {
+                k: v
+                for k, v in item.items()
+                if k not in {"field", "expected", "actual", "before", "after"}
+            }
+            rows.append(
+                {
+                    "field": item.get("field", ""),
+                    "expected": _value(expected)
+                    if expected is not None or "expected" in item
+                    else "",
+                    "actual": _value(actual)
+                    if actual is not None or "actual" in item
+                    else _value(rest),
+                }
+            )
+    elif "expected" in evidence or "actual" in evidence:
+        rows.append(
+            {
+                "field": evidence.get("field", ""),
+                "expected": _value(evidence.get("expected")),
+                "actual": _value(evidence.get("actual")),
+            }
+        )
+    return rows
+
+
+def _failure_details(item: dict[str, Any]) -> Any | None:
+    """The first failing case of a requirement: its message, expected and actual values."""
+    failure = item["evidence"].get("firstFailure") or next(
+        (case for case in item["cases"] if case["outcome"] == Outcome.WARNING), None
+    )
+    if not failure:
+        return None
+    evidence = failure.get("evidence") or {}
+    parts: list[Any] = [
+        E.P(E.STRONG(item["id"]), f" — case {failure['case']}: ", failure["message"])
+    ]
+    rows = _differences(evidence)
+    if rows:
+        parts.append(
+            E.TABLE(
+                E.CLASS("values"),
+                E.THEAD(E.TR(E.TH("Field"), E.TH("Expected"), E.TH("Actual"))),
+                E.TBODY(
+                    *(
+                        E.TR(E.TD(E.CODE(row["field"])), E.TD(row["expected"]), E.TD(row["actual"]))
+                        for row in rows
+                    )
+                ),
+            )
+        )
+    if "exception" in evidence:
+        parts.append(
+            E.P(
+                E.CLASS("adapter-error"),
+                "This is the adapter's own error (",
+                E.CODE(evidence["exception"]),
+                "). Its cause, with the traceback, is in ",
+                E.CODE(RUN_LOG),
+                ", beside this report.",
+            )
+        )
+    slowest = evidence.get("slowest")
+    if isinstance(slowest, list) and slowest:
+        parts.append(_speed_table(slowest))
+    elif not rows:
+        parts.append(E.PRE(json.dumps(evidence, ensure_ascii=False, indent=2)))
+    return E.DIV(E.CLASS("failure"), *parts)
+
+
+def _speed_table(rows: list[dict[str, Any]]) -> Any:
+    """The cases over their published thresholds: p50 and p95 against the threshold."""
+    headings = ("p50 ms", "p95 ms", "threshold (p95) ms")
+    return E.TABLE(
+        E.CLASS("values"),
+        E.THEAD(
+            E.TR(
+                E.TH("Case"), E.TH("Operation"), *(E.TH(text, E.CLASS("num")) for text in headings)
+            )
+        ),
+        E.TBODY(
+            *(
+                E.TR(
+                    E.TD(E.CODE(str(row.get("case", "")))),
+                    E.TD(str(row.get("operation", ""))),
+                    *(
+                        E.TD(f"{float(row.get(key, 0)):.1f}", E.CLASS("num"))
+                        for key in ("p50Ms", "p95Ms", "thresholdP95Ms")
+                    ),
+                )
+                for row in rows
+            )
+        ),
+    )
+
+
+def _numeric_headings() -> list[Any]:
+    return [
+        E.TH(text, E.CLASS("num")) for text in ("Calls", "Mean ms", "p50 ms", "p95 ms", "Max ms")
+    ]
+
+
+def _timing_row(name: str, summary: dict[str, Any]) -> Any:
+    if not summary.get("count"):
+        return E.TR(E.TD(name), E.TD("0", E.CLASS("num")), E.TD(), E.TD(), E.TD(), E.TD())
+    return E.TR(
+        E.TD(name),
+        *(
+            E.TD(text, E.CLASS("num"))
+            for text in (
+                str(summary["count"]),
+                f"{summary['meanMs']:.2f}",
+                f"{summary.get('p50Ms', 0):.2f}",
+                f"{summary['p95Ms']:.2f}",
+                f"{summary['maxMs']:.2f}",
+            )
+        ),
+    )
+
+
+def _signature_note(signer_key_id: str | None) -> Any:
+    if not signer_key_id:
+        return E.SPAN("This report is not signed.")
+    return E.SPAN(
+        *(
+            E.CODE(name) if index % 2 == 0 else name
+            for index, name in enumerate(("report.json", ", ", "report.html", " and ", "junit.xml"))
+        ),
+        " are signed by the federation key ",
+        E.CODE(signer_key_id),
+        " (",
+        E.CODE("report.json.sig"),
+        "); check them with ",
+        E.CODE("cpas-conformance verify report.json --trust FEDERATION.pub"),
+        ".",
+    )
 
 
 def render_html(data: dict[str, Any], *, signer_key_id: str | None = None) -> str:
     """The one-page report, from the data of ``report.json``."""
     adapter = data["adapter"]
-    rows = []
-    for item in data["requirements"]:
-        label = item["outcome"]
-        if item.get("skip") == "not-applicable":
-            label = "not applicable"
-        elif item.get("skip") == "not-judged":
-            label = "not judged"
-        classes = " ".join(
-            name
-            for name, wanted in (("failed", label == "failed"), ("optional", not item["mandatory"]))
-            if wanted
-        )
-        css = f' class="{classes}"' if classes else ""
-        rows.append(
-            f'    <tr{css}><td class="id">{_e(item["id"])}</td>'
-            f'<td class="title">{_prose(item["title"])}</td>'
-            f'<td class="outcome">{_badge(item["outcome"], label)}</td>'
-            f'<td class="summary">{_e(item["summary"])}</td></tr>'
-        )
-    timings = []
-    for operation, summary in data["timings"].items():
-        if not summary.get("count"):
-            timings.append(
-                f'        <tr><td>{_e(operation)}</td><td class="num">0</td>'
-                "<td></td><td></td><td></td></tr>"
+    conformant = bool(data["conformant"])
+    title = (
+        " ".join(part for part in (adapter.get("product"), adapter.get("version")) if part)
+        or adapter.get("name")
+        or "adapter"
+    )
+    distribution = adapter.get("distribution")
+    facts = [
+        ("Adapter", E.CODE(str(adapter.get("registeredAs") or adapter.get("name")))),
+        ("Vendor", str(adapter.get("vendor") or "")),
+        ("Product", str(adapter.get("product") or "")),
+        ("Version", str(adapter.get("version") or "")),
+        ("Capabilities", ", ".join(adapter.get("capabilities", [])) or "none"),
+        (
+            "Package",
+            f"{distribution['name']} {distribution['version']}" if distribution else "unknown",
+        ),
+        ("Date", str(data["date"])),
+        ("Duration", f"{data['seconds']} s"),
+        ("Seed", E.CODE(str(data.get("seed", "")))),
+        ("Serves CPAS", E.CODE(str(adapter.get("servesCpas", "")))),
+    ]
+    notes = [E.P(text, E.CLASS("warning")) for text in data["warnings"]]
+    if adapter.get("startError"):
+        notes.append(
+            E.P(
+                f"The adapter could not start: {adapter['startError']} (see ",
+                E.CODE(RUN_LOG),
+                ")",
+                E.CLASS("warning"),
             )
-            continue
-        timings.append(
-            f'        <tr><td>{_e(operation)}</td><td class="num">{summary["count"]}</td>'
-            f'<td class="num">{summary["meanMs"]:.2f}</td>'
-            f'<td class="num">{summary["p95Ms"]:.2f}</td>'
-            f'<td class="num">{summary["maxMs"]:.2f}</td></tr>'
         )
+    rows = []
+    details = []
+    for item in data["requirements"]:
+        classes = [
+            name
+            for name, wanted in (
+                ("failed", item["outcome"] == "failed"),
+                ("optional", not item["mandatory"]),
+            )
+            if wanted
+        ]
+        row = E.TR(
+            E.TD(item["id"], E.CLASS("id")),
+            E.TD(*_prose(item["title"]), E.CLASS("title")),
+            E.TD(_badge(item["outcome"], _label(item)), E.CLASS("outcome")),
+            E.TD(item["summary"], E.CLASS("summary")),
+        )
+        if classes:
+            row.set("class", " ".join(classes))
+        rows.append(row)
+        failure = _failure_details(item) if item["outcome"] in ("failed", "warning") else None
+        if failure is not None:
+            details.append(failure)
+    signature = _signature_note(signer_key_id)
     env = data["environment"]
     environment = [
-        f"        <tr><td>Python</td><td>{_e(env['implementation'])} {_e(env['python'])}</td></tr>",
-        f"        <tr><td>Platform</td><td>{_e(env['platform'])}</td></tr>",
-        *(
-            f"        <tr><td>{_e(name)}</td><td>{_e(version or 'not installed')}</td></tr>"
-            for name, version in env["packages"].items()
-        ),
+        ("Python", f"{env['implementation']} {env['python']}"),
+        ("Platform", env["platform"]),
+        *((name, version or "not installed") for name, version in env["packages"].items()),
     ]
-    warnings = "".join(f'<p class="warning">{_e(text)}</p>\n' for text in data["warnings"])
-    if adapter.get("startError"):
-        warnings += (
-            f'<p class="warning">The adapter could not start: {_e(adapter["startError"])}</p>\n'
-        )
-    distribution = adapter.get("distribution")
-    signature = (
-        "<code>report.json</code> is signed by the federation key "
-        f"<code>{_e(signer_key_id)}</code> (<code>report.json.sig</code>); check it with "
-        "<code>cpas-conformance verify report.json --trust FEDERATION.pub</code>.<br>"
-        if signer_key_id
-        else "This report is not signed.<br>"
+    page = E.HTML(
+        E.HEAD(
+            E.META(charset="utf-8"),
+            E.META(name="viewport", content="width=device-width, initial-scale=1"),
+            E.TITLE(f"Conformance report: {title}"),
+            E.STYLE(_css()),
+        ),
+        E.BODY(
+            E.E.main(
+                E.E.header(
+                    E.DIV(
+                        E.H1(title),
+                        E.P(
+                            "CPAS dossier gateway conformance report · suite "
+                            f"{data['suite']['version']} · dossier schema version "
+                            f"{data['schemaVersion']}",
+                            E.CLASS("subtitle"),
+                        ),
+                    ),
+                    E.DIV(
+                        "Conformant" if conformant else "Not conformant",
+                        E.SMALL(data["verdictDetail"]),
+                        E.CLASS("verdict " + ("conformant" if conformant else "not-conformant")),
+                    ),
+                ),
+                E.DL(
+                    E.CLASS("facts"),
+                    *(part for name, value in facts for part in (E.DT(name), E.DD(value))),
+                ),
+                *notes,
+                E.H2("Requirements"),
+                E.TABLE(
+                    E.THEAD(
+                        E.TR(E.TH("Id"), E.TH("Requirement"), E.TH("Outcome"), E.TH("Evidence"))
+                    ),
+                    E.TBODY(*rows),
+                ),
+                *([E.H2("What was expected, what came back"), *details] if details else []),
+                E.DIV(
+                    E.CLASS("columns"),
+                    E.E.section(
+                        E.H2("Timings"),
+                        E.TABLE(
+                            E.THEAD(E.TR(E.TH("Operation"), *_numeric_headings())),
+                            E.TBODY(
+                                *(
+                                    _timing_row(name, summary)
+                                    for name, summary in data["timings"].items()
+                                )
+                            ),
+                        ),
+                    ),
+                    E.E.section(
+                        E.H2("Environment"),
+                        E.TABLE(
+                            E.TBODY(
+                                *(E.TR(E.TD(name), E.TD(str(value))) for name, value in environment)
+                            )
+                        ),
+                    ),
+                ),
+                E.E.footer(
+                    signature,
+                    E.BR(),
+                    "Every case, with its evidence, is in ",
+                    E.CODE("report.json"),
+                    "; what the adapter logged, its own errors with their causes, is in ",
+                    E.CODE(RUN_LOG),
+                    ". The requirements are described in the suite's documentation (",
+                    E.CODE("docs/conformance.md"),
+                    "). Replay this run with ",
+                    E.CODE(f"--seed {data.get('seed', '')}"),
+                    ".",
+                ),
+            )
+        ),
+        lang="en",
     )
-    conformant = bool(data["conformant"])
-    values = {
-        "css": _template("report.css"),
-        "adapter_title": _e(
-            " ".join(part for part in (adapter.get("product"), adapter.get("version")) if part)
-            or adapter.get("name")
-        ),
-        "adapter_name": _e(adapter.get("registeredAs") or adapter.get("name")),
-        "vendor": _e(adapter.get("vendor")),
-        "product": _e(adapter.get("product")),
-        "version": _e(adapter.get("version")),
-        "capabilities": _e(", ".join(adapter.get("capabilities", [])) or "none"),
-        "distribution": _e(
-            f"{distribution['name']} {distribution['version']}" if distribution else "unknown"
-        ),
-        "suite_version": _e(data["suite"]["version"]),
-        "schema_version": _e(data["schemaVersion"]),
-        "date": _e(data["date"]),
-        "seconds": _e(data["seconds"]),
-        "verdict_class": "conformant" if conformant else "not-conformant",
-        "verdict_text": "Conformant" if conformant else "Not conformant",
-        "verdict_detail": _e(data["verdictDetail"]),
-        "warnings": warnings,
-        "rows": "\n".join(rows),
-        "timings": "\n".join(timings),
-        "environment": "\n".join(environment),
-        "signature": signature,
-    }
-    return string.Template(_template("report.html")).substitute(values)
+    return "<!DOCTYPE html>\n" + lxml.html.tostring(page, encoding="unicode", pretty_print=True)
 
 
 # ------------------------------------------------------------------ JUnit
@@ -220,4 +449,7 @@ def render_junit(data: dict[str, Any]) -> bytes:
             )
         elif case["outcome"] == Outcome.SKIPPED:
             etree.SubElement(element, "skipped", message=_xml_text(case.get("message")))
+        elif case["outcome"] == Outcome.WARNING:
+            output = etree.SubElement(element, "system-out")
+            output.text = _xml_text(f"warning: {case.get('message')}")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

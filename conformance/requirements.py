@@ -12,16 +12,18 @@ suite names what a backend supports:
 
 ``export`` / ``import``
     Declared by the adapter in :attr:`gateway.adapters.AdapterInfo.capabilities`.
-``seed`` / ``inspect`` / ``plant``
+``seed`` / ``inspect`` / ``plant`` / ``batch`` / ``outage``
     The adapter implements :class:`~gateway.adapters.Seedable`,
-    :class:`~gateway.adapters.Inspectable` or
-    :class:`~gateway.adapters.PlantsSensitiveData`.
+    :class:`~gateway.adapters.Inspectable`,
+    :class:`~gateway.adapters.PlantsSensitiveData`,
+    :class:`~gateway.adapters.BatchImporter` or
+    :class:`~gateway.adapters.SimulatesOutage`.
 
 A requirement whose capabilities the adapter lacks is *skipped, not
 applicable*, visibly and with the reason, never passed. The ``plant`` hook is
 not such a capability for :data:`MIN_001`: an exporting adapter without it
 cannot be certified for minimality, so that requirement fails rather than
-skips (see its ``how``).
+skips (see its ``how``); nor is the ``outage`` hook for :data:`ERR_002`.
 """
 
 from __future__ import annotations
@@ -30,12 +32,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Capability = Literal["export", "import", "seed", "inspect", "plant"]
-CAPABILITIES: Final[tuple[Capability, ...]] = ("export", "import", "seed", "inspect", "plant")
+Capability = Literal["export", "import", "seed", "inspect", "plant", "batch", "outage"]
+CAPABILITIES: Final[tuple[Capability, ...]] = (
+    "export",
+    "import",
+    "seed",
+    "inspect",
+    "plant",
+    "batch",
+    "outage",
+)
 DECLARED_CAPABILITIES: Final = frozenset({"export", "import"})
 """The capabilities an adapter declares in ``AdapterInfo.capabilities``."""
 
-_PROTOCOL_NAMES: Final = {"seed": "Seedable", "inspect": "Inspectable", "plant": "planting"}
+_PROTOCOL_NAMES: Final = {
+    "seed": "Seedable",
+    "inspect": "Inspectable",
+    "plant": "planting",
+    "batch": "BatchImporter",
+    "outage": "SimulatesOutage",
+}
 
 
 @dataclass(frozen=True)
@@ -201,7 +217,7 @@ IMP_002: Final = Requirement(
 MIN_001: Final = Requirement(
     id="DSE-MIN-001",
     title="Nothing beyond the minimal dossier ever leaves: no notes, activation measures, "
-    "sanctions, refused applications or family members.",
+    "sanctions, refused applications, family members, addresses or health data.",
     why="Professional secrecy: the federations accept the flow only because the dossier "
     "holds objective, administrative facts and nothing else.",
     how="One case per kind of sensitive data. A fresh adapter is given two people; unique "
@@ -239,6 +255,151 @@ INT_001: Final = Requirement(
     mandatory=True,
 )
 
+EXP_005: Final = Requirement(
+    id="DSE-EXP-005",
+    title="A dossier passed on carries the exporting CPAS's own case reference and contact "
+    "point, never the sender's.",
+    why="The receiving CPAS writes to the contact point and quotes the case reference of the "
+    "dossier's source; a dossier passed on under the previous CPAS's reference and mailbox "
+    "sends questions about the person to a CPAS that is no longer competent.",
+    how="A fresh adapter imports two dossiers received from two other CPAS, whose case "
+    "references and mailboxes are drawn for the run, and exports both people: neither "
+    "export may carry its sender's case reference or mailbox (or phone), and both must "
+    "carry the same contact point, the adapter's own.",
+    mandatory=True,
+    capability=("export", "import"),
+)
+
+TZN_001: Final = Requirement(
+    id="DSE-TZN-001",
+    title="Dates come back unchanged whatever the host's time zone.",
+    why="A CPAS server runs in Europe/Brussels; a date shifted by a day changes a period of "
+    "aid, a birth date, and with it the person's number.",
+    how="Round trips (import, export, compare every date and the rest of the canonical "
+    "content) of the corpus files with dates at the edges of a day and a year, on fresh "
+    "adapters built and called with the process's zone set to Europe/Brussels, "
+    "Pacific/Auckland and America/Los_Angeles in turn (`TZ` and `time.tzset()`).",
+    mandatory=True,
+    capability=("export", "import"),
+)
+
+IMP_003: Final = Requirement(
+    id="DSE-IMP-003",
+    title="`import_batch`, when offered, keeps the rules of `import_dossier` item by item, "
+    "also for a redelivered batch that mixes new and known message ids.",
+    why="The node imports every batch of two or more deliveries through `import_batch`; after "
+    "a broker restart a batch holds messages imported before next to new ones.",
+    how="A fresh adapter imports a batch of two dossiers; then a batch with those two message "
+    "ids again, a new message of a third person and, in the same batch, that new id twice. "
+    "The results must come in order: `created` false with the first references for the two "
+    "known ids, `created` true then false (same reference) for the new one; every person "
+    "exports, and an Inspectable adapter holds three people.",
+    mandatory=True,
+    capability=("import", "batch"),
+)
+
+PER_001: Final = Requirement(
+    id="DSE-PER-001",
+    title="What was imported lasts: after `close()`, a new adapter on the same store exports "
+    "it, and recognises its message ids.",
+    why="A node restarts (an update, a crash): a dossier acknowledged to the sender must still "
+    "be there, and a redelivered message must not be imported a second time.",
+    how="An adapter imports a dossier (through `import_batch` too, when offered) and is "
+    "closed; a second adapter is built on the same store: it must export the person with the "
+    "same content, and importing the same message ids again must give `created` false, the "
+    "first local references, and (when Inspectable) no second record.",
+    mandatory=True,
+    capability=("import",),
+)
+
+UPD_001: Final = Requirement(
+    id="DSE-UPD-001",
+    title="A newer dossier of a person already held updates that person: the export reflects "
+    "the newer dossier.",
+    why="A person moves on, or a CPAS corrects an amount: if the first dossier received wins, "
+    'the receiving CPAS decides on outdated facts while the receipt says "imported".',
+    how="A fresh adapter imports version 1 of a person, then version 2 under a new message id "
+    "(dependent children and last social inquiry changed, one amount corrected, one decision "
+    'ended, two decisions added): the export must equal version 2 (see "Updates" in '
+    "`docs/adapters.md`) and an Inspectable adapter holds one person.",
+    mandatory=True,
+    capability=("export", "import"),
+)
+
+THR_001: Final = Requirement(
+    id="DSE-THR-001",
+    title="The adapter works when called from a thread other than the one that built it.",
+    why="The node builds its adapter in its main thread and calls it from a worker thread; an "
+    "adapter bound to its creating thread fails on every call in production.",
+    how="An adapter is built in one thread; imports (and a batch, when offered), exports and "
+    "`close()` are called from another, and must behave as from the first.",
+    mandatory=True,
+)
+
+MIN_002: Final = Requirement(
+    id="DSE-MIN-002",
+    title="Non-minimal data changes nothing in an export: the export after planting equals the "
+    "export before.",
+    why='Sanctions, refusals or activation measures exported as ordinary "ended" decisions '
+    "carry no planted text, yet tell the receiving CPAS what professional secrecy protects.",
+    how="One case per kind of non-minimal data (notes, activation measures, sanctions, "
+    "refused applications, household members, an address, health data). A fresh adapter is "
+    "given two people, both are exported, the data is planted on the first with "
+    "`PlantsSensitiveData.add_sensitive`, and both are exported again: apart from "
+    "`dossier_id` and `created_at`, each export must equal the one before, field by field.",
+    mandatory=True,
+    capability=("export",),
+)
+
+ERR_002: Final = Requirement(
+    id="DSE-ERR-002",
+    title="When the vendor's store is unavailable, every call raises `AdapterError` with "
+    "`transient=True`, and the adapter works again once the store is back.",
+    why="The node retries a transient error and gives the message back to the broker; any "
+    "other error during an outage dead-letters the message, and the person's dossier is lost "
+    "for the receiving CPAS.",
+    how="Through the `SimulatesOutage.store_unavailable()` test hook, the store of an adapter "
+    "holding one person is made unavailable: an export and an import must each raise "
+    "`gateway.errors.AdapterError` with `transient` true. After the hook's block, without a "
+    "new adapter, the person exports again and the import refused during the outage succeeds "
+    "(`created` true: it left no trace). The hook is required for certification: without it "
+    "the requirement fails, because a mandatory requirement cannot be avoided by leaving out "
+    "the means to test it.",
+    mandatory=True,
+)
+
+INT_002: Final = Requirement(
+    id="DSE-INT-002",
+    title="Loading and running the adapter changes none of the gateway's own functions: "
+    "nobody but an active CPAS becomes a destination.",
+    why="An adapter that patched the directory check in-process would let a dossier leave for "
+    "the police, a court or the tax administration.",
+    how="Before any adapter is loaded, the suite fingerprints every function and class (and "
+    "class member, code and defaults) of the directory, envelope, dossier, parser, identifier, "
+    "key and validation modules; after every adapter is built and after it is closed, in "
+    "every case of the run, the fingerprint must be unchanged (a change is recorded and "
+    "undone). With a fresh adapter open, the destination check of a directory listing every "
+    "kind of institution must refuse each kind that is not a CPAS, a closed and a merged "
+    "CPAS and an unknown id, each with its own code, and allow an active CPAS.",
+    mandatory=True,
+)
+
+SID_001: Final = Requirement(
+    id="DSE-SID-001",
+    title="The adapter uses no side channel: no file written outside its store, no connection "
+    "but to its store, no subprocess, no broker client.",
+    why="Personal data written to a support folder, or published by the adapter itself, "
+    "escapes the minimal, encrypted, journaled flow the federations accepted.",
+    how="From its construction to the end of its `close()`, every adapter of every case is "
+    "watched through a Python audit hook: files opened for writing, created, renamed or "
+    "removed outside the case's own work folder, SQLite databases outside it, socket "
+    "connections to anything but a host and port named in an option URL, subprocesses, and "
+    "imports of an AMQP client module. A case runs a whole day's work (imports, a batch, "
+    "exports, planting) under watch; another judges everything the earlier cases of the run "
+    "saw; a third fails an adapter whose modules or attributes hold an AMQP client.",
+    mandatory=True,
+)
+
 INS_001: Final = Requirement(
     id="DSE-INS-001",
     title="An Inspectable adapter says truly whom it holds.",
@@ -261,22 +422,46 @@ SED_001: Final = Requirement(
     capability=("seed",),
 )
 
+PRF_001: Final = Requirement(
+    id="DSE-PRF-001",
+    title="Exports and imports keep within the published times (a warning, never a failure).",
+    why="A node moves a caseload of thousands of people; an adapter far slower than the "
+    "thresholds makes a move take hours, but it is not wrong, so speed only warns.",
+    how="Every export and import of the run is timed, per case: the median (p50) and 95th "
+    "percentile (p95) of each case are compared with the thresholds of "
+    "`cpas_conformance.speed.THRESHOLDS` (p95 of 200 ms per export or import, 1 s per batch, "
+    "500 ms and 2 s for the 200- and 1000-decision histories); a case over a threshold gives "
+    "the grade *warning*.",
+    mandatory=False,
+)
+
 REQUIREMENTS: Final[tuple[Requirement, ...]] = (
     INF_001,
     EXP_001,
     EXP_002,
     EXP_003,
     EXP_004,
+    EXP_005,
     RTR_001,
     TXT_001,
+    TZN_001,
     VOL_001,
     IMP_001,
     IMP_002,
+    IMP_003,
+    PER_001,
+    UPD_001,
+    THR_001,
     MIN_001,
+    MIN_002,
     ERR_001,
+    ERR_002,
     INT_001,
+    INT_002,
     INS_001,
     SED_001,
+    SID_001,
+    PRF_001,
 )
 """Every requirement, in the order reports list them."""
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -38,8 +36,10 @@ from .outcomes import (
     NotJudged,
     Outcome,
     SkipKind,
+    Warned,
 )
 from .requirements import DECLARED_CAPABILITIES, Requirement
+from .speed import per_case, timing_summary
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ _PROTOCOLS: Final = {
     "seed": "Seedable",
     "inspect": "Inspectable",
     "plant": "PlantsSensitiveData",
+    "batch": "BatchImporter",
+    "outage": "SimulatesOutage",
 }
 
 
@@ -71,6 +73,7 @@ def run_case(context: Context, check: Check, case: Case) -> CaseResult:
     """Run one case of one requirement and say what happened; never raises for the adapter."""
     requirement = check.requirement
     started = time.perf_counter()
+    context.begin_case(f"{requirement.id}/{case.id}")
 
     def result(
         outcome: Outcome, message: str = "", evidence: Any = None, **extra: Any
@@ -95,6 +98,8 @@ def run_case(context: Context, check: Check, case: Case) -> CaseResult:
         evidence = check.run(context, case)
     except Failed as exc:
         return result(Outcome.FAILED, exc.message, exc.evidence)
+    except Warned as exc:
+        return result(Outcome.WARNING, exc.message, exc.evidence)
     except NotApplicable as exc:
         return result(Outcome.SKIPPED, exc.message, exc.evidence, skip_kind=SkipKind.NOT_APPLICABLE)
     except NotJudged as exc:
@@ -136,6 +141,8 @@ class RequirementResult:
         """Failed if any case failed; passed if every case that applies passed."""
         if self._count(Outcome.FAILED):
             return Outcome.FAILED
+        if self._count(Outcome.WARNING):
+            return Outcome.WARNING
         if self._count(Outcome.SKIPPED, SkipKind.NOT_JUDGED):
             return Outcome.SKIPPED
         if self._count(Outcome.PASSED):
@@ -153,8 +160,11 @@ class RequirementResult:
 
     @property
     def satisfied(self) -> bool:
-        """Passed, or does not apply to the adapter."""
-        return self.outcome is Outcome.PASSED or self.skip_kind is SkipKind.NOT_APPLICABLE
+        """Passed (a warning included), or does not apply to the adapter."""
+        return (
+            self.outcome in (Outcome.PASSED, Outcome.WARNING)
+            or self.skip_kind is SkipKind.NOT_APPLICABLE
+        )
 
     @property
     def first_failure(self) -> CaseResult | None:
@@ -170,6 +180,12 @@ class RequirementResult:
             return (
                 f"{self._count(Outcome.FAILED)} of {total} case(s) failed; "
                 f"first {failure.case_id}: {failure.message}"
+            )
+        warned = [case for case in self.cases if case.outcome is Outcome.WARNING]
+        if warned:
+            return (
+                f"{len(warned)} of {total} case(s) over a threshold; "
+                f"first {warned[0].case_id}: {warned[0].message}"
             )
         judged = [case for case in self.cases if case.skip_kind is SkipKind.NOT_JUDGED]
         if judged:
@@ -187,6 +203,7 @@ class RequirementResult:
         evidence: dict[str, Any] = {
             "cases": len(self.cases),
             "passed": self._count(Outcome.PASSED),
+            "warning": self._count(Outcome.WARNING),
             "failed": self._count(Outcome.FAILED),
             "notApplicable": self._count(Outcome.SKIPPED, SkipKind.NOT_APPLICABLE),
             "notJudged": self._count(Outcome.SKIPPED, SkipKind.NOT_JUDGED),
@@ -211,20 +228,6 @@ class RequirementResult:
         if self.skip_kind is not None:
             data["skip"] = self.skip_kind.value
         return data
-
-
-def timing_summary(samples: list[float]) -> dict[str, Any]:
-    """Count, mean, 95th percentile (nearest rank) and maximum, in milliseconds."""
-    if not samples:
-        return {"count": 0}
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(0.95 * len(ordered)))
-    return {
-        "count": len(ordered),
-        "meanMs": round(statistics.fmean(ordered) * 1000, 3),
-        "p95Ms": round(ordered[rank - 1] * 1000, 3),
-        "maxMs": round(ordered[-1] * 1000, 3),
-    }
 
 
 def redact(options: Mapping[str, str]) -> dict[str, str]:
@@ -334,6 +337,7 @@ class SuiteResult:
             "suite": {"name": "cpas-conformance", "version": SUITE_VERSION},
             "schemaVersion": SCHEMA_VERSION,
             "adapter": self.adapter(),
+            "seed": self.context.seed,
             "date": self.finished.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "started": self.started.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "seconds": round((self.finished - self.started).total_seconds(), 3),
@@ -349,6 +353,7 @@ class SuiteResult:
                 operation: timing_summary(samples)
                 for operation, samples in self.context.timings.items()
             },
+            "timingsPerCase": per_case(self.context.case_timings),
         }
 
 

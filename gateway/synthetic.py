@@ -145,6 +145,8 @@ class SensitiveData:
     sanctions: tuple[str, ...] = ()
     refused_applications: tuple[tuple[str, str], ...] = ()  # (what, reason)
     family_members: tuple[FamilyMember, ...] = ()
+    addresses: tuple[str, ...] = ()
+    health_data: tuple[str, ...] = ()
 
     def plus(
         self,
@@ -154,6 +156,8 @@ class SensitiveData:
         sanctions: Iterable[str] = (),
         refused_applications: Iterable[tuple[str, str] | str] = (),
         family_members: Iterable[FamilyMember | str] = (),
+        addresses: Iterable[str] = (),
+        health_data: Iterable[str] = (),
     ) -> SensitiveData:
         """This data with more added; bare strings are accepted for tests that plant markers.
 
@@ -174,6 +178,8 @@ class SensitiveData:
             sanctions=(*self.sanctions, *sanctions),
             refused_applications=(*self.refused_applications, *refusals),
             family_members=(*self.family_members, *members),
+            addresses=(*self.addresses, *addresses),
+            health_data=(*self.health_data, *health_data),
         )
 
     def all_strings(self) -> list[str]:
@@ -181,6 +187,7 @@ class SensitiveData:
         out = [*self.notes, *self.activation_measures, *self.sanctions]
         out += [reason for _, reason in self.refused_applications]
         out += [member.name for member in self.family_members]
+        out += [*self.addresses, *self.health_data]
         return out
 
 

@@ -15,34 +15,48 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conformance_adapters import (
     BROKEN,
     EXPECTED_FAILURE,
     PLUGIN,
+    ComposesNames,
     CrashOnUnknown,
     ExportOnly,
     LeakyNote,
+    LongHistoryAmounts,
+    LostDiacritics,
+    NeedsAnOption,
     NoTestHooks,
+    SlowBatches,
+    SupportFolder,
     options_for,
 )
 from lxml import etree
 
-from cpas_conformance import cli, corpus, docs
+from cpas_conformance import cli, corpus, docs, integrity, watch
 from cpas_conformance.checks import CHECKS, all_cases
+from cpas_conformance.context import AdapterTarget, Context, installed_adapter
+from cpas_conformance.outcomes import Outcome
 from cpas_conformance.requirements import REQUIREMENTS
-from cpas_conformance.runner import redact
+from cpas_conformance.runner import redact, run_case
 from gateway import keys
+from gateway.directory import Directory
+from ocmwdata import OcmwdataAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 REFERENCE_ADAPTERS = ("ocmwdata", "fichesociale")
 REQUIREMENT_IDS = {requirement.id for requirement in REQUIREMENTS}
+EXPECTED_BY_NAME = {wrapper.name: requirement for wrapper, requirement in EXPECTED_FAILURE.items()}
 MANDATORY_IDS = {requirement.id for requirement in REQUIREMENTS if requirement.mandatory}
 
 
@@ -180,7 +194,7 @@ def test_broken_adapter_fails_exactly_the_requirement_it_breaks(
 ) -> None:
     run = run_cli(adapter, *adapter_options(adapter))
     report = run.report
-    expected = EXPECTED_FAILURE[adapter]
+    expected = EXPECTED_BY_NAME[adapter]
     assert run.status == 1
     assert report["conformant"] is False
     assert set(report["failedRequirements"]) == {expected}
@@ -216,6 +230,197 @@ def test_a_defect_judged_elsewhere_is_not_judged_here_and_not_passed(run_cli: Ru
     assert "DSE-EXP-002" in round_trip["summary"]
 
 
+def test_a_side_channel_names_what_was_written_and_where(run_cli: RunCli) -> None:
+    run = run_cli(SupportFolder.name, *adapter_options(SupportFolder.name))
+    failure = run.requirement("DSE-SID-001")["evidence"]["firstFailure"]
+    channels = failure["evidence"]["sideChannels"]
+    assert {channel["kind"] for channel in channels} == {"file"}
+    assert any(
+        "/support/" in channel["detail"] and "for writing" in channel["detail"]
+        for channel in channels
+    )
+
+
+def test_a_name_that_differs_in_composition_is_shown_as_code_points(run_cli: RunCli) -> None:
+    run = run_cli(LostDiacritics.name, *adapter_options(LostDiacritics.name))
+    message = run.requirement("DSE-TXT-001")["evidence"]["firstFailure"]["message"]
+    assert re.search(r"\(U\+[0-9A-F]{4}( U\+[0-9A-F]{4})*\) came back as '.+' \(U\+", message)
+    assert message.endswith(": other characters")
+
+
+def test_a_name_composed_otherwise_is_said_to_be_the_same_letters(run_cli: RunCli) -> None:
+    run = run_cli(ComposesNames.name, *adapter_options(ComposesNames.name))
+    message = run.requirement("DSE-TXT-001")["evidence"]["firstFailure"]["message"]
+    assert "U+0300" in message
+    assert message.endswith(": the same letters in another Unicode composition")
+
+
+def test_a_long_history_with_wrong_content_is_not_said_to_come_back_whole(
+    run_cli: RunCli,
+) -> None:
+    run = run_cli(LongHistoryAmounts.name, *adapter_options(LongHistoryAmounts.name))
+    failure = run.requirement("DSE-VOL-001")["evidence"]["firstFailure"]
+    assert failure["message"].startswith("all 200 decisions came back, but ")
+    assert "monthly_amount" in failure["message"]
+    assert "came back with 200" not in failure["message"]
+
+
+def test_a_slow_adapter_conforms_with_a_speed_warning(run_cli: RunCli) -> None:
+    run = run_cli(SlowBatches.name, *adapter_options(SlowBatches.name))
+    speed = run.requirement("DSE-PRF-001")
+    assert run.status == 0, run.stderr
+    assert run.report["conformant"] is True
+    assert speed["outcome"] == "warning"
+    assert speed["mandatory"] is False
+    slowest = speed["cases"][0]["evidence"]["slowest"][0]
+    assert slowest["operation"] == "batch"
+    assert slowest["p95Ms"] > slowest["thresholdP95Ms"]
+    assert {"p50Ms", "p95Ms"} <= set(run.report["timingsPerCase"][0])
+    page = (run.report_dir / "report.html").read_text("utf-8")
+    assert 'class="badge warning"' in page
+    root = etree.fromstring(page.encode("utf-8"), etree.HTMLParser(recover=False))
+    cells = [" ".join(cell.itertext()) for cell in root.iter("td")]
+    assert slowest["case"] in cells and f"{slowest['thresholdP95Ms']:.1f}" in cells
+
+
+def test_an_adapter_that_cannot_start_is_one_line_and_exit_3(
+    run_cli: RunCli,
+) -> None:
+    run = run_cli(NeedsAnOption.name)
+    lines = run.stderr.strip().splitlines()
+    assert run.status == 3
+    assert len(lines) == 1, run.stderr
+    assert "could not start" in lines[0] and "needs the option db" in lines[0]
+    assert "run.log" in lines[0]
+    assert "Acme needs the option db" in (run.report_dir / "run.log").read_text("utf-8")
+    assert not (run.report_dir / "report.json").exists()
+
+
+def test_the_html_report_shows_expected_and_actual_values(run_cli: RunCli) -> None:
+    run = run_cli(LostDiacritics.name, *adapter_options(LostDiacritics.name))
+    page = (run.report_dir / "report.html").read_text("utf-8")
+    evidence = run.requirement("DSE-TXT-001")["evidence"]["firstFailure"]["evidence"]
+    root = etree.fromstring(page.encode("utf-8"), etree.HTMLParser(recover=False))
+    cells = [" ".join(cell.itertext()) for cell in root.iter("td")]
+    assert json.dumps(evidence["expected"], ensure_ascii=False) in cells
+    assert json.dumps(evidence["actual"], ensure_ascii=False) in cells
+
+
+def test_the_html_report_points_to_the_run_log_for_the_adapters_own_error(
+    run_cli: RunCli,
+) -> None:
+    run = run_cli(CrashOnUnknown.name, *adapter_options(CrashOnUnknown.name))
+    page = (run.report_dir / "report.html").read_text("utf-8")
+    root = etree.fromstring(page.encode("utf-8"), etree.HTMLParser(recover=False))
+    note = next(p for p in root.iter("p") if p.get("class") == "adapter-error")
+    assert "builtins.KeyError" in "".join(note.itertext())
+    assert "run.log" in "".join(note.itertext())
+
+
+# ------------------------------------------------------- unrecognisable runs
+
+
+def _spy_context(tmp_path: Path, seed: int, seen: list[tuple[str, Path]]) -> Context:
+    def build(cpas_id: str, workdir: Path) -> OcmwdataAdapter:
+        seen.append((cpas_id, workdir))
+        return OcmwdataAdapter(cpas_id, {"url": str(workdir / "store.sqlite3")})
+
+    return Context(AdapterTarget(build), tmp_path, seed=seed)
+
+
+def test_people_numbers_and_folders_are_drawn_from_the_seed(tmp_path: Path) -> None:
+    seen: list[tuple[str, Path]] = []
+    first, again = _spy_context(tmp_path / "a", 7, seen), _spy_context(tmp_path / "b", 7, seen)
+    other = _spy_context(tmp_path / "c", 8, seen)
+    names = [item.name for item in corpus.valid_files()[:12]]
+    for context in (first, again, other):
+        with context.fresh_adapter():
+            pass
+    assert [first.dossier(name).person for name in names] == [
+        again.dossier(name).person for name in names
+    ]
+    assert first.cpas_id == again.cpas_id != other.cpas_id
+    assert seen[0][1].name == seen[1][1].name != seen[2][1].name
+    for name in names:
+        original, drawn = corpus.valid_dossier(name).person, other.dossier(name).person
+        assert drawn.number != original.number
+        assert drawn.birth_date == original.birth_date
+        assert drawn.number != first.dossier(name).person.number
+
+
+def test_nothing_in_a_case_folder_names_the_suite(tmp_path: Path) -> None:
+    seen: list[tuple[str, Path]] = []
+    context = _spy_context(tmp_path, 11, seen)
+    with context.fresh_adapter():
+        pass
+    folder = seen[0][1].name.lower()
+    assert "conformance" not in folder and "cpas" not in folder and "test" not in folder
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", folder)
+
+
+def test_an_outage_of_a_postgresql_store_is_transient_and_passes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    schema = f"conf_outage_{uuid.uuid4().hex[:10]}"
+    target = installed_adapter("ocmwdata", {"url": postgres_url, "schema": schema})
+    context = Context(target, tmp_path, seed=3)
+    check = CHECKS["DSE-ERR-002"]
+    try:
+        result = run_case(context, check, check.cases()[0])
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    assert result.outcome is Outcome.PASSED, result.message
+
+
+def test_a_connection_to_the_store_named_in_the_options_is_not_a_side_channel(
+    tmp_path: Path,
+) -> None:
+    endpoints = watch.endpoints_of({"url": "postgresql://acme@127.0.0.1:5433/db", "x": "y"})
+    with watch.watching([tmp_path], endpoints) as seen:
+        seen.see("socket.connect", (None, ("127.0.0.1", 5433)))
+        seen.see("open", (str(tmp_path / "store.db"), "w", 0))
+    assert seen.found == []
+    with watch.watching([tmp_path], endpoints) as seen:
+        seen.see("socket.connect", (None, ("127.0.0.1", 5672)))
+        seen.see("open", (str(tmp_path.parent / "elsewhere.txt"), None, os.O_WRONLY))
+        seen.see("import", ("pika.adapters",))
+    assert [item["kind"] for item in seen.found] == ["network", "file", "broker"]
+
+
+def test_a_broker_client_imported_by_the_vendors_module_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pika
+
+    module = types.ModuleType("acme_cpas_adapter")
+    module.pika = pika  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    adapter = type("AcmeAdapter", (), {"__module__": module.__name__})()
+    plain = type("PlainAdapter", (), {"__module__": "plain_cpas_adapter"})()
+    assert watch.broker_clients_held(adapter) == ["pika"]
+    assert watch.broker_clients_held(plain) == []
+
+
+def test_a_changed_gateway_function_is_found_and_put_back() -> None:
+    fingerprint = integrity.Fingerprint(("gateway.directory",))
+    original = Directory.__dict__["may_receive"]
+    code = original.__code__
+    try:
+        original.__code__ = Directory.get.__code__
+        Directory.check_destination = lambda self, *args: None  # type: ignore[method-assign]
+        changes = fingerprint.changes()
+        assert "gateway.directory.Directory.check_destination was replaced" in changes
+        assert "the code or defaults of gateway.directory.Directory.may_receive were changed" in (
+            changes
+        )
+        fingerprint.restore()
+        assert fingerprint.changes() == []
+        assert Directory.__dict__["may_receive"].__code__ is code
+    finally:
+        original.__code__ = code
+
+
 # ----------------------------------------------------- declared capabilities
 
 
@@ -226,11 +431,16 @@ def test_an_undeclared_capability_gives_visible_skips_with_reasons(run_cli: RunC
         item["id"]: item for item in run.report["requirements"] if item["outcome"] == "skipped"
     }
     assert set(skipped) == {
+        "DSE-EXP-005",
         "DSE-RTR-001",
         "DSE-TXT-001",
+        "DSE-TZN-001",
         "DSE-VOL-001",
         "DSE-IMP-001",
         "DSE-IMP-002",
+        "DSE-IMP-003",
+        "DSE-PER-001",
+        "DSE-UPD-001",
     }
     for item in skipped.values():
         assert item["skip"] == "not-applicable"
@@ -245,13 +455,15 @@ def test_an_undeclared_capability_gives_visible_skips_with_reasons(run_cli: RunC
     assert seeded["outcome"] == "passed"
 
 
-def test_without_the_planting_hook_minimality_fails_and_optional_hooks_skip(
+def test_without_the_test_hooks_minimality_and_outages_fail_and_optional_hooks_skip(
     run_cli: RunCli,
 ) -> None:
     run = run_cli(NoTestHooks.name, *adapter_options(NoTestHooks.name))
     assert run.status == 1
-    assert set(run.report["failedRequirements"]) == {"DSE-MIN-001"}
+    assert set(run.report["failedRequirements"]) == {"DSE-MIN-001", "DSE-ERR-002"}
     assert "cannot be certified for minimality" in run.requirement("DSE-MIN-001")["summary"]
+    assert "cannot be certified for outages" in run.requirement("DSE-ERR-002")["summary"]
+    assert run.requirement("DSE-MIN-002")["skip"] == "not-judged"
     for optional in ("DSE-INS-001", "DSE-SED-001"):
         item = run.requirement(optional)
         assert (item["outcome"], item["skip"]) == ("skipped", "not-applicable")
@@ -287,6 +499,27 @@ def test_a_signed_report_verifies_and_a_tampered_one_is_refused(
     assert cli.main(["verify", str(tampered), "--trust", str(tmp_path / "federation.pub")]) == 1
     refusal = capsys.readouterr().err.strip()
     assert "[report.signature]" in refusal and len(refusal.splitlines()) == 1
+
+
+@pytest.mark.parametrize("edited", ["report.html", "junit.xml"])
+def test_an_edited_page_or_junit_file_is_refused(
+    run_cli: RunCli, tmp_path: Path, edited: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    federation = keys.generate_signing_key()
+    keys.write_signing_key(tmp_path / "federation.key", federation)
+    keys.write_public_key(tmp_path / "federation.pub", keys.signing_public_raw(federation))
+    run = run_cli("ocmwdata", "--sign-with", str(tmp_path / "federation.key"))
+    copy = tmp_path / "published"
+    copy.mkdir()
+    for name in ("report.json", "report.json.sig", "report.html", "junit.xml"):
+        (copy / name).write_bytes((run.report_dir / name).read_bytes())
+    trust = ["--trust", str(tmp_path / "federation.pub")]
+    assert cli.main(["verify", str(copy), *trust]) == 0
+    (copy / edited).write_bytes((copy / edited).read_bytes() + b"<!-- all passed -->\n")
+    capsys.readouterr()
+    assert cli.main(["verify", str(copy), *trust]) == 1
+    refusal = capsys.readouterr().err.strip()
+    assert edited in refusal and len(refusal.splitlines()) == 1
 
 
 def test_an_unsigned_report_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
@@ -416,4 +649,4 @@ def test_the_pytest_plugin_runs_the_same_checks(tmp_path: Path) -> None:
         for case in etree.parse(str(junit)).iter("testcase")
         if case.find("failure") is not None
     }
-    assert failed == {EXPECTED_FAILURE[CrashOnUnknown.name]}
+    assert failed == {EXPECTED_FAILURE[CrashOnUnknown]}

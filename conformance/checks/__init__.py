@@ -21,7 +21,18 @@ reports the defect.
 from __future__ import annotations
 
 # Importing the modules registers their checks.
-from . import describing, exporting, importing, minimality, optional, robustness, round_trips
+from . import (
+    describing,
+    exporting,
+    importing,
+    lifecycle,
+    minimality,
+    optional,
+    robustness,
+    round_trips,
+    side_channels,
+    speed,
+)
 from .registry import CHECKS, Case, Check, CheckFunction, Evidence, all_cases, check, checks
 
 __all__ = [
@@ -36,8 +47,11 @@ __all__ = [
     "describing",
     "exporting",
     "importing",
+    "lifecycle",
     "minimality",
     "optional",
     "robustness",
     "round_trips",
+    "side_channels",
+    "speed",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
 
 from gateway.identifiers import make_niss
 
@@ -16,7 +15,7 @@ from .observe import (
     GENERATED,
     HELD_FILE,
     NO_WAY_IN,
-    SEED,
+    OTHER_FILE,
     SEEDED_CASE,
     SEEDED_PEOPLE,
     Examination,
@@ -53,7 +52,7 @@ def _seeded_exports(ctx: Context) -> SeededExports:
         try:
             with ctx.fresh_adapter() as adapter:
                 try:
-                    numbers = list(seedable(adapter).seed(SEEDED_PEOPLE, seed=SEED))
+                    numbers = list(seedable(adapter).seed(SEEDED_PEOPLE, seed=ctx.seed))
                 except Exception as exc:
                     return fails_on_error("seed", exc)
                 found: list[tuple[str, Examination | Failed]] = []
@@ -136,8 +135,11 @@ def export_keeps_rules_beyond_xsd(ctx: Context, case: Case) -> Evidence:
 
 # -------------------------------------------------------------- DSE-EXP-003
 
-UNKNOWN_NISS: Final = make_niss(dt.date(1961, 4, 23), 517)
-UNKNOWN_BIS: Final = make_niss(dt.date(1983, 11, 2), 611, bis_offset=40)
+
+def _unknown_number(ctx: Context, kind: str) -> str:
+    """A check-digit-valid number nobody in the run holds, drawn from the run's seed."""
+    template = make_niss(dt.date(1961, 4, 23), 517, bis_offset=40 if kind == "bis" else 0)
+    return ctx.people.person_number(template, f"unknown-{kind}")
 
 
 @check(
@@ -150,10 +152,10 @@ UNKNOWN_BIS: Final = make_niss(dt.date(1983, 11, 2), 611, bis_offset=40)
 )
 def unknown_person_gives_none(ctx: Context, case: Case) -> Evidence:
     """A check-digit-valid number nobody holds exports ``None``."""
-    number = UNKNOWN_BIS if case.param == "bis" else UNKNOWN_NISS
+    number = _unknown_number(ctx, "bis" if case.param == "bis" else "niss")
     with ctx.fresh_adapter() as adapter:
         if case.param == "held":
-            give_people(ctx, adapter, [corpus.valid_dossier(HELD_FILE)])
+            give_people(ctx, adapter, [ctx.dossier(HELD_FILE)])
         try:
             value = ctx.export(adapter, number)
         except Exception as exc:
@@ -176,7 +178,7 @@ def unknown_person_gives_none(ctx: Context, case: Case) -> Evidence:
 @check(reqs.EXP_004, one_case("source-is-own-cpas", "a dossier received from another CPAS"))
 def export_names_own_cpas(ctx: Context, case: Case) -> Evidence:
     """``source.cpas_id`` of an export is the CPAS the adapter serves."""
-    received = corpus.valid_dossier(HELD_FILE)
+    received = ctx.dossier(HELD_FILE)
     with ctx.fresh_adapter() as adapter:
         number = give_people(ctx, adapter, [received])[0]
         try:
@@ -194,5 +196,69 @@ def export_names_own_cpas(ctx: Context, case: Case) -> Evidence:
             f"the export names {dossier.source.cpas_id} as source, not the adapter's "
             f"own CPAS {ctx.cpas_id}",
             evidence | {"receivedFrom": received.source.cpas_id},
+        )
+    return evidence
+
+
+# -------------------------------------------------------------- DSE-EXP-005
+
+
+@check(
+    reqs.EXP_005,
+    one_case("passed-on", "two dossiers received from two other CPAS, exported again"),
+)
+def passed_on_under_own_reference(ctx: Context, case: Case) -> Evidence:
+    """A received dossier is passed on under the exporting CPAS's case reference and contact."""
+    received = [ctx.dossier(HELD_FILE), ctx.dossier(OTHER_FILE)]
+    with ctx.fresh_adapter() as adapter:
+        give_people(ctx, adapter, received)
+        exports = []
+        for dossier in received:
+            try:
+                value = ctx.export(adapter, dossier.person.number)
+            except Exception as exc:
+                raise fails_on_error("export_dossier of a person received", exc) from exc
+            if value is None:
+                raise Failed("export_dossier gave no dossier for a person it holds")
+            exports.append(as_dossier(value))
+    evidence: Evidence = {
+        "received": [
+            {
+                "caseReference": item.source.case_reference,
+                "mailbox": item.source.contact.mailbox,
+                "phone": item.source.contact.phone,
+            }
+            for item in received
+        ],
+        "exported": [
+            {
+                "caseReference": item.source.case_reference,
+                "mailbox": item.source.contact.mailbox,
+                "phone": item.source.contact.phone,
+            }
+            for item in exports
+        ],
+    }
+    for sent, got in zip(received, exports, strict=True):
+        if got.source.case_reference == sent.source.case_reference:
+            raise Failed(
+                f"the dossier is passed on under its sender's case reference "
+                f"{sent.source.case_reference!r}, not the exporting CPAS's own",
+                evidence,
+            )
+        contact, theirs = got.source.contact, sent.source.contact
+        if contact.mailbox == theirs.mailbox or (
+            theirs.phone is not None and contact.phone == theirs.phone
+        ):
+            raise Failed(
+                f"the dossier is passed on with its sender's contact point "
+                f"{theirs.mailbox!r}, not the exporting CPAS's own",
+                evidence,
+            )
+    if exports[0].source.contact != exports[1].source.contact:
+        raise Failed(
+            "two exports of one CPAS give two different contact points: the contact must be "
+            "the exporting CPAS's own, whoever sent the dossier",
+            evidence,
         )
     return evidence

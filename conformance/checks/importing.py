@@ -8,7 +8,6 @@ from typing import Any, Final
 from gateway.adapters import ImportResult
 from gateway.dossier import Dossier
 
-from .. import corpus
 from .. import requirements as reqs
 from ..context import Context, describe_exception
 from ..outcomes import Failed, NotJudged
@@ -23,7 +22,7 @@ _IMPORT_CASES: Final = (
 )
 
 
-def _import_result(value: object, which: str) -> ImportResult:
+def import_result(value: object, which: str) -> ImportResult:
     if not isinstance(value, ImportResult):
         raise Failed(
             f"the {which} import returned {type(value).__name__}, not gateway.adapters.ImportResult"
@@ -38,10 +37,10 @@ def first_import_creates(ctx: Context, case: Case) -> Evidence:
     """A first import reports ``created`` and a local reference."""
     with ctx.fresh_adapter() as adapter:
         try:
-            value = ctx.import_(adapter, corpus.valid_dossier(case.param))
+            value = ctx.import_(adapter, ctx.dossier(case.param))
         except Exception as exc:
             raise fails_on_error("import_dossier", exc) from exc
-    result = _import_result(value, "first")
+    result = import_result(value, "first")
     if result.created is not True:
         raise Failed(
             "the first import of a message reported created=False",
@@ -53,7 +52,7 @@ def first_import_creates(ctx: Context, case: Case) -> Evidence:
 # -------------------------------------------------------------- DSE-IMP-002
 
 
-def _content(dossier: Dossier) -> dict[str, Any]:
+def content(dossier: Dossier) -> dict[str, Any]:
     """What an export says, without what each export makes anew (its id and time)."""
     return dossier.model_dump(mode="json", exclude={"dossier_id", "created_at"})
 
@@ -61,13 +60,13 @@ def _content(dossier: Dossier) -> dict[str, Any]:
 @check(reqs.IMP_002, lambda: _IMPORT_CASES)
 def duplicate_import_is_one_record(ctx: Context, case: Case) -> Evidence:
     """The same message id twice: ``created`` false, same reference, nothing changed."""
-    dossier = corpus.valid_dossier(case.param)
+    dossier = ctx.dossier(case.param)
     message_id = str(uuid.uuid4())
     counts = ctx.has("inspect")
     exports = ctx.has("export")
     with ctx.fresh_adapter() as adapter:
         try:
-            first = _import_result(ctx.import_(adapter, dossier, message_id), "first")
+            first = import_result(ctx.import_(adapter, dossier, message_id), "first")
         except Failed as exc:
             # What a first import returns is DSE-IMP-001's; a duplicate needs a good first.
             raise NotJudged(f"the first import failed ({exc.message})", by=reqs.IMP_001.id) from exc
@@ -79,7 +78,7 @@ def duplicate_import_is_one_record(ctx: Context, case: Case) -> Evidence:
         except Exception as exc:
             raise fails_on_error("reading back after the first import", exc) from exc
         try:
-            second = _import_result(ctx.import_(adapter, dossier, message_id), "second")
+            second = import_result(ctx.import_(adapter, dossier, message_id), "second")
         except Failed:
             raise
         except Exception as exc:
@@ -112,7 +111,7 @@ def duplicate_import_is_one_record(ctx: Context, case: Case) -> Evidence:
         # DSE-EXP-001/002's business.
         old = as_dossier(exported_before, what="the export before the duplicate")
         new = as_dossier(exported_after, what="the export after the duplicate")
-        if _content(old) != _content(new):
+        if content(old) != content(new):
             found = differences(old, new)
             raise Failed("the export changed after the duplicate", evidence | {"changes": found})
     return evidence

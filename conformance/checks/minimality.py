@@ -10,18 +10,18 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from gateway import hardened_xml
 from gateway.dossier import Dossier
 from gateway.errors import GatewayError
 from gateway.synthetic import FamilyMember, SensitiveData
 
-from .. import corpus
 from .. import requirements as reqs
 from ..context import Context
-from ..outcomes import Failed
-from .observe import HELD_FILE, OTHER_FILE, fails_on_error, give_people, planter
+from ..outcomes import Failed, NotJudged
+from .importing import content
+from .observe import HELD_FILE, OTHER_FILE, as_dossier, fails_on_error, give_people, planter
 from .registry import Case, Evidence, check
 
 
@@ -41,7 +41,8 @@ class Marker:
 
 def _token() -> str:
     # Letters only: the token could be smuggled even into a name, and is
-    # still found there.
+    # still found there. Drawn afresh (not from the run's seed): a replayed run
+    # must not give an adapter markers it could have kept from the first.
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
 
 
@@ -67,6 +68,14 @@ def make_markers(kind: str) -> tuple[SensitiveData, list[Marker]]:
             f"Refus {b} : ressources du partenaire au-delà du seuil",
         ],
         "family-members": [f"Zoë {a.capitalize()}", f"{b.capitalize()}-Nguyễn"],
+        "addresses": [
+            f"Rue de l'Église {a} 14 bte 3, 4000 Liège",
+            f"Kerkstraat {b} 7, 9000 Gent",
+        ],
+        "health-data": [
+            f"Diabète de type 2 {a}, insuline — médecin traitant Dr Lemaître",
+            f"Opname psychiatrie {b}: 3 weken, ontslag met nazorg",
+        ],
     }
     first, second = texts[kind]
     if kind == "notes":
@@ -77,6 +86,10 @@ def make_markers(kind: str) -> tuple[SensitiveData, list[Marker]]:
         sensitive = SensitiveData(sanctions=(first, second))
     elif kind == "refused-applications":
         sensitive = SensitiveData(refused_applications=((first, second),))
+    elif kind == "addresses":
+        sensitive = SensitiveData(addresses=(first, second))
+    elif kind == "health-data":
+        sensitive = SensitiveData(health_data=(first, second))
     else:
         sensitive = SensitiveData(
             family_members=(
@@ -93,6 +106,8 @@ MARKER_KINDS: Final = (
     ("sanctions", "sanctions"),
     ("refused-applications", "a refused application and its reason"),
     ("family-members", "family members' names"),
+    ("addresses", "addresses"),
+    ("health-data", "health data"),
 )
 
 
@@ -182,8 +197,8 @@ def nothing_sensitive_leaves(ctx: Context, case: Case) -> Evidence:
             "PlantsSensitiveData test hook (gateway.adapters.PlantsSensitiveData), so the suite "
             "cannot plant the data that must never leave"
         )
-    planted_on = corpus.valid_dossier(HELD_FILE)
-    other = corpus.valid_dossier(OTHER_FILE)
+    planted_on = ctx.dossier(HELD_FILE)
+    other = ctx.dossier(OTHER_FILE)
     sensitive, markers = make_markers(case.id)
     with ctx.fresh_adapter() as adapter:
         numbers = give_people(ctx, adapter, [planted_on, other])
@@ -216,3 +231,85 @@ def nothing_sensitive_leaves(ctx: Context, case: Case) -> Evidence:
                     {"leaks": leaks, "exportOf": whose},
                 )
     return {"markers": [marker.text for marker in markers], "exportsSearched": searched}
+
+
+# -------------------------------------------------------------- DSE-MIN-002
+
+STRUCTURE_KINDS: Final = (
+    *MARKER_KINDS[:4],
+    ("family-members", "household members"),
+    *MARKER_KINDS[5:],
+)
+
+
+def _export_content(
+    ctx: Context, adapter: Any, number: str, markers: Sequence[Marker] = ()
+) -> dict[str, Any]:
+    try:
+        value = ctx.export(adapter, number)
+    except Exception as exc:
+        raise fails_on_error("export_dossier", exc) from exc
+    if value is None:
+        raise Failed("export_dossier gave no dossier for a person it holds")
+    if markers and find_markers(value, markers):
+        # The planted text itself left: DSE-MIN-001 reports that leak.
+        raise NotJudged("the planted text itself appears in the export", by=reqs.MIN_001.id)
+    return content(as_dossier(value))
+
+
+@check(
+    reqs.MIN_002,
+    lambda: [
+        Case(kind, f"{label}: the exports before and after planting")
+        for kind, label in STRUCTURE_KINDS
+    ],
+)
+def planting_changes_nothing(ctx: Context, case: Case) -> Evidence:
+    """Exports before and after planting non-minimal data are equal, field by field."""
+    if not ctx.has("plant"):
+        raise NotJudged("the adapter has no planting hook", by=reqs.MIN_001.id)
+    people = [ctx.dossier(HELD_FILE), ctx.dossier(OTHER_FILE)]
+    sensitive, markers = make_markers(case.id)
+    with ctx.fresh_adapter() as adapter:
+        numbers = give_people(ctx, adapter, people)
+        before = [_export_content(ctx, adapter, number) for number in numbers]
+        try:
+            planter(adapter).add_sensitive(numbers[0], sensitive)
+        except Exception as exc:
+            raise fails_on_error("add_sensitive", exc) from exc
+        after = [_export_content(ctx, adapter, number, markers) for number in numbers]
+    for index, (old, new) in enumerate(zip(before, after, strict=True)):
+        if old != new:
+            found = _content_differences(old, new)
+            whose = "the person it was planted on" if index == 0 else "another person"
+            raise Failed(
+                f"planting {dict(STRUCTURE_KINDS)[case.id]} changed the export of {whose} "
+                f"in {len(found)} place(s), first {found[0]['field']}",
+                {"exportOf": whose, "differences": len(found), "first": found[:5]},
+            )
+    return {"exportsCompared": len(before) * 2}
+
+
+def _content_differences(old: Any, new: Any, path: str = "") -> list[Evidence]:
+    """Where two dumped exports differ: dotted paths with the value before and after."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[Evidence] = []
+        for key in sorted(set(old) | set(new)):
+            found += _content_differences(old.get(key), new.get(key), f"{path}.{key}".lstrip("."))
+        return found
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            added = [item for item in new if item not in old][:3]
+            return [
+                {
+                    "field": path,
+                    "before": f"{len(old)} item(s)",
+                    "after": f"{len(new)} item(s)",
+                    "added": added,
+                }
+            ]
+        found = []
+        for index, (left, right) in enumerate(zip(old, new, strict=True)):
+            found += _content_differences(left, right, f"{path}[{index}]")
+        return found
+    return [] if old == new else [{"field": path, "before": old, "after": new}]

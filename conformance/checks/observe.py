@@ -24,8 +24,6 @@ from .registry import Case, Evidence
 SEEDED_PEOPLE: Final = 20
 """How many seeded people the ``seeded-people`` case exports."""
 
-SEED: Final = 20_251_128
-"""The seed given to ``Seedable.seed``: any fixed number, so a run can be repeated."""
 
 NAME_FIELDS: Final = frozenset({"person.family_name", "person.given_names"})
 
@@ -140,6 +138,7 @@ class RoundTrip:
     :param failure: the import or export raised, or no dossier came back.
     :param exam: the export, examined.
     :param seconds: import and export time.
+    :param value: the export as the adapter returned it.
     """
 
     source: Dossier
@@ -147,6 +146,7 @@ class RoundTrip:
     failure: Failed | None = None
     exam: Examination | None = None
     seconds: tuple[float, float] = (0.0, 0.0)
+    value: object = None
 
     def examined(self) -> Examination:
         """The examined export; raises the failure when the round trip did not complete."""
@@ -179,14 +179,14 @@ def _observe_round_trip(ctx: Context, dossier: Dossier) -> RoundTrip:
     if value is None:
         failure = Failed("export_dossier gave no dossier for the person just imported")
         return RoundTrip(dossier, result, failure)
-    return RoundTrip(dossier, result, None, examine(value), (imported, exported))
+    return RoundTrip(dossier, result, None, examine(value), (imported, exported), value)
 
 
 def case_round_trip(ctx: Context, case: Case) -> RoundTrip:
     """The round trip of the dossier a case is about: a corpus file or the generated history."""
     if case.param == GENERATED_CASE:
-        return round_trip(ctx, GENERATED_CASE, corpus.generated_history)
-    return round_trip(ctx, case.param, lambda: corpus.valid_dossier(case.param))
+        return round_trip(ctx, GENERATED_CASE, ctx.people.generated_history)
+    return round_trip(ctx, case.param, lambda: ctx.dossier(case.param))
 
 
 def round_trip_owner(case: Case) -> str:
@@ -279,7 +279,7 @@ def give_people(ctx: Context, adapter: Adapter, dossiers: Sequence[Dossier]) -> 
         return numbers
     if ctx.has("seed"):
         try:
-            numbers = list(seedable(adapter).seed(len(dossiers), seed=SEED))
+            numbers = list(seedable(adapter).seed(len(dossiers), seed=ctx.seed))
         except Exception as exc:
             raise fails_on_error("seed", exc) from exc
         if len(numbers) != len(dossiers):

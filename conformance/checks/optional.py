@@ -5,7 +5,6 @@ from __future__ import annotations
 from gateway.errors import GatewayError
 from gateway.identifiers import validate_person_number
 
-from .. import corpus
 from .. import requirements as reqs
 from ..context import Context
 from ..outcomes import Failed
@@ -27,7 +26,7 @@ from .registry import Case, Evidence, check, one_case
 @check(reqs.INS_001, one_case("count-and-list", "an empty store, then three people"))
 def inspectable_tells_the_truth(ctx: Context, case: Case) -> Evidence:
     """``count_persons`` and ``list_person_numbers`` agree with what the store holds."""
-    people = [corpus.valid_dossier(name) for name in (HELD_FILE, BIS_FILE, OTHER_FILE)]
+    people = [ctx.dossier(name) for name in (HELD_FILE, BIS_FILE, OTHER_FILE)]
     with ctx.fresh_adapter() as adapter:
         try:
             empty_count = inspectable(adapter).count_persons()

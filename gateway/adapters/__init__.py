@@ -67,6 +67,7 @@ from gateway.adapters.protocol import (
     Inspectable,
     PlantsSensitiveData,
     Seedable,
+    SimulatesOutage,
 )
 from gateway.adapters.spec import impl
 
@@ -80,6 +81,7 @@ __all__ = [
     "Inspectable",
     "PlantsSensitiveData",
     "Seedable",
+    "SimulatesOutage",
     "impl",
     "load_adapters",
 ]

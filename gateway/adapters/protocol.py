@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +114,23 @@ class PlantsSensitiveData(Protocol):
 
     def add_sensitive(self, person_number: str, sensitive: SensitiveData) -> None:
         """Store notes, activation measures, sanctions, refusals and family members."""
+        ...
+
+
+@runtime_checkable
+class SimulatesOutage(Protocol):
+    """Optional test hook: make the vendor's store unavailable, as a real outage would.
+
+    While the context is open, the store cannot be reached (its server down,
+    its folder gone); every call must raise
+    :class:`~gateway.errors.AdapterError` with ``transient=True``, and once
+    the context has closed the adapter must work again without being rebuilt.
+    The conformance suite uses it to prove that an outage is retried, not
+    dead-lettered. Never called by a running node.
+    """
+
+    def store_unavailable(self) -> AbstractContextManager[None]:
+        """The store is unreachable until the returned context closes."""
         ...
 
 

@@ -361,6 +361,8 @@ class FicheSocialeAdapter:
         sanctions: Iterable[str] = (),
         refused_applications: Iterable[tuple[str, str] | str] = (),
         family_members: Iterable[FamilyMember | str] = (),
+        addresses: Iterable[str] = (),
+        health_data: Iterable[str] = (),
     ) -> None:
         """Add sensitive data to an existing fiche (for tests that check it never leaves).
 
@@ -386,9 +388,27 @@ class FicheSocialeAdapter:
                 sanctions=sanctions,
                 refused_applications=refused_applications,
                 family_members=family_members,
+                addresses=addresses,
+                health_data=health_data,
             )
             dialect.add_sensitive(fiche, planted)
             write_atomically(path, _to_json(fiche))
+
+    @contextlib.contextmanager
+    def store_unavailable(self) -> Iterator[None]:
+        """Test hook: the folder is unreachable until the block ends (see ``SimulatesOutage``).
+
+        The folder is moved aside and put back, so every call meets a missing
+        folder, as when a network share is down.
+        """
+        aside = self.folder.with_name(f".{self.folder.name}.unreachable-{secrets.token_hex(4)}")
+        with self._lock:
+            os.rename(self.folder, aside)
+        try:
+            yield
+        finally:
+            with self._lock:
+                os.rename(aside, self.folder)
 
     def list_person_numbers(self) -> list[str]:
         """The person numbers that have a fiche, sorted."""

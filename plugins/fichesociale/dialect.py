@@ -476,8 +476,12 @@ def add_sensitive(fiche: dict[str, Any], sensitive: SensitiveData) -> dict[str, 
         "sanctions": list(sensitive.sanctions),
         "demandes_refusees": [demande_refusee_from(r) for r in sensitive.refused_applications],
         "membres_du_menage": [membre_from(m) for m in sensitive.family_members],
+        "adresses": list(sensitive.addresses),
+        "donnees_sante": list(sensitive.health_data),
     }
     for field, values in additions.items():
+        if not values and field not in SENSITIVE_FIELDS:
+            continue
         current = fiche.get(field)
         fiche[field] = [*(current if isinstance(current, list) else []), *values]
     return fiche

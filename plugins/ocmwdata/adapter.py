@@ -18,12 +18,13 @@ writers take turns through the database's own locks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -92,6 +93,10 @@ _INSERT_SENSITIVE: Final = {
     "gezinsleden": (
         "INSERT INTO gezinsleden (client_nr, naam, relatie, geboortedatum, maandinkomen_cent)"
         " VALUES (?, ?, ?, ?, ?)"
+    ),
+    "adressen": "INSERT INTO adressen (client_nr, adres, sinds) VALUES (?, ?, ?)",
+    "gezondheidsgegevens": (
+        "INSERT INTO gezondheidsgegevens (client_nr, omschrijving, datum) VALUES (?, ?, ?)"
     ),
 }
 
@@ -408,6 +413,8 @@ class OcmwdataAdapter:
         sanctions: Iterable[str] = (),
         refused_applications: Iterable[tuple[str, str] | str] = (),
         family_members: Iterable[FamilyMember | str] = (),
+        addresses: Iterable[str] = (),
+        health_data: Iterable[str] = (),
     ) -> None:
         """Plant sensitive data on an existing person, for tests that look for leaks.
 
@@ -423,6 +430,8 @@ class OcmwdataAdapter:
             sanctions=sanctions,
             refused_applications=refused_applications,
             family_members=family_members,
+            addresses=addresses,
+            health_data=health_data,
         )
         number = _compact_person_number(person_number)
         with self._lock, self._db.transaction(write=True) as session:
@@ -433,6 +442,18 @@ class OcmwdataAdapter:
                 )
             for table, rows in _sensitive_rows(client[0], planted, dt.date.today()).items():
                 session.executemany(_INSERT_SENSITIVE[table], rows)
+
+    @contextlib.contextmanager
+    def store_unavailable(self) -> Iterator[None]:
+        """Test hook: the database is unreachable until the block ends (see ``SimulatesOutage``)."""
+        outage = self._db.unreachable()
+        with self._lock:
+            outage.__enter__()
+        try:
+            yield
+        finally:
+            with self._lock:
+                outage.__exit__(None, None, None)
 
     def list_person_numbers(self) -> list[str]:
         """The NISS or BIS number of every client, in the order they were added."""
@@ -547,4 +568,6 @@ def _sensitive_rows(
             )
             for member in sensitive.family_members
         ],
+        "adressen": [(client_nr, text, datum) for text in sensitive.addresses],
+        "gezondheidsgegevens": [(client_nr, text, datum) for text in sensitive.health_data],
     }

@@ -12,12 +12,14 @@ be reached, is locked or dropped the connection, ``adapter.failed`` otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -228,6 +230,30 @@ class Database:
         finally:
             cursor.close()
 
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """Test hook: until the block ends, the database cannot be reached.
+
+        The connection is dropped and every new one is attempted where no
+        database can be: a SQLite file in a folder that does not exist, a
+        PostgreSQL server on a closed port. The drivers' own errors then take
+        the adapter's ordinary path (:meth:`_translate`), as in a real outage.
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error, psycopg.Error):
+                conn.close()
+        url = self.url
+        self.url = _unreachable(url, self.dialect)
+        try:
+            yield
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error, psycopg.Error):
+                    conn.close()
+            self.url = url
+
     def create_schema(self) -> None:
         """Create the vendor tables when absent (harmless when present)."""
         with self.transaction(write=True) as session:
@@ -250,3 +276,14 @@ class Database:
             )
         log.error("OCMWdata database error: %s", reason)
         return AdapterError(f"The OCMWdata database refused the operation ({reason}).")
+
+
+def _unreachable(url: str, dialect: Dialect) -> str:
+    """Where ``url``'s database cannot be: a missing folder, or a closed local port."""
+    if dialect == "sqlite":
+        path = sqlite_path(url)
+        return f"{path}.unreachable/database.sqlite3"
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:1" if credentials else "127.0.0.1:1"
+    return urlunsplit(parts._replace(netloc=netloc))

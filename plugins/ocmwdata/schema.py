@@ -94,11 +94,25 @@ CREATE TABLE IF NOT EXISTS gezinsleden (
     geboortedatum              TEXT,
     maandinkomen_cent          INTEGER
 );
+CREATE TABLE IF NOT EXISTS adressen (
+    adres_nr                   {pk},
+    client_nr                  {ref} NOT NULL REFERENCES clienten (client_nr),
+    adres                      TEXT NOT NULL,
+    sinds                      TEXT
+);
+CREATE TABLE IF NOT EXISTS gezondheidsgegevens (
+    gegeven_nr                 {pk},
+    client_nr                  {ref} NOT NULL REFERENCES clienten (client_nr),
+    omschrijving               TEXT NOT NULL,
+    datum                      TEXT
+);
 CREATE INDEX IF NOT EXISTS notities_client ON notities (client_nr);
 CREATE INDEX IF NOT EXISTS activeringsmaatregelen_client ON activeringsmaatregelen (client_nr);
 CREATE INDEX IF NOT EXISTS sancties_client ON sancties (client_nr);
 CREATE INDEX IF NOT EXISTS geweigerde_aanvragen_client ON geweigerde_aanvragen (client_nr);
 CREATE INDEX IF NOT EXISTS gezinsleden_client ON gezinsleden (client_nr);
+CREATE INDEX IF NOT EXISTS adressen_client ON adressen (client_nr);
+CREATE INDEX IF NOT EXISTS gezondheidsgegevens_client ON gezondheidsgegevens (client_nr);
 """
 
 SENSITIVE_TABLES: Final = (
@@ -107,6 +121,8 @@ SENSITIVE_TABLES: Final = (
     "sancties",
     "geweigerde_aanvragen",
     "gezinsleden",
+    "adressen",
+    "gezondheidsgegevens",
 )
 """Tables an export never reads."""
 
