@@ -189,13 +189,16 @@ VOL_001: Final = Requirement(
 
 IMP_001: Final = Requirement(
     id="DSE-IMP-001",
-    title="A first import reports a new record (`created` true) and the vendor system's "
-    "reference for it.",
-    why="The receipt a sender gets quotes the receiver's reference; the journal records "
-    "what was created.",
+    title="An import under a message id not seen before reports `created` true, also when it "
+    "updates a person already held, and the vendor system's reference for the record.",
+    why="The receipt a sender gets quotes the receiver's reference; the journal records that "
+    "the message was stored, and `created` false is kept for a redelivery, which changed "
+    "nothing.",
     how="A fresh adapter imports `everything-present.xml` (a NISS) and "
     "`bis-number-sex-known.xml` (a BIS number): each returns an `ImportResult` with "
-    "`created` true and a non-empty `local_reference`.",
+    "`created` true and a non-empty `local_reference`. In a third case the person of "
+    "`everything-present.xml` is imported again under a second new message id: `created` "
+    "must be true again, with the same `local_reference`, the reference of the person's record.",
     mandatory=True,
     capability=("import",),
 )

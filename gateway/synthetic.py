@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from gateway.directory import sample_contact
 from gateway.dossier import (
     AidKind,
-    ContactPoint,
     Decision,
     DecisionStatus,
     Dossier,
@@ -283,9 +283,7 @@ def make_beneficiary(
         source=Source(
             cpas_id=cpas_id,
             case_reference=f"{rng.randint(2015, 2026)}/{rng.randint(1, 99999):05d}",
-            contact=ContactPoint(
-                mailbox=f"service.social@cpas-{cpas_id}.example.be", phone="+3225550100"
-            ),
+            contact=sample_contact(cpas_id),
         ),
         person=Person(
             niss=None if bis else number,

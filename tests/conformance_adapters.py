@@ -190,6 +190,19 @@ class DoubleImport(Wrapper):
         return super().import_dossier(dossier, message_id=f"{message_id}/{uuid.uuid4()}")
 
 
+class CreatedMeansNewPerson(Wrapper):
+    """Reports ``created`` false when a new message updates a person already held, as if
+    ``created`` meant "a new person" (breaks DSE-IMP-001)."""
+
+    name = "broken-created-means-new-person"
+    wraps = FicheSocialeAdapter
+
+    def import_dossier(self, dossier: Dossier, *, message_id: str) -> ImportResult:
+        held = self.inner.export_dossier(dossier.person.number) is not None
+        result = self.inner.import_dossier(dossier, message_id=message_id)
+        return dataclasses.replace(result, created=result.created and not held)
+
+
 class BadCheckDigits(Wrapper):
     """Exports the person number with its check digits off by one (breaks DSE-EXP-002).
 
@@ -622,6 +635,7 @@ EXPECTED_FAILURE: Final = {
     LostDiacritics: "DSE-TXT-001",
     ComposesNames: "DSE-TXT-001",
     DoubleImport: "DSE-IMP-002",
+    CreatedMeansNewPerson: "DSE-IMP-001",
     BadCheckDigits: "DSE-EXP-002",
     CrashOnUnknown: "DSE-EXP-003",
     NeverCommits: "DSE-PER-001",

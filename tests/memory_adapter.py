@@ -15,6 +15,12 @@ from gateway.synthetic import SensitiveData
 class MemoryAdapter(Seeding, Planting, Listing):
     """A vendor store held in dictionaries, with a switch to make it fail."""
 
+    def _reach(self) -> None:
+        """Every use of the store fails with :attr:`failure` while one is set."""
+        self.threads.add(threading.get_ident())
+        if self.failure is not None:
+            raise self.failure
+
     info = AdapterInfo(name="memory", vendor="Test", product="Memory", version="1")
     suite_options = {"folder": "{workdir}/memory"}  # noqa: RUF012
 
@@ -27,10 +33,8 @@ class MemoryAdapter(Seeding, Planting, Listing):
         self.threads: set[int] = set()
 
     def read_dossier(self, person_number: str) -> Dossier | None:
-        self.threads.add(threading.get_ident())
         self.reads.append(person_number)
-        if self.failure is not None:
-            raise self.failure
+        self._reach()
         stored = self.people.get(person_number)
         if stored is None:
             return None
@@ -40,10 +44,12 @@ class MemoryAdapter(Seeding, Planting, Listing):
         )
 
     def write_dossier(self, dossier: Dossier) -> str:
+        self._reach()
         self.people[dossier.person.number] = dossier
         return f"M-{dossier.person.number[-4:]}"
 
     def find_message(self, message_id: str) -> str | None:
+        self._reach()
         return self.messages.get(message_id)
 
     def record_message(self, message_id: str, local_reference: str, dossier: Dossier) -> None:
@@ -56,7 +62,14 @@ class MemoryAdapter(Seeding, Planting, Listing):
         return True
 
     def person_numbers(self) -> list[str]:
+        self._reach()
         return list(self.people)
+
+    def make_store_unavailable(self) -> None:
+        self.failure = ConnectionRefusedError("the store's server is down")
+
+    def make_store_available(self) -> None:
+        self.failure = None
 
 
 class MemoryPlugin:

@@ -15,6 +15,7 @@ from gateway.adapters import (
     Inspectable,
     PlantsSensitiveData,
     Seedable,
+    SimulatesOutage,
     load_adapters,
 )
 from gateway.adapters.base import Seeding, person_number_or_none
@@ -36,7 +37,14 @@ def adapter() -> MemoryAdapter:
 
 
 def test_an_adapter_on_the_base_class_offers_every_protocol(adapter: MemoryAdapter) -> None:
-    for protocol in (Adapter, BatchImporter, Seedable, Inspectable, PlantsSensitiveData):
+    for protocol in (
+        Adapter,
+        BatchImporter,
+        Seedable,
+        Inspectable,
+        PlantsSensitiveData,
+        SimulatesOutage,
+    ):
         assert isinstance(adapter, protocol)
 
 
@@ -113,6 +121,42 @@ def test_code_still_to_be_written_is_named_in_the_error() -> None:
     assert error.value.code == "adapter.not_written" and "read_dossier" in error.value.message
 
 
+def test_during_an_outage_every_call_is_transient_and_afterwards_all_works(
+    adapter: MemoryAdapter,
+) -> None:
+    number = person().person.number
+    adapter.import_dossier(person(), message_id="m-1")
+    with adapter.store_unavailable():
+        for call in (
+            lambda: adapter.export_dossier(number),
+            lambda: adapter.import_dossier(person(2), message_id="m-2"),
+            adapter.count_persons,
+        ):
+            with pytest.raises(AdapterError) as error:
+                call()
+            assert error.value.transient and error.value.code == "adapter.unavailable"
+    assert adapter.export_dossier(number) is not None
+    assert adapter.import_dossier(person(2), message_id="m-2").created
+
+
+def test_the_store_comes_back_when_the_outage_block_ends_with_an_error(
+    adapter: MemoryAdapter,
+) -> None:
+    with pytest.raises(KeyError), adapter.store_unavailable():
+        raise KeyError("the test gave up")
+    assert adapter.count_persons() == 0
+
+
+def test_an_outage_hook_still_to_be_written_is_named_in_the_error() -> None:
+    class Unwritten(Seeding):
+        info = AdapterInfo(name="u", vendor="Test", product="Unwritten", version="1")
+
+    with pytest.raises(AdapterError) as error, Unwritten(CPAS, {}).store_unavailable():
+        pass
+    assert error.value.code == "adapter.not_written"
+    assert "make_store_unavailable" in error.value.message
+
+
 def test_a_closed_adapter_refuses_with_a_project_error(adapter: MemoryAdapter) -> None:
     adapter.close()
     adapter.close()
@@ -149,6 +193,26 @@ def test_planting_on_a_person_the_store_does_not_hold_is_refused(adapter: Memory
     with pytest.raises(AdapterError) as error:
         adapter.add_sensitive(person().person.number, SensitiveData(notes=("x",)))
     assert error.value.code == "adapter.unknown_person"
+
+
+def test_planting_by_keyword_gives_the_vendor_code_addresses_and_health_data(
+    adapter: MemoryAdapter,
+) -> None:
+    number = person().person.number
+    adapter.import_dossier(person(), message_id="m-1")
+    adapter.add_sensitive(
+        number,
+        SensitiveData(notes=("note",)),
+        addresses=("Rue Haute 12, 1000 Bruxelles",),
+        health_data=("Diabète de type 2",),
+        refused_applications=("no cooperation",),
+    )
+    assert adapter.sensitive[number] == [
+        "note",
+        "no cooperation",
+        "Rue Haute 12, 1000 Bruxelles",
+        "Diabète de type 2",
+    ]
 
 
 def test_an_adapter_built_in_one_thread_is_called_from_another(adapter: MemoryAdapter) -> None:

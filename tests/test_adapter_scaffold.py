@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cpas_conformance.requirements import iter_requirements
 from gateway.cli import main as gateway_main
 from gateway.errors import ConfigError
 from gateway.scaffold import new_adapter_package
@@ -111,6 +112,15 @@ FILL_INS = {
     "person_numbers": """
         return [row[0] for row in self.db.execute("SELECT nummer FROM personen ORDER BY 1")]
 """,
+    "make_store_unavailable": """
+        # A database without its tables: every statement fails, as when the file is gone.
+        self.db.close()
+        self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+""",
+    "make_store_available": """
+        self.db.close()
+        self.connect()
+""",
 }
 IMPORTS = (
     "import json\nimport logging\nimport sqlite3\n"
@@ -120,8 +130,8 @@ IMPORTS = (
 _BLOCK = re.compile(r"( *)# >>> VENDOR CODE: (\w+)\n.*?# <<< VENDOR CODE\n", re.DOTALL)
 
 
-def fill_in(adapter_py: Path) -> None:
-    """Replace every marked block with the vendor's code above, as a vendor would."""
+def fill_in(adapter_py: Path, *, leave: frozenset[str] = frozenset()) -> None:
+    """Replace every marked block but those of ``leave`` with the vendor's code above."""
     text = adapter_py.read_text(encoding="utf-8")
     text = text.replace(
         "import logging\nfrom collections.abc import Mapping\n"
@@ -131,8 +141,10 @@ def fill_in(adapter_py: Path) -> None:
         "from gateway.dossier import Dossier\n",
         "from gateway.dossier import Dossier\nfrom gateway.errors import AdapterError\n",
     )
-    filled = _BLOCK.sub(lambda m: FILL_INS[m.group(2)].lstrip("\n"), text)
-    assert not _BLOCK.search(filled)
+    filled = _BLOCK.sub(
+        lambda m: m.group(0) if m.group(2) in leave else FILL_INS[m.group(2)].lstrip("\n"), text
+    )
+    assert {m.group(2) for m in _BLOCK.finditer(filled)} == leave
     adapter_py.write_text(filled, encoding="utf-8")
 
 
@@ -243,6 +255,25 @@ def test_the_unwritten_package_installs_and_fails_the_suite_only_where_code_is_m
     assert {"DSE-INF-001", "DSE-INT-001"} <= passed
 
 
+def test_a_package_without_its_outage_hook_fails_only_the_outage_requirement_naming_it(
+    environment: Path, tmp_path: Path
+) -> None:
+    folder = generate(tmp_path)
+    fill_in(
+        folder / "acme_cpas" / "adapter.py",
+        leave=frozenset({"make_store_unavailable", "make_store_available"}),
+    )
+    pip_install(environment, folder)
+    done = conformance(environment, tmp_path / "report", tmp_path)
+    assert done.returncode == 1, done.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    failed = [r for r in report["requirements"] if r["outcome"] == "failed"]
+    assert [r["id"] for r in failed] == ["DSE-ERR-002"]
+    (case,) = failed[0]["cases"]
+    assert "adapter.not_written" in case["message"]
+    assert "make_store_unavailable" in case["message"]
+
+
 def test_the_package_with_its_marked_places_written_is_conformant(
     environment: Path, tmp_path: Path
 ) -> None:
@@ -253,8 +284,12 @@ def test_the_package_with_its_marked_places_written_is_conformant(
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["conformant"] is True
-    optional = {r["id"]: r["outcome"] for r in report["requirements"]}
-    assert optional["DSE-SED-001"] == optional["DSE-INS-001"] == "passed"
+    outcomes = {r["id"]: r["outcome"] for r in report["requirements"]}
+    # Every requirement applies to it, so conformant means each mandatory one passed.
+    assert {
+        requirement.id: "passed" for requirement in iter_requirements(mandatory=True)
+    }.items() <= outcomes.items()
+    assert outcomes["DSE-SED-001"] == outcomes["DSE-INS-001"] == "passed"
 
 
 def test_the_packages_own_test_file_runs_the_suite_with_pytest(

@@ -20,6 +20,7 @@ _IMPORT_CASES: Final = (
     Case("niss-person", "a person with a NISS", HELD_FILE),
     Case("bis-person", "a person with a BIS number", BIS_FILE),
 )
+_UPDATE_CASE: Final = Case("update", "a person already held, under a new message id", HELD_FILE)
 
 
 def import_result(value: object, which: str) -> ImportResult:
@@ -32,21 +33,46 @@ def import_result(value: object, which: str) -> ImportResult:
     return value
 
 
-@check(reqs.IMP_001, lambda: _IMPORT_CASES)
-def first_import_creates(ctx: Context, case: Case) -> Evidence:
-    """A first import reports ``created`` and a local reference."""
+@check(reqs.IMP_001, lambda: (*_IMPORT_CASES, _UPDATE_CASE))
+def new_message_creates(ctx: Context, case: Case) -> Evidence:
+    """A message id not seen before reports ``created`` and a local reference.
+
+    The update case imports the person again under a second new message id:
+    ``created`` is about the message, so it is true again, with the reference
+    of the record the person already has.
+    """
+    dossier = ctx.dossier(case.param)
     with ctx.fresh_adapter() as adapter:
         try:
-            value = ctx.import_(adapter, ctx.dossier(case.param))
+            value = ctx.import_(adapter, dossier)
         except Exception as exc:
             raise fails_on_error("import_dossier", exc) from exc
-    result = import_result(value, "first")
-    if result.created is not True:
+        result = import_result(value, "first")
+        if result.created is not True:
+            raise Failed(
+                "the first import of a message reported created=False",
+                {"localReference": result.local_reference},
+            )
+        evidence: Evidence = {"localReference": result.local_reference}
+        if case.id != _UPDATE_CASE.id:
+            return evidence
+        try:
+            value = ctx.import_(adapter, dossier)
+        except Exception as exc:
+            raise fails_on_error(
+                "import_dossier of a person held, under a new message id", exc
+            ) from exc
+    update = import_result(value, "update's")
+    evidence["update"] = {"created": update.created, "localReference": update.local_reference}
+    if update.created is not True:
         raise Failed(
-            "the first import of a message reported created=False",
-            {"localReference": result.local_reference},
+            "a new message id updating a person held reported created=False: created says "
+            "whether this message was stored now, and it was",
+            evidence,
         )
-    return {"localReference": result.local_reference}
+    if update.local_reference != result.local_reference:
+        raise Failed("the update reported another reference than the person's record", evidence)
+    return evidence
 
 
 # -------------------------------------------------------------- DSE-IMP-002

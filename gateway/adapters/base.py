@@ -19,6 +19,10 @@ messages are kept -- and gets, correctly and once:
   contact of the standard ``mailbox`` and ``phone`` options;
 - **one call at a time**: the node builds the adapter in one thread and calls
   it from its worker thread; a lock serialises the calls;
+- the **outage hook** ``store_unavailable()``
+  (:class:`~gateway.adapters.SimulatesOutage`, required for certification)
+  on top of the vendor's :meth:`StoreAdapter.make_store_unavailable` and
+  :meth:`StoreAdapter.make_store_available`;
 - with the mixins, ``seed()`` (:class:`Seeding`), ``add_sensitive()``
   (:class:`Planting`) and ``list_person_numbers()``/``count_persons()``
   (:class:`Listing`) on top of the vendor's store functions.
@@ -35,10 +39,11 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from gateway.adapters.protocol import AdapterInfo, ImportResult
+from gateway.directory import sample_contact
 from gateway.dossier import ContactPoint, Dossier, build
 from gateway.errors import AdapterError, GatewayError
 from gateway.identifiers import validate_enterprise_number, validate_person_number
@@ -63,14 +68,16 @@ def person_number_or_none(value: object) -> str | None:
 def contact_from_options(cpas_id: str, options: Mapping[str, str]) -> ContactPoint:
     """The service contact of the ``mailbox`` and ``phone`` options.
 
-    The mailbox defaults to ``service.social@cpas-<cpas_id>.example.be``: a
-    placeholder a CPAS replaces with its own service mailbox, never a person's.
+    The mailbox defaults to the one the sample directory lists for the CPAS
+    (:func:`~gateway.directory.sample_contact`,
+    ``service.social@cpas-<cpas_id>.example.be``): a placeholder a CPAS
+    replaces with its own service mailbox, never a person's.
 
     :raises AdapterError: ``adapter.config`` when either option is not a valid contact.
     """
     try:
         return ContactPoint(
-            mailbox=options.get("mailbox") or f"service.social@cpas-{cpas_id}.example.be",
+            mailbox=options.get("mailbox") or sample_contact(cpas_id).mailbox,
             phone=options.get("phone") or None,
         )
     except ValueError as exc:
@@ -87,9 +94,11 @@ class StoreAdapter:
     A subclass sets :attr:`info` (and, for the conformance suite,
     :attr:`suite_options`) and writes :meth:`read_dossier`,
     :meth:`write_dossier`, :meth:`find_message` and :meth:`record_message`;
-    usually also :meth:`connect`, :meth:`disconnect` and :meth:`transaction`.
-    The methods the gateway calls -- :meth:`export_dossier`,
-    :meth:`import_dossier`, :meth:`import_batch`, :meth:`close` -- are
+    usually also :meth:`connect`, :meth:`disconnect` and :meth:`transaction`;
+    and, for the conformance suite, :meth:`make_store_unavailable` and
+    :meth:`make_store_available`. The methods the gateway (and the suite)
+    calls -- :meth:`export_dossier`, :meth:`import_dossier`,
+    :meth:`import_batch`, :meth:`close`, :meth:`store_unavailable` -- are
     written here and are not meant to be overridden.
 
     :param cpas_id: the enterprise number of the CPAS this node serves.
@@ -180,6 +189,21 @@ class StoreAdapter:
         """
         raise NotImplementedError
 
+    def make_store_unavailable(self) -> None:
+        """Make the vendor's store unreachable, as a real outage would (a test hook).
+
+        Afterwards every read and write of the store must fail the way it
+        fails when the database server is down or the folder is gone, with an
+        exception :meth:`is_transient` calls transient; :meth:`make_store_available`
+        undoes it. Only the conformance suite calls it, through
+        :meth:`store_unavailable`; never a running node.
+        """
+        raise NotImplementedError
+
+    def make_store_available(self) -> None:
+        """Undo :meth:`make_store_unavailable`: the store works again, for this same adapter."""
+        raise NotImplementedError
+
     # ------------------------------------------------------- for the vendor
 
     def new_dossier(self, *, case_reference: str, **content: Any) -> Dossier:
@@ -236,15 +260,20 @@ class StoreAdapter:
             ) from exc
 
     @contextlib.contextmanager
-    def _call(self, operation: str) -> Iterator[None]:
-        """One call of the gateway: open, guarded, alone, in one transaction of the store."""
+    def _alone(self, operation: str) -> Iterator[None]:
+        """Guarded, alone, on an adapter that is not closed."""
         with self._guard(operation), self._lock:
             if self._closed:
                 raise AdapterError(
                     f"{self.info.product}: the adapter is closed.", code="adapter.closed"
                 )
-            with self.transaction():
-                yield
+            yield
+
+    @contextlib.contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        """One call of the gateway: open, guarded, alone, in one transaction of the store."""
+        with self._alone(operation), self.transaction():
+            yield
 
     # ------------------------------------------------ called by the gateway
 
@@ -278,6 +307,22 @@ class StoreAdapter:
                 self.record_message(message_id, reference, dossier)
                 results.append(ImportResult(local_reference=reference, created=True))
         return results
+
+    @contextlib.contextmanager
+    def store_unavailable(self) -> Iterator[None]:
+        """The store is unreachable until the block ends (the ``SimulatesOutage`` hook).
+
+        Calls made inside the block meet the vendor's own failure, turned into
+        a transient :class:`AdapterError` by the guard when :meth:`is_transient`
+        agrees; the store is made available again however the block ends.
+        """
+        with self._alone("outage"):
+            self.make_store_unavailable()
+        try:
+            yield
+        finally:
+            with self._alone("end of outage"):
+                self.make_store_available()
 
     def close(self) -> None:
         """Close the store (once; later calls do nothing)."""
@@ -340,21 +385,39 @@ class Planting(StoreAdapter):
     The conformance suite plants unique markers through it and proves none
     ever leaves: :meth:`write_sensitive` must store them where the product
     really keeps notes, activation measures, sanctions, refused
-    applications and family members.
+    applications, family members, addresses and health data.
     """
 
     def write_sensitive(self, person_number: str, sensitive: SensitiveData) -> bool:
-        """Store ``sensitive`` on the person; ``False`` when the store holds no such person."""
+        """Store ``sensitive`` on the person; ``False`` when the store holds no such person.
+
+        Every field of ``sensitive`` goes where the product keeps such data,
+        ``addresses`` and ``health_data`` included; an export must read none
+        of it, and nothing in an export may change because of it.
+        """
         raise NotImplementedError
 
-    def add_sensitive(self, person_number: str, sensitive: SensitiveData) -> None:
+    def add_sensitive(
+        self,
+        person_number: str,
+        sensitive: SensitiveData | None = None,
+        **more: Iterable[Any],
+    ) -> None:
         """Put non-minimal data on a person (a test hook; never called by a running node).
+
+        Give a :class:`~gateway.synthetic.SensitiveData`, keyword lists, or
+        both, as to the reference adapters: ``more`` takes the keywords of
+        :meth:`SensitiveData.plus <gateway.synthetic.SensitiveData.plus>`
+        (``notes=``, ..., ``addresses=``, ``health_data=``; a refused
+        application may be a bare reason, a family member a bare name).
+        :meth:`write_sensitive` receives it all as one ``SensitiveData``.
 
         :raises AdapterError: ``adapter.unknown_person`` for a person the store does not hold.
         """
+        planted = (sensitive or SensitiveData()).plus(**more)
         number = person_number_or_none(person_number)
         with self._call("add_sensitive"):
-            if number is None or not self.write_sensitive(number, sensitive):
+            if number is None or not self.write_sensitive(number, planted):
                 raise AdapterError(
                     f"{self.info.product} holds no person with this number.",
                     code="adapter.unknown_person",
