@@ -17,7 +17,6 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import pika
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -26,6 +25,7 @@ from rich.table import Table
 
 from gateway.adapters import load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker_connection import BrokerTLS, connect, where
 from gateway.config import split_urls
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.envelope import Purpose
@@ -51,19 +51,15 @@ SHOWCASE = SensitiveData(
 )
 
 
-def check_broker(url: str) -> None:
+def check_broker(url: str, tls: BrokerTLS | None = None) -> None:
     """Raise one clear sentence when no broker answers."""
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    params.socket_timeout = 3
     try:
-        pika.BlockingConnection(params).close()
-    except Exception as exc:
+        connect([url], tls, timeout=3).close()
+    except BrokerError as exc:
         raise BrokerError(
-            f"No RabbitMQ broker answers at {params.host}:{params.port} ({type(exc).__name__}). "
-            "Start one (`rabbitmq-server -detached`, or `docker compose up -d rabbitmq` in this "
-            "folder) or point CPAS_GATEWAY_AMQP_URL at yours.",
-            code="broker.unavailable",
+            f"{exc.message} Start one (`rabbitmq-server -detached`, or `docker compose up -d "
+            "rabbitmq` in this folder) or point CPAS_GATEWAY_AMQP_URL at yours.",
+            code=exc.code,
         ) from None
 
 
@@ -72,10 +68,23 @@ def mask(number: str) -> str:
     return f"{number[:2]}.{number[2:4]}.{number[4:6]}-xxx.{number[9:]}"
 
 
-def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Console) -> int:
-    check_broker(split_urls(amqp_url)[0])
+def run_demo(
+    amqp_url: str,
+    *,
+    count: int,
+    workdir: Path | None,
+    console: Console,
+    tls: BrokerTLS | None = None,
+) -> int:
+    """Run the demo on the broker at ``amqp_url`` (over TLS with ``tls`` for ``amqps://``)."""
+    check_broker(split_urls(amqp_url)[0], tls)
     root = workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-"))
     console.rule("[bold]CPAS Dossier Gateway — demo")
+    if tls is not None:
+        console.print(
+            f"Broker over mutual TLS at {where(split_urls(amqp_url)[0])}: "
+            f"CA {tls.ca_file}, client certificate {tls.cert_file}."
+        )
     federation = make_local_federation(root / "federation", [GENT, LIEGE])
     gent, liege = federation.member(GENT), federation.member(LIEGE)
     console.print(
@@ -92,6 +101,7 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         amqp_url,
         names,
         registry,
+        tls,
     )
     node_b = _node(
         federation,
@@ -101,6 +111,7 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
         amqp_url,
         names,
         registry,
+        tls,
     )
     try:
         node_a.start()
@@ -126,7 +137,7 @@ def run_demo(amqp_url: str, *, count: int, workdir: Path | None, console: Consol
             node.stop()
             node.adapter.close()
         topology = cpas_topology([gent.cpas_id, liege.cpas_id], names=names)
-        delete_topology(split_urls(amqp_url)[0], topology)
+        delete_topology(split_urls(amqp_url)[0], topology, tls)
     console.print(
         f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
     )
@@ -141,9 +152,21 @@ def _node(
     amqp_url: str,
     names: Names,
     registry: object,
+    tls: BrokerTLS | None = None,
 ) -> Node:
+    settings: dict[str, object] = {}
+    if tls is not None:
+        settings["broker_tls"] = {
+            key: str(value)
+            for key, value in (
+                ("ca_file", tls.ca_file),
+                ("cert_file", tls.cert_file),
+                ("key_file", tls.key_file),
+            )
+            if value is not None
+        }
     config = federation.node_config(
-        cpas_id, adapter, options, amqp_url=amqp_url, namespace=names.namespace
+        cpas_id, adapter, options, amqp_url=amqp_url, namespace=names.namespace, **settings
     )
     return build_node(config, adapters=registry)  # type: ignore[arg-type]
 

@@ -52,6 +52,7 @@ from gateway.adapters import (
     load_adapters,
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
+from gateway.broker_connection import BrokerTLS
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.dossier import Dossier, format_timestamp
@@ -184,6 +185,8 @@ class Node:
         acting beside a running node).
     :param journal: where every message in and out, every receipt, refusal
         and decision is recorded (:func:`build_node` always opens one).
+    :param broker_tls: how to reach ``amqps://`` broker addresses (CA,
+        client certificate for mutual TLS).
     """
 
     def __init__(
@@ -204,6 +207,7 @@ class Node:
         request_ttl: dt.timedelta = DEFAULT_REQUEST_TTL,
         consume: bool = True,
         journal: Journal | None = None,
+        broker_tls: BrokerTLS | None = None,
     ) -> None:
         self.cpas_id = cpas_id
         self.journal = journal
@@ -220,6 +224,7 @@ class Node:
         # RabbitMQ checks the user_id property against the login: a node can
         # only publish under its own broker identity.
         self.amqp_urls = list(amqp_urls)
+        self.broker_tls = broker_tls
         self.amqp_user = urllib.parse.unquote(
             urllib.parse.urlparse(amqp_urls[0]).username or "guest"
         )
@@ -246,6 +251,7 @@ class Node:
             name=f"node-{cpas_id}",
             passive=provisioned,
             on_ready=self._on_broker_ready,
+            tls=broker_tls,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -1139,6 +1145,7 @@ def build_node(
         adapter=adapter,
         store=store,
         amqp_urls=config.amqp_urls,
+        broker_tls=config.tls,
         names=Names(config.namespace),
         delivery_limit=config.delivery_limit,
         prefetch=config.prefetch,
