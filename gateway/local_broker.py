@@ -207,12 +207,17 @@ class BrokerNode:
 
     @property
     def management_url(self) -> str:
-        """The management API (HTTPS when the node listens for TLS)."""
+        """The management API over plain HTTP (loopback only)."""
         if self.spec.management_port is None:
             raise BrokerUnavailable(f"{self.node_name} has no management plugin")
-        if self.tls is not None:
-            return f"https://guest:guest@127.0.0.1:{self.tls.management_port}/"
         return f"http://guest:guest@127.0.0.1:{self.spec.management_port}/"
+
+    @property
+    def management_tls_url(self) -> str:
+        """The management API over HTTPS, when the node listens for TLS."""
+        if self.spec.management_port is None or self.tls is None:
+            raise BrokerUnavailable(f"{self.node_name} has no management API over TLS")
+        return f"https://guest:guest@127.0.0.1:{self.tls.management_port}/"
 
     @property
     def pid_file(self) -> Path:

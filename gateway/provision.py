@@ -123,6 +123,13 @@ class ManagementApi:
     def delete_user(self, name: str) -> None:
         self._call("DELETE", f"/users/{self._q(name)}")
 
+    def permissions(self, vhost: str, user: str) -> dict[str, Any] | None:
+        """The user's permissions on the virtual host, or ``None`` when it has none."""
+        result: dict[str, Any] | None = self._call(
+            "GET", f"/permissions/{self._q(vhost)}/{self._q(user)}"
+        )
+        return result
+
     def put_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
         self._call(
             "PUT",

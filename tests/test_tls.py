@@ -1,6 +1,7 @@
 """TLS and mutual TLS to the broker, against a RabbitMQ node of the tests' own.
 
-The node listens for TLS with ``verify_peer`` and ``fail_if_no_peer_cert``:
+The node (the ``tls_broker`` fixture) listens for TLS with ``verify_peer`` and
+``fail_if_no_peer_cert``:
 it accepts only clients that present a certificate signed by its CA. Every
 certificate is made here, with ``cryptography`` (:mod:`gateway.local_pki`).
 """
@@ -11,62 +12,19 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_installed
-from conftest import GENT, IN_CI, LIEGE, NodeFactory
+from conftest import GENT, LIEGE, NodeFactory, TlsBroker
 
 from gateway.broker import Names
 from gateway.broker_connection import BrokerTLS, connect
 from gateway.envelope import Purpose
 from gateway.errors import BrokerError, ConfigError
-from gateway.local_pki import CertificateAuthority, LocalPki, make_local_pki
+from gateway.local_pki import CertificateAuthority
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.provision import ManagementApi, provision
-
-
-@dataclass(frozen=True)
-class TlsBroker:
-    node: BrokerNode
-    pki: LocalPki
-    folder: Path
-
-    @property
-    def url(self) -> str:
-        return self.node.tls_url
-
-    @property
-    def good(self) -> BrokerTLS:
-        """What a node with the right certificate is configured with."""
-        return BrokerTLS(
-            ca_file=self.pki.ca_file, cert_file=self.pki.client.cert, key_file=self.pki.client.key
-        )
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
-    if not rabbitmq_installed():
-        if IN_CI:
-            pytest.fail("RabbitMQ is not installed: the TLS tests must run in CI.", pytrace=False)
-        pytest.skip("RabbitMQ is not installed on this machine (the TLS tests start their own)")
-    folder = tmp_path_factory.mktemp("tls")
-    pki = make_local_pki(folder / "pki")
-    node = BrokerNode.single(
-        folder / "broker",
-        name="cpastls",
-        tls=TlsListener(pki.ca_file, pki.server.cert, pki.server.key),
-        management=True,
-    )
-    try:
-        node.start()
-    except BrokerUnavailable as exc:
-        node.remove()
-        pytest.fail(f"the TLS tests' broker node did not start: {exc}", pytrace=False)
-    yield TlsBroker(node, pki, folder)
-    node.remove()
 
 
 def _other_ca(tls_broker: TlsBroker) -> CertificateAuthority:
@@ -256,7 +214,7 @@ def test_provisioning_works_over_https_and_amqps(tls_broker: TlsBroker, tmp_path
     federation = make_local_federation(tmp_path / "fed", [GENT], small=True)
     report = provision(
         federation.directory,
-        api=ManagementApi(tls_broker.node.management_url, ca_file=tls_broker.pki.ca_file),
+        api=ManagementApi(tls_broker.node.management_tls_url, ca_file=tls_broker.pki.ca_file),
         amqp_admin_url=tls_broker.url,
         vhost="tls-provisioned",
         names=Names("tlsp"),
@@ -271,7 +229,7 @@ def test_provisioning_works_over_https_and_amqps(tls_broker: TlsBroker, tmp_path
 def test_the_management_api_with_an_untrusted_certificate_is_refused(
     tls_broker: TlsBroker,
 ) -> None:
-    api = ManagementApi(tls_broker.node.management_url)
+    api = ManagementApi(tls_broker.node.management_tls_url)
     with pytest.raises(BrokerError) as refused:
         api.users()
     assert refused.value.code == "broker.tls_untrusted"

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "keys",
     "directory",
     "seed",
+    "check",
     "run",
     "send",
     "request",

@@ -1,8 +1,13 @@
-"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C)."""
+"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C).
+
+The preflight (``cpas-gateway check``) runs first: the node refuses to start
+when a check fails, and says which and how to fix it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -10,19 +15,49 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli import check
 from gateway.config import NodeConfig
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging, parse_levels
 from gateway.node import build_node
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run one node until stopped")
     parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text, or one JSON object per line (default: log_format in the configuration)",
+    )
+    parser.add_argument(
+        "--log-level",
+        action="append",
+        default=[],
+        metavar="COMPONENT=LEVEL",
+        help="level of one component, e.g. gateway.broker=DEBUG (repeatable)",
+    )
+    check.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    node = build_node(NodeConfig.load(args.config))
+    config = NodeConfig.load(args.config)
+    configure_logging(
+        level=config.log_level if not args.verbose else logging.DEBUG,
+        log_format=args.log_format or config.log_format,
+        levels=config.log_levels | parse_levels(args.log_level),
+    )
+    result = check.preflight(args)
+    if not result.passed:
+        check.show(result, console, failures_only=True)
+        raise ConfigError(
+            f"the node does not start: {len(result.failures)} preflight check(s) failed "
+            "(`cpas-gateway check` shows them all).",
+            code="preflight.failed",
+        )
+    node = build_node(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
