@@ -81,6 +81,8 @@ from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
 log = logging.getLogger(__name__)
+events_log = logging.getLogger("gateway.node.events")
+"""One line per message event (sent, received, receipt, refusal...): see gateway.logs."""
 
 REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
 REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
@@ -983,6 +985,7 @@ class Node:
 
     def _journal(self, event: Event, header: Header | None = None, **fields: Any) -> None:
         """Record an event in the journal, with what the header says when there is one."""
+        _log_event(self.cpas_id, event, header, fields)
         if self.journal is None:
             return
         if header is not None:
@@ -1120,6 +1123,35 @@ class Node:
         self._defer(
             lambda: self.broker.publish_many([dead_letter])[0].add_done_callback(after_dead_letter)
         )
+
+
+def _log_event(
+    cpas_id: str, event: Event, header: Header | None, fields: Mapping[str, Any]
+) -> None:
+    """One log line per message event, for operators: ids, type, peer, outcome -- no person."""
+    if not events_log.isEnabledFor(logging.INFO):
+        return
+    outgoing = header is not None and header.sender == cpas_id
+    peer = fields.get("peer") or (
+        None if header is None else header.recipient if outgoing else header.sender
+    )
+    extra = {
+        "cpas": cpas_id,
+        "event": event.value,
+        "message_id": fields.get("message_id") or (header.message_id if header else None),
+        "message_type": fields.get("message_type") or (header.type.value if header else None),
+        "peer": peer,
+        "outcome": fields.get("outcome"),
+        "code": fields.get("code"),
+    }
+    events_log.info(
+        "%s %s %s %s",
+        event.value,
+        extra["message_type"] or "message",
+        extra["message_id"] or "-",
+        peer or "-",
+        extra=extra,
+    )
 
 
 def build_node(

@@ -43,11 +43,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    levels = parse_levels(args.log_level)
     config = NodeConfig.load(args.config)
+    verbose = logging.WARNING - 10 * min(args.verbose, 2)
     configure_logging(
-        level=config.log_level if not args.verbose else logging.DEBUG,
+        level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
+        if args.verbose
+        else config.log_level,
         log_format=args.log_format or config.log_format,
-        levels=config.log_levels | parse_levels(args.log_level),
+        levels=config.log_levels | levels,
     )
     result = check.preflight(args)
     if not result.passed:
