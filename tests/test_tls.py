@@ -20,14 +20,17 @@ from conftest import GENT, LIEGE, NodeFactory, TlsBroker
 
 from gateway.broker import Names
 from gateway.broker_connection import BrokerTLS, connect
+from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.errors import BrokerError, ConfigError
 from gateway.local_pki import CertificateAuthority
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.provision import ManagementApi, provision
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "deploy"
 
-def _other_ca(tls_broker: TlsBroker) -> CertificateAuthority:
+
+def _other_ca() -> CertificateAuthority:
     return CertificateAuthority("Not the federation's CA")
 
 
@@ -93,12 +96,12 @@ def _expired(tls_broker: TlsBroker, folder: Path) -> BrokerTLS:
 
 
 def _foreign(tls_broker: TlsBroker, folder: Path) -> BrokerTLS:
-    files = _other_ca(tls_broker).issue(folder, "foreign", client=True)
+    files = _other_ca().issue(folder, "foreign", client=True)
     return replace(tls_broker.good, cert_file=files.cert, key_file=files.key)
 
 
 def _wrong_ca(tls_broker: TlsBroker, folder: Path) -> BrokerTLS:
-    return replace(tls_broker.good, ca_file=_other_ca(tls_broker).write_ca(folder / "other.pem"))
+    return replace(tls_broker.good, ca_file=_other_ca().write_ca(folder / "other.pem"))
 
 
 def _no_certificate(tls_broker: TlsBroker, folder: Path) -> BrokerTLS:
@@ -234,3 +237,26 @@ def test_the_management_api_with_an_untrusted_certificate_is_refused(
         api.users()
     assert refused.value.code == "broker.tls_untrusted"
     assert "--ca-file" in refused.value.message
+
+
+# ------------------------------------------------------------------ examples
+
+
+def test_the_deployed_node_example_loads_with_its_tls_and_log_settings() -> None:
+    config = NodeConfig.load(EXAMPLES / "node.toml")
+    assert config.tls is not None and config.tls.cert_file is not None
+    assert config.log_format == "json"
+
+
+def test_the_broker_tls_example_holds_every_setting_the_tests_broker_runs_with(
+    tls_broker: TlsBroker,
+) -> None:
+    listener = tls_broker.node.tls
+    assert listener is not None
+    tested = {line.split(" = ")[0] for line in listener.config_lines(management=True)}
+    example = {
+        line.split(" = ")[0]
+        for line in (EXAMPLES / "rabbitmq" / "tls.conf").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert tested - {"management.ssl.ip"} <= example
