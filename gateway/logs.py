@@ -90,6 +90,22 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(fields)}]" if fields else line
 
 
+class _GatewayHandler(logging.StreamHandler):
+    """The gateway's handler: to a given stream, or to the current ``sys.stderr``."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream)
+        self._fixed = stream  # the base class stored sys.stderr when None: undo that
+
+    @property
+    def stream(self) -> TextIO:
+        return self._fixed if self._fixed is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO | None) -> None:
+        self._fixed = value
+
+
 def configure_logging(
     *,
     level: str | int = logging.WARNING,
@@ -97,11 +113,16 @@ def configure_logging(
     levels: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Set up the root logger (replacing earlier handlers) and the per-component levels."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Set up the root logger's handler (replacing the one set before) and the levels.
+
+    :param stream: where to write; default: whatever ``sys.stderr`` is when a
+        line is written.
+    """
+    handler = _GatewayHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    # Only our own handler is replaced: others (a test runner's) stay.
+    for old in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
