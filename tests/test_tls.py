@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import ssl
 import subprocess
 import sys
 from dataclasses import replace
@@ -260,3 +261,12 @@ def test_the_broker_tls_example_holds_every_setting_the_tests_broker_runs_with(
         if line and not line.startswith("#")
     }
     assert tested - {"management.ssl.ip"} <= example
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_the_minimum_tls_version_is_the_floor_of_every_connection(
+    tls_broker: TlsBroker, version: str
+) -> None:
+    tls = replace(tls_broker.good, min_version=version)  # type: ignore[arg-type]
+    assert tls.ssl_context().minimum_version is ssl.TLSVersion[version.replace(".", "_")]
+    connect([tls_broker.url], tls).close()
