@@ -270,3 +270,18 @@ def test_the_minimum_tls_version_is_the_floor_of_every_connection(
     tls = replace(tls_broker.good, min_version=version)  # type: ignore[arg-type]
     assert tls.ssl_context().minimum_version is ssl.TLSVersion[version.replace(".", "_")]
     connect([tls_broker.url], tls).close()
+
+
+def test_demo_tls_without_rabbitmq_installed_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPAS_GATEWAY_")}
+    env["CPAS_RABBITMQ_SCRIPTS"] = str(tmp_path / "no-rabbitmq-here")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--tls", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env | {"COLUMNS": "500"},
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "RabbitMQ is not installed" in result.stderr
