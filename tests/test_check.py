@@ -289,3 +289,23 @@ def test_run_refuses_to_start_when_a_check_fails(
     assert "FAIL adapter" in captured.out
     assert "preflight.failed" in captured.err
     assert "running" not in captured.out
+
+
+def test_a_broker_tls_key_with_a_wrong_passphrase_fails_the_tls_check(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    pki = provisioned.broker.pki
+    locked = pki.ca.issue(tmp_path, "locked", client=True, passphrase="right")
+    config = provisioned.config(
+        tmp_path,
+        amqp_url=provisioned.broker.url,
+        broker_tls={
+            "ca_file": str(pki.ca_file),
+            "cert_file": str(locked.cert),
+            "key_file": str(locked.key),
+            "key_passphrase": "wrong",
+        },
+    )
+    name, detail, _fix = _failure(run_preflight(config))
+    assert name == "broker TLS"
+    assert "passphrase is wrong" in detail
