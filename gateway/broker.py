@@ -43,6 +43,12 @@ from pika.exceptions import AMQPError
 from pika.frame import Method
 from pika.spec import Basic, BasicProperties
 
+from gateway.broker_connection import (
+    BrokerTLS,
+    connect,
+    connection_parameters,
+    explain_connection_error,
+)
 from gateway.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -153,9 +159,9 @@ def cpas_topology(cpas_ids: Iterable[str], *, names: Names = Names()) -> Topolog
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
 
 
-def delete_topology(url: str, topology: Topology) -> None:
+def delete_topology(url: str, topology: Topology, tls: BrokerTLS | None = None) -> None:
     """Delete the queues and exchanges of ``topology`` (demo and test clean-up)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = connect([url], tls)
     try:
         channel = connection.channel()
         for queue in topology.queues:
@@ -221,6 +227,7 @@ class BrokerClient:
     :param consume: the queue to consume from, or ``None`` for a publisher only.
     :param on_delivery: called on the I/O thread for each delivery; must not block.
     :param prefetch: deliveries in flight to this consumer.
+    :param tls: how to reach ``amqps://`` addresses.
     """
 
     def __init__(
@@ -235,13 +242,14 @@ class BrokerClient:
         name: str = "gateway",
         passive: bool = False,
         on_ready: Callable[[], None] | None = None,
+        tls: BrokerTLS | None = None,
     ) -> None:
         if not urls:
             raise BrokerError("No broker address is configured.", code="broker.config")
-        self._params = [pika.URLParameters(url) for url in urls]
+        self._urls = list(urls)
+        self._tls = tls
+        self._params = [connection_parameters(url, tls, name=name, heartbeat=30) for url in urls]
         for params in self._params:
-            params.client_properties = {"connection_name": name}
-            params.heartbeat = 30
             params.blocked_connection_timeout = 60
         self._topology = topology
         self._consume = consume
@@ -411,7 +419,8 @@ class BrokerClient:
     def _on_connection_open_error(
         self, connection: pika.SelectConnection, error: Exception
     ) -> None:
-        self._last_error = BrokerError(f"The broker at {self.addresses} is unreachable ({error}).")
+        url = self._urls[(self._next_address - 1) % len(self._urls)]
+        self._last_error = explain_connection_error(url, error, self._tls)
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection: pika.SelectConnection, reason: Exception) -> None:

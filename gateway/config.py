@@ -12,6 +12,7 @@ Example (relative paths are relative to the file)::
     namespace = "dse"
 
     broker_mode = "provisioned"            # see `cpas-gateway broker provision`
+    log_format = "json"                    # or "text"
 
     [policy]                               # per purpose: auto | hold | refuse
     new-application-inquiry = "hold"
@@ -19,6 +20,16 @@ Example (relative paths are relative to the file)::
     [adapter]
     name = "ocmwdata"
     options = { url = "postgresql://gateway@vendor-db/ocmw" }
+
+    [broker_tls]                           # for amqps:// addresses
+    ca_file = "tls/federation-ca.pem"      # default: the system's CAs
+    cert_file = "tls/node.pem"             # mutual TLS: this node's certificate
+    key_file = "tls/node.key"              # and its key (passphrase below, or in the env)
+    verify_hostname = true
+    min_version = "TLSv1.2"
+
+    [log_levels]                           # per component
+    "gateway.broker" = "DEBUG"
 
 Without ``store``, a node keeps its state (store and journal) in
 ``state/<cpas_id>/`` beside the file, so that several nodes configured in one
@@ -28,6 +39,8 @@ at creation, and refused to any other node (:mod:`gateway.ownership`).
 Every top-level setting can be overridden by an environment variable
 ``CPAS_GATEWAY_<NAME>``; in particular ``CPAS_GATEWAY_AMQP_URL`` (a
 comma-separated list of cluster members) and ``CPAS_GATEWAY_KEY_PASSPHRASE``.
+Settings inside a table take a double underscore:
+``CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE``.
 """
 
 from __future__ import annotations
@@ -37,9 +50,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.broker_connection import BrokerTLS, TlsVersion
 from gateway.envelope import Purpose
 from gateway.errors import ConfigError
 
@@ -83,10 +97,47 @@ class AdapterConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class BrokerTLSConfig(BaseModel):
+    """``[broker_tls]``: how this node verifies the broker and proves who it is (mutual TLS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path | None = None
+    """The CA that signed the broker's certificate (PEM); default: the system's CAs."""
+    cert_file: Path | None = None
+    """This node's client certificate (PEM), when the broker requires one."""
+    key_file: Path | None = None
+    """Its private key (PEM); default: inside ``cert_file``."""
+    key_passphrase: SecretStr | None = None
+    """The key's passphrase; better in ``CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE``."""
+    verify_hostname: bool = True
+    server_name: str | None = None
+    """The name the broker's certificate must carry, when not the host of ``amqp_url``."""
+    min_version: TlsVersion = "TLSv1.2"
+
+    def settings(self) -> BrokerTLS:
+        return BrokerTLS(
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            key_passphrase=(
+                None if self.key_passphrase is None else self.key_passphrase.get_secret_value()
+            ),
+            verify_hostname=self.verify_hostname,
+            server_name=self.server_name,
+            min_version=self.min_version,
+        )
+
+
 class NodeConfig(BaseSettings):
     """Everything one node needs to run."""
 
-    model_config = SettingsConfigDict(env_prefix="CPAS_GATEWAY_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="CPAS_GATEWAY_", extra="forbid", env_nested_delimiter="__"
+    )
 
     cpas_id: str
     store: str
@@ -112,6 +163,13 @@ class NodeConfig(BaseSettings):
     """The journal head's witness file; default: beside the secret."""
     journal_retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1)
     """How long the content of a dossier sent or received stays readable in the journal."""
+    broker_tls: BrokerTLSConfig | None = None
+    """TLS to ``amqps://`` brokers; ``None``: the system's CAs and no client certificate."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, for a log collector (``run --log-format``)."""
+    log_level: LogLevel = "INFO"
+    log_levels: dict[str, LogLevel] = Field(default_factory=dict)
+    """Per component (logger name), e.g. ``{"gateway.broker" = "DEBUG"}``."""
 
     @classmethod
     def settings_customise_sources(
@@ -130,6 +188,11 @@ class NodeConfig(BaseSettings):
     def amqp_urls(self) -> list[str]:
         return split_urls(self.amqp_url)
 
+    @property
+    def tls(self) -> BrokerTLS | None:
+        """The TLS settings for :func:`gateway.broker_connection.connection_parameters`."""
+        return None if self.broker_tls is None else self.broker_tls.settings()
+
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
         """Read a TOML file; resolve paths against its folder; raise :class:`ConfigError`."""
@@ -146,6 +209,11 @@ class NodeConfig(BaseSettings):
         cpas_id = os.environ.get("CPAS_GATEWAY_CPAS_ID") or raw.get("cpas_id")
         if "store" not in raw and not os.environ.get("CPAS_GATEWAY_STORE") and cpas_id:
             raw["store"] = default_store(base, cpas_id)
+        tls = raw.get("broker_tls")
+        if isinstance(tls, dict):
+            for key in ("ca_file", "cert_file", "key_file"):
+                if isinstance(tls.get(key), str):
+                    tls[key] = str(base / tls[key])
         for key in ("store", "journal"):
             value = raw.get(key)
             if isinstance(value, str) and "://" not in value:

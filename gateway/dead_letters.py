@@ -25,8 +25,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import PERSISTENT
+from gateway.broker_connection import connect
 from gateway.envelope import Envelope
-from gateway.errors import BrokerError, GatewayError
+from gateway.errors import GatewayError
 from gateway.journal import Event
 from gateway.node import REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Node
 
@@ -51,22 +52,12 @@ class DeadLetter:
 
 @contextlib.contextmanager
 def _channel(node: Node) -> Iterator[BlockingChannel]:
-    connection = _connect(node.amqp_urls)
+    # The first cluster member that answers, over TLS as the node's own connection.
+    connection = connect(node.amqp_urls, node.broker_tls)
     try:
         yield connection.channel()
     finally:
         connection.close()
-
-
-def _connect(urls: Iterable[str]) -> pika.BlockingConnection:
-    """A connection to the first cluster member that answers, like the node's own."""
-    tried = []
-    for url in urls:
-        try:
-            return pika.BlockingConnection(pika.URLParameters(url))
-        except pika.exceptions.AMQPConnectionError as exc:
-            tried.append(f"{url.rpartition('@')[2]} ({type(exc).__name__})")
-    raise BrokerError(f"No broker answered: {', '.join(tried)}.", code="broker.unavailable")
 
 
 def _describe(properties: pika.BasicProperties, body: bytes) -> DeadLetter:

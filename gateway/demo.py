@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
-import pika
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -30,6 +29,7 @@ from rich.table import Table
 
 from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker_connection import BrokerTLS, connect, where
 from gateway.config import split_urls
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.envelope import Purpose
@@ -55,19 +55,15 @@ SHOWCASE = SensitiveData(
 )
 
 
-def check_broker(url: str) -> None:
+def check_broker(url: str, tls: BrokerTLS | None = None) -> None:
     """Raise one clear sentence when no broker answers."""
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    params.socket_timeout = 3
     try:
-        pika.BlockingConnection(params).close()
-    except Exception as exc:
+        connect([url], tls, timeout=3).close()
+    except BrokerError as exc:
         raise BrokerError(
-            f"No RabbitMQ broker answers at {params.host}:{params.port} ({type(exc).__name__}). "
-            "Start one (`rabbitmq-server -detached`, or `docker compose up -d rabbitmq` in this "
-            "folder) or point CPAS_GATEWAY_AMQP_URL at yours.",
-            code="broker.unavailable",
+            f"{exc.message} Start one (`rabbitmq-server -detached`, or `docker compose up -d "
+            "rabbitmq` in this folder) or point CPAS_GATEWAY_AMQP_URL at yours.",
+            code=exc.code,
         ) from None
 
 
@@ -92,15 +88,17 @@ def run_demo(
     adapter: str | None = None,
     options: Mapping[str, str] | None = None,
     plugins: Iterable[object] = (),
+    tls: BrokerTLS | None = None,
 ) -> int:
     """Run the demo; ``adapter`` (with ``options``) replaces OCMWdata in Gent.
 
     In ``options``, ``{workdir}`` is the Gent node's own folder; without
     options, the adapter's ``suite_options`` give it a fresh store there.
 
+    :param tls: how to reach an ``amqps://`` broker (CA, client certificate).
     :param plugins: extra adapter plugins, as for :func:`gateway.adapters.load_adapters`.
     """
-    check_broker(split_urls(amqp_url)[0])
+    check_broker(split_urls(amqp_url)[0], tls)
     registry = load_adapters(plugins=plugins)
     gent_adapter = adapter or "ocmwdata"
     if gent_adapter not in registry.names:
@@ -112,6 +110,11 @@ def run_demo(
     liege_adapter = "ocmwdata" if gent_adapter == "fichesociale" else "fichesociale"
     root = workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-"))
     console.rule("[bold]CPAS Dossier Gateway — demo")
+    if tls is not None:
+        console.print(
+            f"Broker over mutual TLS at {where(split_urls(amqp_url)[0])}: "
+            f"CA {tls.ca_file}, client certificate {tls.cert_file}."
+        )
     federation = make_local_federation(root / "federation", [GENT, LIEGE])
     gent, liege = federation.member(GENT), federation.member(LIEGE)
     console.print(
@@ -127,7 +130,9 @@ def run_demo(
         else registry.suite_options(gent_adapter)
     )
     gent_options = expand_workdir({**defaults, **(options or {})}, gent.folder)
-    node_a = _node(federation, gent.cpas_id, gent_adapter, gent_options, amqp_url, names, registry)
+    node_a = _node(
+        federation, gent.cpas_id, gent_adapter, gent_options, amqp_url, names, registry, tls
+    )
     try:
         node_b = _node(
             federation,
@@ -137,6 +142,7 @@ def run_demo(
             amqp_url,
             names,
             registry,
+            tls,
         )
     except BaseException:
         node_a.adapter.close()
@@ -173,7 +179,7 @@ def run_demo(
             node.stop()
             node.adapter.close()
         topology = cpas_topology([gent.cpas_id, liege.cpas_id], names=names)
-        delete_topology(split_urls(amqp_url)[0], topology)
+        delete_topology(split_urls(amqp_url)[0], topology, tls)
     console.print(
         f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
     )
@@ -215,9 +221,21 @@ def _node(
     amqp_url: str,
     names: Names,
     registry: object,
+    tls: BrokerTLS | None = None,
 ) -> Node:
+    settings: dict[str, object] = {}
+    if tls is not None:
+        settings["broker_tls"] = {
+            key: str(value)
+            for key, value in (
+                ("ca_file", tls.ca_file),
+                ("cert_file", tls.cert_file),
+                ("key_file", tls.key_file),
+            )
+            if value is not None
+        }
     config = federation.node_config(
-        cpas_id, adapter, options, amqp_url=amqp_url, namespace=names.namespace
+        cpas_id, adapter, options, amqp_url=amqp_url, namespace=names.namespace, **settings
     )
     return build_node(config, adapters=registry)  # type: ignore[arg-type]
 

@@ -71,6 +71,7 @@ from gateway.adapters import (
     load_adapters,
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
+from gateway.broker_connection import BrokerTLS
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.dossier import Dossier, format_timestamp
@@ -102,6 +103,8 @@ from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
 log = logging.getLogger(__name__)
+events_log = logging.getLogger("gateway.node.events")
+"""One line per message event (sent, received, receipt, refusal...): see gateway.logs."""
 
 REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
 REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
@@ -245,6 +248,8 @@ class Node:
         acting beside a running node).
     :param journal: where every message in and out, every receipt, refusal
         and decision is recorded (:func:`build_node` always opens one).
+    :param broker_tls: how to reach ``amqps://`` broker addresses (CA,
+        client certificate for mutual TLS).
     """
 
     def __init__(
@@ -265,6 +270,7 @@ class Node:
         request_ttl: dt.timedelta = DEFAULT_REQUEST_TTL,
         consume: bool = True,
         journal: Journal | None = None,
+        broker_tls: BrokerTLS | None = None,
     ) -> None:
         self.cpas_id = cpas_id
         self.journal = journal
@@ -290,6 +296,7 @@ class Node:
         # RabbitMQ checks the user_id property against the login: a node can
         # only publish under its own broker identity.
         self.amqp_urls = list(amqp_urls)
+        self.broker_tls = broker_tls
         self.amqp_user = urllib.parse.unquote(
             urllib.parse.urlparse(amqp_urls[0]).username or "guest"
         )
@@ -314,6 +321,7 @@ class Node:
             name=f"node-{cpas_id}",
             passive=provisioned,
             on_ready=self._on_broker_ready,
+            tls=broker_tls,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -1314,6 +1322,7 @@ class Node:
 
     def _journal(self, event: Event, header: Header | None = None, **fields: Any) -> None:
         """Record an event in the journal, with what the header says when there is one."""
+        _log_event(self.cpas_id, event, header, fields)
         if self.journal is None:
             return
         if header is not None:
@@ -1476,6 +1485,35 @@ def _parse(data: bytes) -> Envelope:
         raise _Refusal(error, header=None, expose_reason=True) from None
 
 
+def _log_event(
+    cpas_id: str, event: Event, header: Header | None, fields: Mapping[str, Any]
+) -> None:
+    """One log line per message event, for operators: ids, type, peer, outcome -- no person."""
+    if not events_log.isEnabledFor(logging.INFO):
+        return
+    outgoing = header is not None and header.sender == cpas_id
+    peer = fields.get("peer") or (
+        None if header is None else header.recipient if outgoing else header.sender
+    )
+    extra = {
+        "cpas": cpas_id,
+        "event": event.value,
+        "message_id": fields.get("message_id") or (header.message_id if header else None),
+        "message_type": fields.get("message_type") or (header.type.value if header else None),
+        "peer": peer,
+        "outcome": fields.get("outcome"),
+        "code": fields.get("code"),
+    }
+    events_log.info(
+        "%s %s %s %s",
+        event.value,
+        extra["message_type"] or "message",
+        extra["message_id"] or "-",
+        peer or "-",
+        extra=extra,
+    )
+
+
 def build_node(
     config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
 ) -> Node:
@@ -1506,6 +1544,7 @@ def build_node(
         adapter=adapter,
         store=store,
         amqp_urls=config.amqp_urls,
+        broker_tls=config.tls,
         names=Names(config.namespace),
         delivery_limit=config.delivery_limit,
         prefetch=config.prefetch,

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.broker import Names, Topology, cpas_topology
+from gateway.broker_connection import BrokerTLS, connect
 from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
 
@@ -42,13 +44,21 @@ MANAGED_TAG = "cpas-gateway"
 
 
 class ManagementApi:
-    """The few calls of RabbitMQ's management HTTP API that provisioning needs."""
+    """The few calls of RabbitMQ's management HTTP API that provisioning needs.
 
-    def __init__(self, url: str, timeout: float = 15.0) -> None:
+    :param url: ``http(s)://user:password@host:port/``.
+    :param ca_file: for ``https://``, the CA that signed the API's certificate
+        (default: the system's CAs); the host name is always verified.
+    """
+
+    def __init__(self, url: str, timeout: float = 15.0, *, ca_file: Path | None = None) -> None:
         parsed = urllib.parse.urlparse(url)
         if not parsed.hostname:
             raise BrokerError(f"{url!r} is not a management API URL.", code="broker.config")
         self._base = f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 15672}/api"
+        self._context = None
+        if parsed.scheme == "https":
+            self._context = BrokerTLS(ca_file=ca_file).ssl_context()
         user = urllib.parse.unquote(parsed.username or "guest")
         password = urllib.parse.unquote(parsed.password or "guest")
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -63,7 +73,9 @@ class ManagementApi:
             headers={"Authorization": self._auth, "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout, context=self._context
+            ) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             if exc.code == 404 and method in ("GET", "DELETE"):
@@ -73,8 +85,16 @@ class ManagementApi:
                 code="broker.management",
             ) from None
         except OSError as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise BrokerError(
+                    f"The management API at {self._base} presented a certificate this "
+                    f"machine does not trust ({reason.verify_message}): pass the CA that "
+                    "signed it with --ca-file.",
+                    code="broker.tls_untrusted",
+                ) from None
             raise BrokerError(
-                f"The management API at {self._base} is unreachable ({exc}); is the "
+                f"The management API at {self._base} is unreachable ({reason}); is the "
                 "rabbitmq_management plugin enabled?",
                 code="broker.management",
             ) from None
@@ -110,6 +130,13 @@ class ManagementApi:
 
     def put_global_parameter(self, name: str, value: Any) -> None:
         self._call("PUT", f"/global-parameters/{self._q(name)}", {"name": name, "value": value})
+
+    def permissions(self, vhost: str, user: str) -> dict[str, Any] | None:
+        """The user's permissions on the virtual host, or ``None`` when it has none."""
+        result: dict[str, Any] | None = self._call(
+            "GET", f"/permissions/{self._q(vhost)}/{self._q(user)}"
+        )
+        return result
 
     def put_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
         self._call(
@@ -154,6 +181,7 @@ def provision(
     credentials_dir: Path | None = None,
     node_amqp_host: str | None = None,
     min_serial: int | None = None,
+    tls: BrokerTLS | None = None,
 ) -> ProvisionReport:
     """Make the broker match the directory (see the module docstring); safe to run again.
 
@@ -162,8 +190,9 @@ def provision(
     ``min_serial``, is refused with ``directory.rollback`` before anything
     changes -- provisioning from it could give back a broker user to a CPAS
     that has since merged or closed.
+
+    :param tls: how to reach an ``amqps://`` ``amqp_admin_url``.
     """
-    import pika
 
     seen_parameter = f"{MANAGED_TAG}.directory-serial.{vhost}"
     seen = api.global_parameter(seen_parameter)
@@ -172,7 +201,7 @@ def provision(
     api.put_vhost(vhost)
     cpas_ids = directory.cpas_ids()
     topology = cpas_topology(cpas_ids, names=names)
-    _declare(pika, _with_vhost(amqp_admin_url, vhost), topology)
+    _declare(_with_vhost(amqp_admin_url, vhost), topology, tls)
     report.queues = len(topology.queues)
 
     wanted = {names.broker_user(cpas_id): cpas_id for cpas_id in cpas_ids}
@@ -218,7 +247,8 @@ def node_url(user: str, password: str, admin_url: str, vhost: str, host: str | N
     """The AMQP URL a CPAS node uses on the provisioned virtual host."""
     parsed = urllib.parse.urlparse(admin_url)
     credentials = f"{urllib.parse.quote(user)}:{urllib.parse.quote(password, safe='')}"
-    netloc = f"{credentials}@{host or parsed.hostname}:{parsed.port or 5672}"
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    netloc = f"{credentials}@{host or parsed.hostname}:{port}"
     return urllib.parse.urlunparse(
         (parsed.scheme, netloc, "/" + urllib.parse.quote(vhost, safe=""), "", "", "")
     )
@@ -233,8 +263,8 @@ def _write_credentials(folder: Path, cpas_id: str, url: str) -> Path:
     return path
 
 
-def _declare(pika: Any, url: str, topology: Topology) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+def _declare(url: str, topology: Topology, tls: BrokerTLS | None) -> None:
+    connection = connect([url], tls)
     try:
         channel = connection.channel()
         for exchange in topology.exchanges:

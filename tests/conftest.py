@@ -14,15 +14,19 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_installed
 
 from gateway.adapters import load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker_connection import BrokerTLS
 from gateway.journal import Journal, load_or_create_secret
+from gateway.local_pki import LocalPki, make_local_pki
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
@@ -124,6 +128,52 @@ def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
 
 
 NodeFactory = Callable[..., Node]
+
+
+# ---------------------------------------------------------------- a broker of our own
+
+
+@dataclass(frozen=True)
+class TlsBroker:
+    node: BrokerNode
+    pki: LocalPki
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return self.node.tls_url
+
+    @property
+    def good(self) -> BrokerTLS:
+        """What a node with the right certificate is configured with."""
+        return BrokerTLS(
+            ca_file=self.pki.ca_file, cert_file=self.pki.client.cert, key_file=self.pki.client.key
+        )
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A RabbitMQ node of the tests' own: plain and TLS listeners (client certificates
+    required), management API over HTTP and HTTPS; certificates made here."""
+    if not rabbitmq_installed():
+        if IN_CI:
+            pytest.fail("RabbitMQ is not installed: the TLS tests must run in CI.", pytrace=False)
+        pytest.skip("RabbitMQ is not installed on this machine (the TLS tests start their own)")
+    folder = tmp_path_factory.mktemp("tls")
+    pki = make_local_pki(folder / "pki")
+    node = BrokerNode.single(
+        folder / "broker",
+        name="cpastls",
+        tls=TlsListener(pki.ca_file, pki.server.cert, pki.server.key),
+        management=True,
+    )
+    try:
+        node.start()
+    except BrokerUnavailable as exc:
+        node.remove()
+        pytest.fail(f"the TLS tests' broker node did not start: {exc}", pytrace=False)
+    yield TlsBroker(node, pki, folder)
+    node.remove()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from gateway import __version__
 from gateway.errors import GatewayError
+from gateway.logs import configure_logging
 
 # Modules under gateway.cli that add sub-commands, in the order of --help.
 COMMAND_MODULES = (
@@ -24,6 +25,7 @@ COMMAND_MODULES = (
     "keys",
     "directory",
     "seed",
+    "check",
     "run",
     "send",
     "request",
@@ -61,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level=logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.func(args) or 0)
     except GatewayError as exc:

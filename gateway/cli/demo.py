@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ def register(subparsers: Any) -> None:
         help="run Gent's node on this installed adapter (yours) instead of OCMWdata",
     )
     add_option_argument(parser, "option of --adapter's adapter; {workdir} is the node's own folder")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="start a private RabbitMQ node with mutual TLS (generated certificates) and use it",
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,11 +42,15 @@ def run(args: argparse.Namespace) -> int:
     options = options_from(args)
     if options and not args.adapter:
         raise ConfigError("--option is for the adapter named by --adapter.")
-    return run_demo(
-        amqp_url_from_env(),
-        count=args.count,
-        workdir=args.workdir,
-        console=Console(),
-        adapter=args.adapter,
-        options=options,
-    )
+    console = Console()
+    settings: dict[str, Any] = {"adapter": args.adapter, "options": options}
+    if not args.tls:
+        return run_demo(
+            amqp_url_from_env(), count=args.count, workdir=args.workdir, console=console, **settings
+        )
+
+    from gateway.demo_tls import private_tls_broker
+
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-tls-"))
+    with private_tls_broker(root / "broker", console) as (url, tls):
+        return run_demo(url, count=args.count, workdir=root, console=console, tls=tls, **settings)

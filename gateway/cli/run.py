@@ -1,5 +1,8 @@
 """``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C).
 
+The preflight (``cpas-gateway check``) runs first: the node refuses to start
+when a check fails, and says which and how to fix it.
+
 At start it sends back to the inbox what only the broker's delivery limit
 dead-lettered (see :func:`gateway.dead_letters.requeue_after_delivery_limit`).
 A thread of the process that dies of an unexpected error ends the process
@@ -18,9 +21,11 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli import check
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
+from gateway.logs import configure_logging, parse_levels
 from gateway.node import Node, build_node
 
 log = logging.getLogger(__name__)
@@ -31,12 +36,43 @@ FAILED = 1
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run one node until stopped")
     parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text, or one JSON object per line (default: log_format in the configuration)",
+    )
+    parser.add_argument(
+        "--log-level",
+        action="append",
+        default=[],
+        metavar="COMPONENT=LEVEL",
+        help="level of one component, e.g. gateway.broker=DEBUG (repeatable)",
+    )
+    check.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    node = build_node(NodeConfig.load(args.config))
+    levels = parse_levels(args.log_level)
+    config = NodeConfig.load(args.config)
+    verbose = logging.WARNING - 10 * min(args.verbose, 2)
+    configure_logging(
+        level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
+        if args.verbose
+        else config.log_level,
+        log_format=args.log_format or config.log_format,
+        levels=config.log_levels | levels,
+    )
+    result = check.preflight(args)
+    if not result.passed:
+        check.show(result, console, failures_only=True)
+        raise ConfigError(
+            f"the node does not start: {len(result.failures)} preflight check(s) failed "
+            "(`cpas-gateway check` shows them all).",
+            code="preflight.failed",
+        )
+    node = build_node(config)
     stop = threading.Event()
     died: list[str] = []
 
