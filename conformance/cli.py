@@ -242,13 +242,15 @@ def _log_to(path: Path, verbose: int) -> Iterator[None]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
+    level, others = root.level, root.handlers[:]
+    # Only the file: a handler set up before (by a host program, or another
+    # command run in the same process) must not print the run on the terminal.
+    root.handlers = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        root.handlers = others
         root.setLevel(level)
         handler.close()
 
