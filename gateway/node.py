@@ -1179,6 +1179,14 @@ class Node:
                 code="envelope.unsolicited",
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
+        elif sent.final and (sent.outcome, sent.outcome_code) == (body.outcome, body.code):
+            # The same outcome told again (the receiver answered a republished
+            # copy): nothing changes, nothing to refuse.
+            log.info("receipt %s repeats the outcome of %s", header.message_id, correlation)
+            self._record(header, "recorded", None)
+            self.stats.add("receipts.repeated")
+            self._defer(lambda: self.broker.ack(delivery))
+            return
         elif sent.final and not (sent.outcome == "rejected" and body.outcome == "imported"):
             # Imported is the last word. Rejected may still become imported:
             # the recipient fixed the cause and requeued its dead letter.

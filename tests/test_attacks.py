@@ -255,6 +255,24 @@ def test_a_second_receipt_never_changes_an_outcome_already_recorded(
     assert entry is not None and (entry.outcome, entry.outcome_code) == ("imported", None)
 
 
+def test_a_second_receipt_repeating_the_recorded_outcome_is_taken_without_a_dead_letter(
+    provisioned_node: NodeFactory, broker: Broker, small_federation: LocalFederation
+) -> None:
+    # After a broker restart the sender republishes what it did not see
+    # confirmed, and the receiver answers the copy again: the same outcome,
+    # told twice, is no attack and must not end as a dead letter.
+    sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
+    message_id = _transfer_imported(sender, receiver, 36)
+    receipt = Body(MessageType.RECEIPT, outcome="imported")
+    data = _answer_from(small_federation, LIEGE, sender.cpas_id, receipt, message_id)
+    _publish_as(broker, receiver.cpas_id, sender.cpas_id, data)
+    _until(lambda: sender.stats["receipts.repeated"] == 1)
+    assert sender.stats["dead_lettered"] == 0
+    entry = sender.store.outgoing(message_id)
+    assert entry is not None and (entry.outcome, entry.outcome_code) == ("imported", None)
+    assert len(_journal_events(sender, Event.RECEIPT_RECEIVED, message_id)) == 1
+
+
 def test_a_second_response_never_changes_a_final_answer(
     provisioned_node: NodeFactory, broker: Broker, small_federation: LocalFederation
 ) -> None:
