@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
+from gateway.migrations import Migration, MigrationReport, Schema
 from gateway.ownership import claim
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,7 @@ def _beside_store(store_url: str) -> str:
 
 # ---------------------------------------------------------------- journal
 
+# Frozen: the tables of the first release. A change is a new migration.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal_entries (
     seq            {int} PRIMARY KEY,
@@ -370,6 +372,14 @@ CREATE TABLE IF NOT EXISTS journal_head (
     seal       TEXT NOT NULL
 );
 """
+
+SCHEMA = Schema(
+    "journal",
+    "the journal database",
+    (Migration(1, "entries, content keys and the sealed head", _SCHEMA),),
+    marker="journal_entries",
+)
+"""The journal's migrations; :data:`SCHEMA.latest` is the version this release writes."""
 
 # The columns the seal covers, in the order they are sealed. The content
 # itself is covered through its digest; the key never is.
@@ -442,7 +452,7 @@ class Journal:
         # not linger in a free page of the file.
         self._db = Database(
             url,
-            schema=_SCHEMA,
+            schema=SCHEMA,
             what="the journal database",
             pragmas=("secure_delete=ON",),
             unavailable_code="journal.unavailable",
@@ -467,6 +477,11 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def migration(self) -> MigrationReport | None:
+        """What opening the journal did to its schema."""
+        return self._db.migration
 
     def close(self) -> None:
         self._db.close()

@@ -99,7 +99,7 @@ from gateway.errors import (
 )
 from gateway.journal import Event, Journal, open_journal
 from gateway.keys import NodeKeys, load_node_keys
-from gateway.store import HeldRequest, OutboxEntry, Store
+from gateway.store import DIRECTORY_SERIAL, HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,6 @@ BROKER_WAIT_SECONDS = 600.0
 STORE_WAIT_SECONDS = 300.0
 """How long a bulk send waits for its store to come back before it stops (resumable)."""
 RECEIVE_BATCH = 128
-DIRECTORY_SERIAL = "directory.serial"
 PAUSE_MAX_SECONDS = 5.0
 """Longest wait between two tries while the store or the vendor system is away."""
 VENDOR_UNAVAILABLE = "adapter.unavailable"

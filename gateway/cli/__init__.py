@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "directory",
     "seed",
     "check",
+    "migrate",
     "run",
     "send",
     "request",
