@@ -114,6 +114,12 @@ class Event(StrEnum):
     """This node answered a request: the dossier, or a refusal reason in ``outcome``."""
     RESPONSE_RECEIVED = "response-received"
     """A response to a request of this node arrived."""
+    DIRECTORY_APPLIED = "directory-applied"
+    """A newer directory edition from the federation's feed, verified, is in use from the
+    next message on; ``outcome`` names the edition (``edition 5``)."""
+    DIRECTORY_REFUSED = "directory-refused"
+    """An edition on the federation's feed was refused (unsigned, forged, older than the
+    one in use, not a directory): ``code`` says why; the edition in use stays."""
     REQUEUED = "requeued"
     """A dead letter the broker moved aside after its delivery limit, never refused by this
     node, was sent back to the inbox at start-up (the node had died holding it)."""
@@ -138,6 +144,8 @@ EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
     Event.REQUEST_REFUSED: Direction.IN,
     Event.REQUEST_EXPIRED: Direction.OUT,
     Event.REQUEUED: Direction.IN,
+    Event.DIRECTORY_APPLIED: Direction.IN,
+    Event.DIRECTORY_REFUSED: Direction.IN,
     Event.RESPONSE_SENT: Direction.OUT,
     Event.RESPONSE_RECEIVED: Direction.IN,
 }

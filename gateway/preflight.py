@@ -48,13 +48,13 @@ from gateway.broker_connection import connect
 from gateway.config import NodeConfig
 from gateway.database import migrate_database
 from gateway.directory import Directory, InstitutionKind, InstitutionStatus, load_directory_file
+from gateway.directory_feed import current_edition
 from gateway.errors import AdapterError, ConfigError, GatewayError
 from gateway.identifiers import make_niss
 from gateway.journal import SCHEMA as journal_schema
 from gateway.journal import JournalSettings
 from gateway.keys import NodeKeys, load_node_keys
 from gateway.migrations import summary as migration_summary
-from gateway.node import DIRECTORY_SERIAL
 from gateway.provision import ManagementApi, permissions_for
 from gateway.store import SCHEMA as store_schema
 from gateway.store import Store
@@ -202,23 +202,25 @@ def _keys(state: _State) -> str:
 
 def _directory(state: _State) -> str:
     config = _config(state)
-    seen = 0
+    store = None
     with contextlib.suppress(GatewayError, OSError, ValueError):
         store = Store(config.store)
-        try:
-            seen = int(store.get_meta(DIRECTORY_SERIAL) or 0)
-        finally:
-            _close(store)
     try:
-        state.directory = load_directory_file(
-            config.directory, config.trust_anchor, min_serial=seen
-        )
+        if store is None:  # the store check says why
+            state.directory = load_directory_file(config.directory, config.trust_anchor)
+        else:
+            # As `run` does: the edition received live, when newer than the file.
+            state.directory = current_edition(
+                store, config.directory, config.trust_anchor, remember=False
+            )
     except GatewayError as exc:
         raise _Failed(
             exc.message,
             "install the federation's latest signed directory and its trust anchor "
             "(`cpas-gateway directory verify` shows what is wrong)",
         ) from None
+    finally:
+        _close(store)
     directory = state.directory
     return (
         f"edition {directory.serial} of {directory.issued_at:%Y-%m-%d}, signature verified, "
@@ -347,6 +349,7 @@ def _permissions_over_amqp(config: NodeConfig, names: Names) -> str:
     for what, queue in (
         ("inbox", names.inbox(cpas_id)),
         ("dead letters", names.dead_letters(cpas_id)),
+        ("queue of directory editions", names.directory_feed(cpas_id)),
     ):
         if _refusal(config, functools.partial(_exists, queue=queue)) is not None:
             missing.append(f"its {what} {queue} does not exist")

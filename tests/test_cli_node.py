@@ -17,7 +17,7 @@ from gateway.config import NodeConfig
 from gateway.errors import DirectoryError, StoreUnavailable
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node, build_node
-from gateway.provision import ManagementApi
+from gateway.provision import ManagementApi, remove_users
 from gateway.store import Store
 
 
@@ -207,9 +207,7 @@ def test_broker_provision_writes_credentials_for_each_cpas(
         assert "created 0" in capsys.readouterr().out.splitlines()[-1]
     finally:
         api.delete_vhost(vhost)
-        for user in api.users():
-            if user["name"].startswith(Names(namespace).broker_user_prefix):
-                api.delete_user(user["name"])
+        remove_users(api, Names(namespace))
 
 
 def test_a_bulk_send_whose_store_cannot_be_written_stops_clearly_and_resumes_when_run_again(
