@@ -11,7 +11,7 @@ import pytest
 from conftest import GENT, LIEGE
 
 import gateway.node
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.errors import DirectoryError, StoreUnavailable
@@ -47,6 +47,7 @@ def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[d
     )
     yield {GENT: gent.folder / "node.toml", LIEGE: liege.folder / "node.toml"}
     delete_topology(amqp_url, cpas_topology(world.members, names=names))
+    delete_topology(amqp_url, directory_topology(world.members, names=names))
 
 
 def _seed_one(config: Path, *, seed: int) -> str:
@@ -201,7 +202,12 @@ def test_broker_provision_writes_credentials_for_each_cpas(
     try:
         assert main(args) == 0
         files = sorted(p.name for p in (tmp_path / "creds").iterdir())
-        assert files == sorted(f"{cpas_id}.amqp-url" for cpas_id in world.directory.cpas_ids())
+        assert files == sorted(
+            [
+                *(f"{cpas_id}.amqp-url" for cpas_id in world.directory.cpas_ids()),
+                "federation.amqp-url",
+            ]
+        )
         assert all(oct(p.stat().st_mode)[-3:] == "600" for p in (tmp_path / "creds").iterdir())
         assert main(args) == 0
         assert "created 0" in capsys.readouterr().out.splitlines()[-1]
