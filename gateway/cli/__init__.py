@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "seed",
     "check",
     "migrate",
+    "backup",
     "run",
     "send",
     "request",

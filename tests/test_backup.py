@@ -1,0 +1,141 @@
+"""A node restored from its backup carries on: keys, store, journal, secret, directory edition.
+
+The backup is taken while the node runs (``cpas-gateway backup``); then the
+node's disk is lost (keys, state and configuration deleted), the backup is
+put back (``cpas-gateway restore``) and the node starts again from it: its
+journal still verifies, the directory edition it had received live is still
+in use, and it exchanges dossiers both ways.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import GENT, LIEGE, NAMUR, NodeFactory
+
+from gateway.backup import backup_node, restore_node
+from gateway.broker import Names
+from gateway.cli import main
+from gateway.config import NodeConfig
+from gateway.directory import InstitutionStatus
+from gateway.envelope import Purpose
+from gateway.errors import ConfigError, DestinationRefused
+from gateway.localnet import LocalFederation
+from gateway.node import build_node
+
+PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
+WAIT = 30.0
+
+
+def _gent_config(federation: LocalFederation, amqp_url: str, namespace: str, vendor: Path) -> Path:
+    member = federation.member(GENT)
+    federation.node_config(
+        member.cpas_id,
+        "ocmwdata",
+        {"url": f"sqlite:///{vendor}"},
+        amqp_url=amqp_url,
+        namespace=namespace,
+    )
+    return member.folder / "node.toml"
+
+
+def test_a_node_restored_from_its_backup_carries_on_exchanging_dossiers(
+    amqp_url: str,
+    federation: LocalFederation,
+    sandbox: Names,
+    make_node: NodeFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    namespace = sandbox.namespace
+    liege = make_node(LIEGE, "fichesociale")
+    config_path = _gent_config(federation, amqp_url, namespace, tmp_path / "vendor.sqlite3")
+    gent = build_node(NodeConfig.load(config_path)).start()
+    numbers = gent.adapter.seed(5, seed=61)  # type: ignore[attr-defined]
+    try:
+        sent = [gent.send_transfer(n, liege.cpas_id, PURPOSE) for n in numbers[:3]]
+        assert {
+            e.outcome for e in gent.wait_for_outcomes([s.message_id for s in sent], WAIT).values()
+        } == {"imported"}
+        # A newer edition received live (Namur merged): it is part of what is backed up.
+        namur = federation.directory.get(federation.member(NAMUR).cpas_id)
+        assert namur is not None
+        federation.reissue(
+            namur.model_copy(
+                update={
+                    "status": InstitutionStatus.MERGED,
+                    "merged_into": liege.cpas_id,
+                    "encryption_keys": [],
+                    "contact": None,
+                }
+            )
+        )
+        assert gent.directory_feed is not None
+        assert gent.directory_feed.receive(federation.directory_path.read_bytes()).applied
+        backup = tmp_path / "backup"
+
+        assert main(["backup", "--config", str(config_path), "--to", str(backup)]) == 0
+    finally:
+        gent.stop()
+        gent.adapter.close()
+    # The node's disk is lost; the vendor's system and the directory file are not.
+    folder = config_path.parent
+    shutil.rmtree(folder / "keys")
+    shutil.rmtree(folder / "state")
+    config_path.unlink()
+
+    assert main(["restore", "--from", str(backup)]) == 0
+    capsys.readouterr()
+    assert main(["journal", "verify", "--config", str(config_path)]) == 0
+    restored = build_node(NodeConfig.load(config_path)).start()
+    try:
+        assert restored.directory.serial == federation.directory.serial
+        assert {e.message_id for e in restored.store.outgoing_all()} == {s.message_id for s in sent}
+        with pytest.raises(DestinationRefused):
+            restored.send_transfer(numbers[3], federation.member(NAMUR).cpas_id, PURPOSE)
+        more = [restored.send_transfer(n, liege.cpas_id, PURPOSE) for n in numbers[3:]]
+        outcomes = restored.wait_for_outcomes([s.message_id for s in [*sent, *more]], WAIT)
+        assert {e.outcome for e in outcomes.values()} == {"imported"}
+        assert len(outcomes) == 5
+        (back,) = liege.adapter.seed(1, seed=62)  # type: ignore[attr-defined]
+        answer = liege.send_transfer(back, restored.cpas_id, PURPOSE)
+        assert liege.wait_for_outcomes([answer.message_id], WAIT)[answer.message_id].outcome == (
+            "imported"
+        )
+    finally:
+        restored.stop()
+        restored.adapter.close()
+    assert main(["journal", "verify", "--config", str(config_path)]) == 0
+
+
+def test_a_restore_never_overwrites_a_node_s_files(
+    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+) -> None:
+    config_path = _gent_config(
+        federation,
+        amqp_url,
+        sandbox.namespace,
+        tmp_path / "vendor.sqlite3",
+    )
+    assert main(["backup", "--config", str(config_path), "--to", str(tmp_path / "b")]) == 0
+    with pytest.raises(ConfigError) as refused:
+        restore_node(tmp_path / "b")
+    assert refused.value.code == "backup.restore_over"
+
+
+def test_a_backup_goes_into_a_new_folder(
+    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+) -> None:
+    config_path = _gent_config(
+        federation,
+        amqp_url,
+        sandbox.namespace,
+        tmp_path / "vendor.sqlite3",
+    )
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "something").write_text("kept")
+    with pytest.raises(ConfigError) as refused:
+        backup_node(config_path, tmp_path / "b")
+    assert refused.value.code == "backup.exists"
