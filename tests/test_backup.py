@@ -10,10 +10,15 @@ in use, and it exchanges dossiers both ways.
 from __future__ import annotations
 
 import shutil
+import urllib.parse
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
+from psycopg import sql
 
 from gateway.backup import backup_node, restore_node
 from gateway.broker import Names
@@ -139,3 +144,58 @@ def test_a_backup_goes_into_a_new_folder(
     with pytest.raises(ConfigError) as refused:
         backup_node(config_path, tmp_path / "b")
     assert refused.value.code == "backup.exists"
+
+
+@pytest.fixture
+def node_database(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of the node's own (one per node, as operations.md says)."""
+    name = f"ops_backup_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    parsed = urllib.parse.urlparse(postgres_url)
+    yield urllib.parse.urlunparse(parsed._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_node_on_postgresql_is_backed_up_with_pg_dump_and_restored_with_its_rows(
+    amqp_url: str,
+    federation: LocalFederation,
+    sandbox: Names,
+    make_node: NodeFactory,
+    node_database: str,
+    tmp_path: Path,
+) -> None:
+    liege = make_node(LIEGE, "fichesociale")
+    config_path = _gent_config(federation, amqp_url, sandbox.namespace, tmp_path / "vendor.sqlite3")
+    config_path.write_text(
+        config_path.read_text().replace('"state/node.sqlite3"', f'"{node_database}"')
+    )
+    gent = build_node(NodeConfig.load(config_path)).start()
+    try:
+        numbers = gent.adapter.seed(3, seed=63)  # type: ignore[attr-defined]
+        sent = [gent.send_transfer(n, liege.cpas_id, PURPOSE) for n in numbers[:2]]
+        gent.wait_for_outcomes([s.message_id for s in sent], WAIT)
+        assert main(["backup", "--config", str(config_path), "--to", str(tmp_path / "b")]) == 0
+    finally:
+        gent.stop()
+        gent.adapter.close()
+    assert (tmp_path / "b" / "store.pgdump").exists()
+    # The database loses its tables; the node's folder its keys and configuration.
+    with psycopg.connect(node_database, autocommit=True) as pg:
+        pg.execute("DROP SCHEMA public CASCADE")
+        pg.execute("CREATE SCHEMA public")
+    shutil.rmtree(config_path.parent / "keys")
+    config_path.unlink()
+
+    assert main(["restore", "--from", str(tmp_path / "b")]) == 0
+    assert main(["journal", "verify", "--config", str(config_path)]) == 0
+    restored = build_node(NodeConfig.load(config_path)).start()
+    try:
+        assert {e.message_id for e in restored.store.outgoing_all()} == {s.message_id for s in sent}
+        more = restored.send_transfer(numbers[2], liege.cpas_id, PURPOSE)
+        outcomes = restored.wait_for_outcomes([more.message_id], WAIT)
+        assert outcomes[more.message_id].outcome == "imported"
+    finally:
+        restored.stop()
+        restored.adapter.close()
