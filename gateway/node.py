@@ -1549,9 +1549,18 @@ def _log_event(
 
 
 def build_node(
-    config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
+    config: NodeConfig,
+    *,
+    adapters: AdapterRegistry | None = None,
+    consume: bool = True,
+    follow_directory: bool = False,
 ) -> Node:
-    """Assemble a node: trust anchor, verified directory, keys, adapter and store."""
+    """Assemble a node: trust anchor, verified directory, keys, adapter and store.
+
+    :param follow_directory: take the federation's editions live from the
+        node's queue of editions: for ``run`` only -- a command acting beside
+        a running node must not take an edition from that node's queue.
+    """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
     # vendor system is touched.
@@ -1585,7 +1594,7 @@ def build_node(
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,
         journal=journal,
-        trust_anchor=load_trust_anchor(config.trust_anchor),
+        trust_anchor=load_trust_anchor(config.trust_anchor) if follow_directory else None,
     )
 
 

@@ -57,7 +57,7 @@ def test_a_node_restored_from_its_backup_carries_on_exchanging_dossiers(
     namespace = sandbox.namespace
     liege = make_node(LIEGE, "fichesociale")
     config_path = _gent_config(federation, amqp_url, namespace, tmp_path / "vendor.sqlite3")
-    gent = build_node(NodeConfig.load(config_path)).start()
+    gent = build_node(NodeConfig.load(config_path), follow_directory=True).start()
     numbers = gent.adapter.seed(5, seed=61)  # type: ignore[attr-defined]
     try:
         sent = [gent.send_transfer(n, liege.cpas_id, PURPOSE) for n in numbers[:3]]
@@ -94,7 +94,7 @@ def test_a_node_restored_from_its_backup_carries_on_exchanging_dossiers(
     assert main(["restore", "--from", str(backup)]) == 0
     capsys.readouterr()
     assert main(["journal", "verify", "--config", str(config_path)]) == 0
-    restored = build_node(NodeConfig.load(config_path)).start()
+    restored = build_node(NodeConfig.load(config_path), follow_directory=True).start()
     try:
         assert restored.directory.serial == federation.directory.serial
         assert {e.message_id for e in restored.store.outgoing_all()} == {s.message_id for s in sent}
@@ -171,7 +171,7 @@ def test_a_node_on_postgresql_is_backed_up_with_pg_dump_and_restored_with_its_ro
     config_path.write_text(
         config_path.read_text().replace('"state/node.sqlite3"', f'"{node_database}"')
     )
-    gent = build_node(NodeConfig.load(config_path)).start()
+    gent = build_node(NodeConfig.load(config_path), follow_directory=True).start()
     try:
         numbers = gent.adapter.seed(3, seed=63)  # type: ignore[attr-defined]
         sent = [gent.send_transfer(n, liege.cpas_id, PURPOSE) for n in numbers[:2]]
@@ -190,7 +190,7 @@ def test_a_node_on_postgresql_is_backed_up_with_pg_dump_and_restored_with_its_ro
 
     assert main(["restore", "--from", str(tmp_path / "b")]) == 0
     assert main(["journal", "verify", "--config", str(config_path)]) == 0
-    restored = build_node(NodeConfig.load(config_path)).start()
+    restored = build_node(NodeConfig.load(config_path), follow_directory=True).start()
     try:
         assert {e.message_id for e in restored.store.outgoing_all()} == {s.message_id for s in sent}
         more = restored.send_transfer(numbers[2], liege.cpas_id, PURPOSE)
