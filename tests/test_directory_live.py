@@ -9,8 +9,13 @@ publish there.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +28,12 @@ from pika.exceptions import ChannelClosedByBroker
 from gateway import keys
 from gateway.broker import Names
 from gateway.cli import main
+from gateway.config import NodeConfig
 from gateway.directory import InstitutionStatus, sign_directory
 from gateway.directory_feed import current_edition, publish_edition
 from gateway.envelope import Purpose
 from gateway.errors import BrokerError, DestinationRefused, DirectoryError
-from gateway.journal import Event
+from gateway.journal import Event, JournalSettings
 from gateway.localnet import FEDERATION_KEY, LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.provision import ManagementApi, provision, remove_users
@@ -371,3 +377,67 @@ def _altered(signed: bytes) -> bytes:
     marker = b"OCMW Gent"
     assert marker in signed
     return signed.replace(marker, b"OCMW Gant", 1)
+
+
+# ------------------------------------------------------------ cpas-gateway run
+
+
+def test_cpas_gateway_run_applies_an_edition_published_while_it_runs_without_a_restart(
+    live: Federation, tmp_path: Path
+) -> None:
+    member = live.local.member(GENT)
+    config = live.local.node_config(
+        member.cpas_id,
+        "ocmwdata",
+        {"url": f"sqlite:///{tmp_path}/vendor.sqlite3"},
+        amqp_url=live.url_of(member.cpas_id),
+        namespace=live.names.namespace,
+        broker_mode="provisioned",
+    )
+    log = tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPAS_GATEWAY_")}
+    env["COLUMNS"] = "500"
+    cli = str(Path(sys.executable).with_name("cpas-gateway"))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [cli, "run", "--config", str(member.folder / "node.toml")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        _wait(lambda: " running: " in log.read_text() or process.poll() is not None)
+        assert process.poll() is None, log.read_text()
+        assert "directory edition 1 (new editions from" in log.read_text()
+
+        publish_edition(
+            _merge(live, LIEGE, into=NAMUR), live.anchor, amqp_urls=[live.url], names=live.names
+        )
+
+        _wait(lambda: "directory-applied" in _journal_events(config))
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0, log.read_text()
+    store = Store(config.store)
+    try:
+        assert current_edition(store, config.directory, config.trust_anchor).serial == 2
+    finally:
+        store.close()
+
+
+def _journal_events(config: NodeConfig) -> list[str]:
+    journal = JournalSettings.from_config(config).open(create_secret=False)
+    try:
+        return [entry.event for entry in journal.tail(100)]
+    finally:
+        journal.close()
+
+
+def _wait(condition: Callable[[], bool]) -> None:
+    """Wait for a condition the node brings about (the test gives up after WAIT seconds)."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come about"
+        time.sleep(0.1)
