@@ -17,14 +17,23 @@ one reference the send and receive paths read (``Node.directory``: each
 message reads it once per check, so the next message is judged by the new
 edition), and journaled ``directory-applied``. The same edition received
 again changes nothing.
+
+A node may also poll an ``https://`` address where the federation serves the
+current edition (:class:`DirectoryPoll`): what it fetches goes through the
+same verification; content fetched before is not looked at again, so a
+forged file left on a server is journaled once, not at every poll.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +46,13 @@ from gateway import hardened_xml, keys
 from gateway.broker import BrokerClient, Delivery, Names, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
 from gateway.directory import Directory, check_not_older, load_directory
-from gateway.errors import BrokerError, DirectoryError, GatewayError, StoreUnavailable
+from gateway.errors import (
+    BrokerError,
+    ConfigError,
+    DirectoryError,
+    GatewayError,
+    StoreUnavailable,
+)
 from gateway.journal import Event, JournalError
 from gateway.store import DIRECTORY_SERIAL, Store
 
@@ -102,21 +117,56 @@ class FeedOutcome:
     """The refusal's code, when refused."""
 
 
+@dataclass(frozen=True)
+class DirectoryPoll:
+    """Where the federation serves the current edition over HTTPS, and how often to look."""
+
+    url: str
+    interval: float = 300.0
+    ca_file: Path | None = None
+    """The CA of the server's certificate; ``None``: the system's CAs."""
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith("https://"):
+            raise ConfigError(
+                f"directory_url {self.url!r} is not an https:// address: a node fetches the "
+                "directory only over HTTPS.",
+                code="config.directory_url",
+            )
+
+
 class DirectoryFeed:
     """A node's subscription to the federation's editions (started and stopped by the node).
 
     :param node: the node whose ``directory`` it replaces.
     :param trust_anchor: the federation's key every edition must be signed with.
     :param provisioned: the broker was provisioned: only check the queue exists.
+    :param poll: also poll an HTTPS address for the current edition.
     """
 
     def __init__(
-        self, node: Node, trust_anchor: Ed25519PublicKey, *, provisioned: bool = False
+        self,
+        node: Node,
+        trust_anchor: Ed25519PublicKey,
+        *,
+        provisioned: bool = False,
+        poll: DirectoryPoll | None = None,
     ) -> None:
         self._node = node
         self._anchor = trust_anchor
         self._deliveries: queue.Queue[Delivery | None] = queue.Queue()
         self._changed = threading.Condition()
+        # The broker's feed and the poller may both hand in an edition.
+        self._receiving = threading.Lock()
+        self._poll = poll
+        self._poller = threading.Thread(
+            target=self._poll_loop, name=f"directory-poll-{node.cpas_id}", daemon=True
+        )
+        self._last_fetched: str | None = None
+        self.polls = 0
+        """HTTPS polls made since start (answered or not)."""
+        self.poll_errors: list[str] = []
+        """Why polls failed (unreachable, untrusted certificate...), in order."""
         self.refused: list[str] = []
         """The codes of the editions refused since start, in order."""
         self.client = BrokerClient(
@@ -137,6 +187,8 @@ class DirectoryFeed:
     def start(self) -> None:
         """Follow the feed; an unreachable broker or queue is retried in the background."""
         self._worker.start()
+        if self._poll is not None:
+            self._poller.start()
         # The node's messages do not wait for the feed: a broker provisioned
         # before the feed existed leaves the node working on its edition.
         self.client.start(wait=None)
@@ -146,6 +198,8 @@ class DirectoryFeed:
         self.client.cancel_consumer()
         self._deliveries.put(None)
         self._worker.join(10)
+        if self._poller.is_alive():
+            self._poller.join(10)
         self.client.stop()
 
     def wait_for(self, serial: int, timeout: float) -> bool:
@@ -157,6 +211,43 @@ class DirectoryFeed:
         """Wait until ``count`` editions were refused since start."""
         with self._changed:
             return self._changed.wait_for(lambda: len(self.refused) >= count, timeout)
+
+    def wait_for_polls(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` HTTPS polls were made since start."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.polls >= count, timeout)
+
+    def _poll_loop(self) -> None:
+        assert self._poll is not None
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+            except (StoreUnavailable, JournalError) as exc:
+                log.warning("directory edition not taken now (%s): trying again", exc)
+                self._last_fetched = None
+            self._stopping.wait(self._poll.interval)
+
+    def poll_once(self) -> FeedOutcome | None:
+        """Fetch the edition served at the poll address; ``None`` when nothing new was there."""
+        assert self._poll is not None
+        try:
+            data = _fetch(self._poll)
+        except GatewayError as exc:
+            log.warning("%s", exc.message, extra={"code": exc.code})
+            with self._changed:
+                self.poll_errors.append(exc.code)
+                self.polls += 1
+                self._changed.notify_all()
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        outcome = None
+        if digest != self._last_fetched:
+            outcome = self.receive(data)
+            self._last_fetched = digest
+        with self._changed:
+            self.polls += 1
+            self._changed.notify_all()
+        return outcome
 
     def _work(self) -> None:
         while (delivery := self._deliveries.get()) is not None:
@@ -173,6 +264,10 @@ class DirectoryFeed:
 
     def receive(self, data: bytes) -> FeedOutcome:
         """Verify one edition and put it in use if it is newer; journal what became of it."""
+        with self._receiving:
+            return self._receive(data)
+
+    def _receive(self, data: bytes) -> FeedOutcome:
         node = self._node
         in_use = node.directory
         try:
@@ -225,6 +320,32 @@ class DirectoryFeed:
             self.refused.append(code)
             self._changed.notify_all()
         return FeedOutcome(False, None, code)
+
+
+def _fetch(poll: DirectoryPoll) -> bytes:
+    """The bytes served at the poll address, at most the size the hardened parser accepts."""
+    context = ssl.create_default_context(cafile=str(poll.ca_file) if poll.ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    request = urllib.request.Request(poll.url, headers={"Accept": "application/xml"})
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            data: bytes = response.read(hardened_xml.MAX_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise DirectoryError(
+            f"The directory address {poll.url} answered HTTP {exc.code}.", code="directory.fetch"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise DirectoryError(
+                f"The directory address {poll.url} presented a certificate this node does not "
+                f"trust ({reason.verify_message}); set directory_url_ca to the CA that signed it.",
+                code="directory.fetch_untrusted",
+            ) from None
+        raise DirectoryError(
+            f"The directory address {poll.url} is unreachable ({reason}).", code="directory.fetch"
+        ) from None
+    return data
 
 
 # ------------------------------------------------------------ the federation's side

@@ -75,7 +75,7 @@ from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topolog
 from gateway.broker_connection import BrokerTLS
 from gateway.config import NodeConfig
 from gateway.directory import Directory
-from gateway.directory_feed import DirectoryFeed, current_edition
+from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.dossier import Dossier, format_timestamp
 from gateway.envelope import (
     Body,
@@ -253,6 +253,8 @@ class Node:
         client certificate for mutual TLS).
     :param trust_anchor: the federation's key: with it, a consuming node follows
         the federation's directory editions live (:mod:`gateway.directory_feed`).
+    :param directory_poll: with ``trust_anchor``, also poll an HTTPS address
+        for the current edition.
     """
 
     def __init__(
@@ -275,6 +277,7 @@ class Node:
         journal: Journal | None = None,
         broker_tls: BrokerTLS | None = None,
         trust_anchor: Ed25519PublicKey | None = None,
+        directory_poll: DirectoryPoll | None = None,
     ) -> None:
         self.cpas_id = cpas_id
         self.journal = journal
@@ -328,7 +331,7 @@ class Node:
             tls=broker_tls,
         )
         self.directory_feed = (
-            DirectoryFeed(self, trust_anchor, provisioned=provisioned)
+            DirectoryFeed(self, trust_anchor, provisioned=provisioned, poll=directory_poll)
             if trust_anchor is not None and consume
             else None
         )
@@ -1595,6 +1598,11 @@ def build_node(
         consume=consume,
         journal=journal,
         trust_anchor=load_trust_anchor(config.trust_anchor) if follow_directory else None,
+        directory_poll=DirectoryPoll(
+            config.directory_url, config.directory_poll_seconds, config.directory_url_ca
+        )
+        if config.directory_url
+        else None,
     )
 
 

@@ -10,13 +10,17 @@ publish there.
 from __future__ import annotations
 
 import os
+import random
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pika
@@ -30,10 +34,11 @@ from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.directory import InstitutionStatus, sign_directory
-from gateway.directory_feed import current_edition, publish_edition
+from gateway.directory_feed import DirectoryPoll, current_edition, publish_edition
 from gateway.envelope import Purpose
-from gateway.errors import BrokerError, DestinationRefused, DirectoryError
+from gateway.errors import BrokerError, ConfigError, DestinationRefused, DirectoryError
 from gateway.journal import Event, JournalSettings
+from gateway.local_pki import make_local_pki
 from gateway.localnet import FEDERATION_KEY, LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.provision import ManagementApi, provision, remove_users
@@ -109,7 +114,7 @@ def live(
 def following(make_node: NodeFactory, live: Federation) -> NodeFactory:
     """A node on the provisioned broker that follows the federation's editions."""
 
-    def factory(nis_code: str, adapter: str) -> Node:
+    def factory(nis_code: str, adapter: str, **kwargs: object) -> Node:
         member = live.local.member(nis_code)
         return make_node(
             nis_code,
@@ -120,6 +125,7 @@ def following(make_node: NodeFactory, live: Federation) -> NodeFactory:
             directory=live.local.directory,
             keys=member.node_keys,
             trust_anchor=live.anchor,
+            **kwargs,
         )
 
     return factory
@@ -441,3 +447,105 @@ def _wait(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition did not come about"
         time.sleep(0.1)
+
+
+# ------------------------------------------------- the edition served over HTTPS
+
+
+@dataclass
+class Served:
+    """What the federation's HTTPS address serves right now."""
+
+    url: str
+    ca_file: Path
+    content: bytes = b""
+
+
+@pytest.fixture
+def https_directory(tmp_path: Path) -> Iterator[Served]:
+    """An HTTPS server of the test's own (certificate made here) serving one document."""
+    pki = make_local_pki(tmp_path / "pki")
+    served = Served("", pki.ca_file)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = served.content
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = _server_on_a_free_port(Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server.cert, pki.server.key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    served.url = f"https://localhost:{server.server_address[1]}/directory.xml"
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+def _server_on_a_free_port(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    for port in random.sample(range(27000, 28000), 50):  # this branch's range
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:
+            continue
+    raise AssertionError("no free port in 27000-27999")
+
+
+def test_a_node_polling_the_https_address_applies_a_newer_edition(
+    following: NodeFactory, live: Federation, https_directory: Served
+) -> None:
+    https_directory.content = live.local.directory_path.read_bytes()
+    poll = DirectoryPoll(https_directory.url, 0.1, https_directory.ca_file)
+    gent = following(GENT, "ocmwdata", directory_poll=poll)
+    assert gent.directory_feed is not None and gent.directory_feed.wait_for_polls(1, WAIT)
+    assert gent.directory.serial == 1
+
+    https_directory.content = _merge(live, LIEGE, into=NAMUR)
+
+    assert gent.directory_feed.wait_for(2, WAIT)
+    assert _events(gent, Event.DIRECTORY_APPLIED) == [("edition 2 (was 1)", None)]
+    assert gent.directory_feed.poll_errors == []
+
+
+def test_a_forged_edition_served_over_https_is_refused_once_however_often_it_is_polled(
+    following: NodeFactory, live: Federation, https_directory: Served
+) -> None:
+    edition = live.local.directory.model_copy(update={"serial": 9})
+    https_directory.content = sign_directory(edition, Ed25519PrivateKey.generate())
+    poll = DirectoryPoll(https_directory.url, 0.1, https_directory.ca_file)
+    gent = following(GENT, "ocmwdata", directory_poll=poll)
+    feed = gent.directory_feed
+    assert feed is not None and feed.wait_for_refusals(1, WAIT)
+
+    assert feed.wait_for_polls(feed.polls + 3, WAIT)
+
+    assert feed.refused == ["directory.signature"]
+    assert _events(gent, Event.DIRECTORY_REFUSED) == [("refused", "directory.signature")]
+    assert gent.directory.serial == 1 and gent.health().ok
+
+
+def test_an_https_address_whose_certificate_is_not_trusted_is_not_used(
+    following: NodeFactory, live: Federation, https_directory: Served
+) -> None:
+    gent = following(GENT, "ocmwdata", directory_poll=DirectoryPoll(https_directory.url, 0.1))
+    https_directory.content = _merge(live, LIEGE, into=NAMUR)
+    assert gent.directory_feed is not None and gent.directory_feed.wait_for_polls(2, WAIT)
+
+    assert set(gent.directory_feed.poll_errors) == {"directory.fetch_untrusted"}
+    assert gent.directory.serial == 1
+    assert gent.health().ok
+
+
+def test_a_directory_address_that_is_not_https_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        DirectoryPoll("http://federation.example/directory.xml")
+    assert refused.value.code == "config.directory_url"
