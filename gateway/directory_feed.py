@@ -197,7 +197,8 @@ class DirectoryFeed:
         self._stopping.set()
         self.client.cancel_consumer()
         self._deliveries.put(None)
-        self._worker.join(10)
+        if self._worker.is_alive():
+            self._worker.join(10)
         if self._poller.is_alive():
             self._poller.join(10)
         self.client.stop()
