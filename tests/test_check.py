@@ -21,11 +21,13 @@ from conftest import GENT, LIEGE, NAMUR, TlsBroker
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.database import Database
-from gateway.keys import write_node_keys
-from gateway.localnet import LocalFederation, cpas_id_of, make_local_federation
+from gateway.directory import sign_directory
+from gateway.keys import load_signing_key, write_node_keys
+from gateway.localnet import FEDERATION_KEY, LocalFederation, cpas_id_of, make_local_federation
 from gateway.preflight import Preflight, Status, run_preflight
 from gateway.provision import ManagementApi, provision
 from gateway.store import SCHEMA as store_schema
+from gateway.store import Store
 
 
 @dataclass
@@ -338,3 +340,21 @@ def test_a_broker_tls_key_with_a_wrong_passphrase_fails_the_tls_check(
     name, detail, _fix = _failure(run_preflight(config))
     assert name == "broker TLS"
     assert "passphrase is wrong" in detail
+
+
+def test_the_directory_check_reports_the_edition_the_node_received_live(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    federation = provisioned.federation
+    newer = federation.directory.model_copy(update={"serial": federation.directory.serial + 1})
+    signed = sign_directory(newer, load_signing_key(federation.root / FEDERATION_KEY))
+    store_url = f"sqlite:///{tmp_path}/state/node.sqlite3"
+    store = Store(store_url)
+    store.keep_directory_edition(newer.serial, signed)
+    store.close()
+
+    result = run_preflight(provisioned.config(tmp_path, store=store_url))
+
+    directory = next(c for c in result.checks if c.name == "directory")
+    assert directory.status is Status.OK
+    assert directory.detail.startswith(f"edition {newer.serial} ")
