@@ -32,7 +32,7 @@ from pathlib import Path
 import pika
 
 from gateway.adapters import AdapterRegistry, Inspectable, Seedable, load_adapters
-from gateway.broker import Names, Topology, cpas_topology, delete_topology
+from gateway.broker import Names, Topology, cpas_topology, delete_topology, directory_topology
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
@@ -411,7 +411,8 @@ class Bench:
             with contextlib.suppress(Exception):
                 self.stop_node(node)
         own = cpas_topology(self.federation.members, names=self.names)
-        for topology in (own, *self.extra_topologies):
+        editions = directory_topology(self.federation.members, names=self.names)
+        for topology in (own, editions, *self.extra_topologies):
             try:
                 delete_topology(self.amqp_url, topology)
             except Exception as exc:  # the figures are written; say what is left behind

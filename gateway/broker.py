@@ -7,6 +7,11 @@ routing key is the recipient's enterprise number; one durable quorum inbox
 declared idempotently at every (re)connection, by the node and by the
 broker's provisioning alike, from this one declaration.
 
+The directory (:func:`directory_topology`): a durable fanout exchange
+``<ns>.directory`` on which the federation publishes each signed edition,
+and one quorum queue ``<ns>.directory.<id>`` per CPAS bound to it, which
+keeps the latest editions while the node is away.
+
 The inbox's delivery limit is only a backstop: RabbitMQ counts a delivery
 whose consumer died (a node killed or crash-looping) like one the consumer
 gave back, so it cannot tell poison from bad luck. The node counts its own
@@ -130,6 +135,20 @@ class Names:
     def broker_user_prefix(self) -> str:
         return f"{self.namespace}.cpas."
 
+    @property
+    def directory_exchange(self) -> str:
+        """The fanout exchange the federation publishes each signed directory edition on."""
+        return f"{self.namespace}.directory"
+
+    def directory_feed(self, cpas_id: str) -> str:
+        """A CPAS node's own queue of directory editions, bound to the directory exchange."""
+        return f"{self.namespace}.directory.{cpas_id}"
+
+    @property
+    def federation_user(self) -> str:
+        """The broker login of the federation: the only one that may publish an edition."""
+        return f"{self.namespace}.federation"
+
 
 def cpas_topology(cpas_ids: Iterable[str], *, names: Names = Names()) -> Topology:
     """The exchanges, inboxes and dead-letter queues of the given CPAS."""
@@ -157,6 +176,31 @@ def cpas_topology(cpas_ids: Iterable[str], *, names: Names = Names()) -> Topolog
         bindings.append(Binding(names.inbox(cpas_id), names.route, cpas_id))
         bindings.append(Binding(names.dead_letters(cpas_id), names.dead_exchange(cpas_id), cpas_id))
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
+
+
+DIRECTORY_FEED_LENGTH = 16
+"""Editions a node's directory queue keeps while the node is away; the oldest go first
+(only the newest edition matters to a node)."""
+
+
+def directory_topology(cpas_ids: Iterable[str], *, names: Names = Names()) -> Topology:
+    """The directory exchange (fanout) and one durable queue of editions per CPAS."""
+    queues = tuple(
+        Queue(
+            names.directory_feed(cpas_id),
+            {
+                "x-queue-type": "quorum",
+                "x-max-length": DIRECTORY_FEED_LENGTH,
+                "x-overflow": "drop-head",
+            },
+        )
+        for cpas_id in cpas_ids
+    )
+    return Topology(
+        (Exchange(names.directory_exchange, "fanout"),),
+        queues,
+        tuple(Binding(q.name, names.directory_exchange, "") for q in queues),
+    )
 
 
 def delete_topology(url: str, topology: Topology, tls: BrokerTLS | None = None) -> None:

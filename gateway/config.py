@@ -165,6 +165,13 @@ class NodeConfig(BaseSettings):
     """How long the content of a dossier sent or received stays readable in the journal."""
     broker_tls: BrokerTLSConfig | None = None
     """TLS to ``amqps://`` brokers; ``None``: the system's CAs and no client certificate."""
+    directory_url: str | None = None
+    """An ``https://`` address where the federation serves the current signed edition:
+    ``run`` polls it besides following the broker's feed."""
+    directory_url_ca: Path | None = None
+    """The CA that signed that address's certificate; default: the system's CAs."""
+    directory_poll_seconds: float = Field(default=300.0, ge=1)
+    """How often ``run`` polls ``directory_url``."""
     log_format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line, for a log collector (``run --log-format``)."""
     log_level: LogLevel = "INFO"
@@ -203,7 +210,14 @@ class NodeConfig(BaseSettings):
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"The configuration file {path} cannot be read: {exc}.") from None
         base = path.resolve().parent
-        for key in ("keys", "directory", "trust_anchor", "journal_secret", "journal_head"):
+        for key in (
+            "keys",
+            "directory",
+            "trust_anchor",
+            "journal_secret",
+            "journal_head",
+            "directory_url_ca",
+        ):
             if key in raw:
                 raw[key] = str(base / raw[key])
         cpas_id = os.environ.get("CPAS_GATEWAY_CPAS_ID") or raw.get("cpas_id")

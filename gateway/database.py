@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError, StoreUnavailable
+from gateway.migrations import MigrationReport, Schema, migrate
 
 CONNECT_TIMEOUT_SECONDS = 5
 """How long opening a PostgreSQL connection may take before the store counts as unavailable."""
@@ -46,8 +47,8 @@ def _first_line(exc: BaseException) -> str:
 class Database:
     """A database reached by URL: ``sqlite:///path`` (or a bare path) or ``postgresql://…``.
 
-    :param schema: DDL run at every opening (``CREATE … IF NOT EXISTS``), with
-        ``{blob}`` and ``{int}`` standing for the dialect's binary and big integer types.
+    :param schema: the component's migrations, run at opening up to the latest
+        (:mod:`gateway.migrations`); :attr:`migration` says what the first opening did.
     :param what: what the database is, for error messages ("the node's store").
     :param pragmas: extra SQLite pragmas (``secure_delete=ON``...).
     """
@@ -56,7 +57,7 @@ class Database:
         self,
         url: str,
         *,
-        schema: str,
+        schema: Schema,
         what: str,
         pragmas: Sequence[str] = (),
         unavailable_code: str = "store.unavailable",
@@ -70,6 +71,7 @@ class Database:
         self._pragmas = tuple(pragmas)
         self._batch_depth = 0
         self._conn: Any = None
+        self.migration: MigrationReport | None = None
         if not self.postgres and not (url.startswith("sqlite:///") or "://" not in url):
             raise ConfigError(
                 f"Unsupported URL {url!r} for {what}: use sqlite:///path or postgresql://…"
@@ -78,7 +80,7 @@ class Database:
             self._connect()
 
     def _connect(self) -> None:
-        """Open the connection and make sure the schema exists."""
+        """Open the connection and bring the schema to this release's version."""
         if self.postgres:
             import psycopg
             from psycopg.conninfo import conninfo_to_dict
@@ -87,9 +89,6 @@ class Database:
             if "connect_timeout" not in conninfo_to_dict(self.url):
                 options["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
             self._conn = psycopg.connect(self.url, autocommit=False, **options)
-            with self._conn.cursor() as cur:
-                cur.execute(self._schema.format(blob="BYTEA", int="BIGINT"))
-            self._conn.commit()
         else:
             path = Path(self.url.removeprefix("sqlite:///"))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +101,15 @@ class Database:
                 *self._pragmas,
             ):
                 conn.execute(f"PRAGMA {pragma}")
-            conn.executescript(self._schema.format(blob="BLOB", int="INTEGER"))
+        try:
+            report = migrate(
+                self._conn, self._schema, postgres=self.postgres, url=_safe_url(self.url)
+            )
+        except BaseException:
+            self._drop_connection()
+            raise
+        if self.migration is None:
+            self.migration = report
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -261,6 +268,17 @@ class Database:
     def close(self) -> None:
         with self.lock:
             self._drop_connection()
+
+
+def migrate_database(url: str, schema: Schema) -> MigrationReport:
+    """Open the database at ``url`` only to bring it to ``schema``'s latest version.
+
+    Reads no secret and writes nothing but the schema and its version.
+    """
+    database = Database(url, schema=schema, what=schema.what)
+    database.close()
+    assert database.migration is not None  # set by the opening
+    return database.migration
 
 
 def _safe_url(url: str) -> str:

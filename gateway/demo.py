@@ -28,7 +28,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect, where
 from gateway.config import split_urls
 from gateway.directory import InstitutionKind, InstitutionStatus
@@ -178,8 +178,11 @@ def run_demo(
         for node in (node_a, node_b):
             node.stop()
             node.adapter.close()
-        topology = cpas_topology([gent.cpas_id, liege.cpas_id], names=names)
-        delete_topology(split_urls(amqp_url)[0], topology, tls)
+        for topology in (
+            cpas_topology([gent.cpas_id, liege.cpas_id], names=names),
+            directory_topology([gent.cpas_id, liege.cpas_id], names=names),
+        ):
+            delete_topology(split_urls(amqp_url)[0], topology, tls)
     console.print(
         f"\nEverything the demo made is in {root} (keys, directory, vendor data, node stores)."
     )

@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
+from gateway.migrations import Migration, MigrationReport, Schema
 from gateway.ownership import claim
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,12 @@ class Event(StrEnum):
     """This node answered a request: the dossier, or a refusal reason in ``outcome``."""
     RESPONSE_RECEIVED = "response-received"
     """A response to a request of this node arrived."""
+    DIRECTORY_APPLIED = "directory-applied"
+    """A newer directory edition from the federation's feed, verified, is in use from the
+    next message on; ``outcome`` names the edition (``edition 5``)."""
+    DIRECTORY_REFUSED = "directory-refused"
+    """An edition on the federation's feed was refused (unsigned, forged, older than the
+    one in use, not a directory): ``code`` says why; the edition in use stays."""
     REQUEUED = "requeued"
     """A dead letter the broker moved aside after its delivery limit, never refused by this
     node, was sent back to the inbox at start-up (the node had died holding it)."""
@@ -137,6 +144,8 @@ EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
     Event.REQUEST_REFUSED: Direction.IN,
     Event.REQUEST_EXPIRED: Direction.OUT,
     Event.REQUEUED: Direction.IN,
+    Event.DIRECTORY_APPLIED: Direction.IN,
+    Event.DIRECTORY_REFUSED: Direction.IN,
     Event.RESPONSE_SENT: Direction.OUT,
     Event.RESPONSE_RECEIVED: Direction.IN,
 }
@@ -334,6 +343,7 @@ def _beside_store(store_url: str) -> str:
 
 # ---------------------------------------------------------------- journal
 
+# Frozen: the tables of the first release. A change is a new migration.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal_entries (
     seq            {int} PRIMARY KEY,
@@ -370,6 +380,14 @@ CREATE TABLE IF NOT EXISTS journal_head (
     seal       TEXT NOT NULL
 );
 """
+
+SCHEMA = Schema(
+    "journal",
+    "the journal database",
+    (Migration(1, "entries, content keys and the sealed head", _SCHEMA),),
+    marker="journal_entries",
+)
+"""The journal's migrations; :data:`SCHEMA.latest` is the version this release writes."""
 
 # The columns the seal covers, in the order they are sealed. The content
 # itself is covered through its digest; the key never is.
@@ -442,7 +460,7 @@ class Journal:
         # not linger in a free page of the file.
         self._db = Database(
             url,
-            schema=_SCHEMA,
+            schema=SCHEMA,
             what="the journal database",
             pragmas=("secure_delete=ON",),
             unavailable_code="journal.unavailable",
@@ -467,6 +485,11 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def migration(self) -> MigrationReport | None:
+        """What opening the journal did to its schema."""
+        return self._db.migration
 
     def close(self) -> None:
         self._db.close()

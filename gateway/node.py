@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -73,7 +74,8 @@ from gateway.adapters import (
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
 from gateway.broker_connection import BrokerTLS
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory_file
+from gateway.directory import Directory
+from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.dossier import Dossier, format_timestamp
 from gateway.envelope import (
     Body,
@@ -98,7 +100,7 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.journal import Event, Journal, open_journal
-from gateway.keys import NodeKeys, load_node_keys
+from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
 from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
@@ -118,7 +120,6 @@ BROKER_WAIT_SECONDS = 600.0
 STORE_WAIT_SECONDS = 300.0
 """How long a bulk send waits for its store to come back before it stops (resumable)."""
 RECEIVE_BATCH = 128
-DIRECTORY_SERIAL = "directory.serial"
 PAUSE_MAX_SECONDS = 5.0
 """Longest wait between two tries while the store or the vendor system is away."""
 VENDOR_UNAVAILABLE = "adapter.unavailable"
@@ -250,6 +251,10 @@ class Node:
         and decision is recorded (:func:`build_node` always opens one).
     :param broker_tls: how to reach ``amqps://`` broker addresses (CA,
         client certificate for mutual TLS).
+    :param trust_anchor: the federation's key: with it, a consuming node follows
+        the federation's directory editions live (:mod:`gateway.directory_feed`).
+    :param directory_poll: with ``trust_anchor``, also poll an HTTPS address
+        for the current edition.
     """
 
     def __init__(
@@ -271,6 +276,8 @@ class Node:
         consume: bool = True,
         journal: Journal | None = None,
         broker_tls: BrokerTLS | None = None,
+        trust_anchor: Ed25519PublicKey | None = None,
+        directory_poll: DirectoryPoll | None = None,
     ) -> None:
         self.cpas_id = cpas_id
         self.journal = journal
@@ -323,6 +330,11 @@ class Node:
             on_ready=self._on_broker_ready,
             tls=broker_tls,
         )
+        self.directory_feed = (
+            DirectoryFeed(self, trust_anchor, provisioned=provisioned, poll=directory_poll)
+            if trust_anchor is not None and consume
+            else None
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -332,6 +344,8 @@ class Node:
             self._worker = self._thread(self._work, f"worker-{self.cpas_id}")
             self._worker.start()
         self._confirmer.start()
+        if self.directory_feed is not None:
+            self.directory_feed.start()
         # Once connected (and after every reconnection) the outbox's
         # unconfirmed messages are published again: see _on_broker_ready.
         self.broker.start(wait=wait)
@@ -340,6 +354,8 @@ class Node:
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful stop: take no new work, finish the message in hand, close."""
         self._stopping.set()
+        if self.directory_feed is not None:
+            self.directory_feed.stop()
         self.broker.cancel_consumer()
         self._queue.put(None)
         if self._worker is not None:
@@ -567,10 +583,25 @@ class Node:
         try:
             self.directory.check_destination(to)
         except DestinationRefused as refused:
-            log.warning("refused to send to %s: %s", to, refused)
-            self._journal(
-                Event.REFUSED_OUTGOING, peer=to, code=refused.code, person_number=person_number
-            )
+            self._refused_outgoing(to, refused, person_number)
+            raise
+
+    def _refused_outgoing(
+        self, to: str, refused: DestinationRefused, person_number: str | None
+    ) -> None:
+        log.warning("refused to send to %s: %s", to, refused)
+        self._journal(
+            Event.REFUSED_OUTGOING, peer=to, code=refused.code, person_number=person_number
+        )
+
+    def _seal(self, header: Header, body: Body) -> bytes:
+        try:
+            return seal(header, body.to_xml(), keys=self.keys, directory=self.directory).to_xml()
+        except DestinationRefused as refused:
+            # A newer directory edition came in since the destination was
+            # checked: it decides, and the refusal is journaled like any other.
+            person = body.dossier.person.number if body.dossier else body.person_number
+            self._refused_outgoing(header.recipient, refused, person)
             raise
 
     def _header(
@@ -609,9 +640,7 @@ class Node:
                 correlation_id=None
                 if header.correlation_id is None
                 else str(header.correlation_id),
-                envelope=seal(
-                    header, body.to_xml(), keys=self.keys, directory=self.directory
-                ).to_xml(),
+                envelope=self._seal(header, body),
                 expires_at=format_timestamp(header.expires_at),
             )
             for header, body in messages
@@ -1523,9 +1552,18 @@ def _log_event(
 
 
 def build_node(
-    config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
+    config: NodeConfig,
+    *,
+    adapters: AdapterRegistry | None = None,
+    consume: bool = True,
+    follow_directory: bool = False,
 ) -> Node:
-    """Assemble a node: trust anchor, verified directory, keys, adapter and store."""
+    """Assemble a node: trust anchor, verified directory, keys, adapter and store.
+
+    :param follow_directory: take the federation's editions live from the
+        node's queue of editions: for ``run`` only -- a command acting beside
+        a running node must not take an edition from that node's queue.
+    """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
     # vendor system is touched.
@@ -1534,13 +1572,10 @@ def build_node(
     except BaseException:
         store.close()
         raise
-    # Never go back to an older edition of the directory than one seen before:
-    # a replayed old edition could list a key or an institution since removed.
-    seen = store.get_meta(DIRECTORY_SERIAL)
-    directory = load_directory_file(
-        config.directory, config.trust_anchor, min_serial=int(seen or 0)
-    )
-    store.set_meta(DIRECTORY_SERIAL, str(directory.serial))
+    # The newer of the configured file and the edition received live, never
+    # older than one seen before: a replayed old edition could list a key or
+    # an institution since removed.
+    directory = current_edition(store, config.directory, config.trust_anchor)
     passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
     keys = load_node_keys(config.keys, passphrase)
     registry = adapters or load_adapters()
@@ -1562,6 +1597,12 @@ def build_node(
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,
         journal=journal,
+        trust_anchor=load_trust_anchor(config.trust_anchor) if follow_directory else None,
+        directory_poll=DirectoryPoll(
+            config.directory_url, config.directory_poll_seconds, config.directory_url_ca
+        )
+        if config.directory_url
+        else None,
     )
 
 

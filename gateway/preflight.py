@@ -8,10 +8,13 @@ is found here, not when the first message fails.
 
 The checks, in order (a failure may make the later ones pointless; they are
 then reported as skipped): configuration; node keys and passphrase; the
-directory's signature and edition; this CPAS present, active and listed with
-this node's keys; the broker's TLS settings; the broker reachable and the
-login accepted; the broker permissions, exactly what the node needs; the
-store and the journal writable; the adapter loadable and answering.
+store and the journal at this release's schema (migrated, as ``run`` would,
+refused when a newer release wrote them); the directory's signature and
+edition (the configured file, or a newer edition the node received live);
+this CPAS present, active and listed with this node's keys; the broker's
+TLS settings; the broker reachable and the login accepted; the broker
+permissions, exactly what the node needs; the store and the journal
+writable; the adapter loadable and answering.
 
 Broker permissions are read from the management API when an administrator's
 management URL is given (compared with what ``broker provision`` grants);
@@ -43,13 +46,17 @@ from gateway.adapters import AdapterRegistry, load_adapters
 from gateway.broker import Names
 from gateway.broker_connection import connect
 from gateway.config import NodeConfig
+from gateway.database import migrate_database
 from gateway.directory import Directory, InstitutionKind, InstitutionStatus, load_directory_file
-from gateway.errors import AdapterError, GatewayError
+from gateway.directory_feed import current_edition
+from gateway.errors import AdapterError, ConfigError, GatewayError
 from gateway.identifiers import make_niss
+from gateway.journal import SCHEMA as journal_schema
 from gateway.journal import JournalSettings
 from gateway.keys import NodeKeys, load_node_keys
-from gateway.node import DIRECTORY_SERIAL
+from gateway.migrations import summary as migration_summary
 from gateway.provision import ManagementApi, permissions_for
+from gateway.store import SCHEMA as store_schema
 from gateway.store import Store
 
 PREFLIGHT_META = "preflight.last"
@@ -131,6 +138,8 @@ def run_preflight(
     steps: list[tuple[str, Callable[[], str], Callable[[], bool]]] = [
         ("configuration", lambda: _configuration(state, config_path), lambda: True),
         ("node keys", lambda: _keys(state), lambda: state.config is not None),
+        # Before the directory: it reads the edition the store keeps.
+        ("store migrated", lambda: _migrated(state), lambda: state.config is not None),
         ("directory", lambda: _directory(state), lambda: state.config is not None),
         (
             "this CPAS in the directory",
@@ -193,23 +202,25 @@ def _keys(state: _State) -> str:
 
 def _directory(state: _State) -> str:
     config = _config(state)
-    seen = 0
+    store = None
     with contextlib.suppress(GatewayError, OSError, ValueError):
         store = Store(config.store)
-        try:
-            seen = int(store.get_meta(DIRECTORY_SERIAL) or 0)
-        finally:
-            _close(store)
     try:
-        state.directory = load_directory_file(
-            config.directory, config.trust_anchor, min_serial=seen
-        )
+        if store is None:  # the store check says why
+            state.directory = load_directory_file(config.directory, config.trust_anchor)
+        else:
+            # As `run` does: the edition received live, when newer than the file.
+            state.directory = current_edition(
+                store, config.directory, config.trust_anchor, remember=False
+            )
     except GatewayError as exc:
         raise _Failed(
             exc.message,
             "install the federation's latest signed directory and its trust anchor "
             "(`cpas-gateway directory verify` shows what is wrong)",
         ) from None
+    finally:
+        _close(store)
     directory = state.directory
     return (
         f"edition {directory.serial} of {directory.issued_at:%Y-%m-%d}, signature verified, "
@@ -338,6 +349,7 @@ def _permissions_over_amqp(config: NodeConfig, names: Names) -> str:
     for what, queue in (
         ("inbox", names.inbox(cpas_id)),
         ("dead letters", names.dead_letters(cpas_id)),
+        ("queue of directory editions", names.directory_feed(cpas_id)),
     ):
         if _refusal(config, functools.partial(_exists, queue=queue)) is not None:
             missing.append(f"its {what} {queue} does not exist")
@@ -365,6 +377,31 @@ def _permissions_over_amqp(config: NodeConfig, names: Names) -> str:
             parts.append("may " + ", ".join(excess) + ": more than a node needs")
         raise _Failed(f"{user}: " + "; ".join(parts) + ".", fix)
     return f"{user}: reaches its queues, publishes to {names.route}, and nothing more (AMQP probes)"
+
+
+def _migrated(state: _State) -> str:
+    """The store and the journal at this release's schema (migrated now if they were older)."""
+    config = _config(state)
+    reports = []
+    for url, schema in (
+        (config.store, store_schema),
+        (JournalSettings.from_config(config).url, journal_schema),
+    ):
+        try:
+            reports.append(migrate_database(url, schema))
+        except ConfigError as exc:  # written by a newer release
+            raise _Failed(
+                exc.message,
+                "run the release of cpas-gateway that wrote it, or a later one; or restore "
+                "the backup taken before that upgrade",
+            ) from None
+        except Exception as exc:  # StoreUnavailable or any database driver's error
+            raise _Failed(
+                f"{schema.what} could not be migrated ({_reason(exc)}).",
+                "see the sentence above; `cpas-gateway migrate` runs the same migrations "
+                "and says which one failed",
+            ) from None
+    return migration_summary(reports)
 
 
 def _store(state: _State) -> str:

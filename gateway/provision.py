@@ -3,11 +3,15 @@
 ``provision`` makes, idempotently, on a RabbitMQ virtual host:
 
 - the topology of every active CPAS in the verified directory (routing
-  exchange, quorum inboxes with their dead-letter exchanges and queues);
+  exchange, quorum inboxes with their dead-letter exchanges and queues), and
+  the directory's fanout exchange with one queue of editions per CPAS;
 - one broker user ``<namespace>.cpas.<id>`` per active CPAS, tagged ``cpas-gateway``,
   with permissions that confine it: configure nothing, write only to the
-  routing exchange and its own dead-letter exchange, read only its own inbox
-  and its own dead letters;
+  routing exchange and its own dead-letter exchange, read only its own inbox,
+  its own dead letters and its own queue of directory editions;
+- one broker user ``<namespace>.federation`` for the federation, which may
+  write to the directory exchange and do nothing else: no node can publish an
+  edition, even a genuinely signed old one;
 - and it removes the managed users of the namespace whose institutions are no
   longer active CPAS in the directory (left, closed, merged).
 
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import Names, Topology, cpas_topology
+from gateway.broker import Names, Topology, cpas_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
 from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
@@ -156,8 +160,14 @@ class Permissions:
 def permissions_for(cpas_id: str, names: Names) -> Permissions:
     """What a CPAS's broker user may do: send to the route, read its own inbox and dead letters."""
     write = f"^({re.escape(names.route)}|{re.escape(names.dead_exchange(cpas_id))})$"
-    read = f"^({re.escape(names.inbox(cpas_id))}|{re.escape(names.dead_letters(cpas_id))})$"
+    queues = (names.inbox(cpas_id), names.dead_letters(cpas_id), names.directory_feed(cpas_id))
+    read = "^(" + "|".join(re.escape(q) for q in queues) + ")$"
     return Permissions(configure="^$", write=write, read=read)
+
+
+def federation_permissions(names: Names) -> Permissions:
+    """What the federation's broker user may do: publish directory editions, nothing else."""
+    return Permissions(configure="^$", write=f"^{re.escape(names.directory_exchange)}$", read="^$")
 
 
 @dataclass
@@ -169,6 +179,8 @@ class ProvisionReport:
     removed_users: list[str] = field(default_factory=list)
     queues: int = 0
     credential_files: list[Path] = field(default_factory=list)
+    federation_created: bool = False
+    """The federation's user was made by this run (its URL is in ``federation.amqp-url``)."""
 
 
 def provision(
@@ -200,9 +212,10 @@ def provision(
     report = ProvisionReport()
     api.put_vhost(vhost)
     cpas_ids = directory.cpas_ids()
-    topology = cpas_topology(cpas_ids, names=names)
-    _declare(_with_vhost(amqp_admin_url, vhost), topology, tls)
-    report.queues = len(topology.queues)
+    topologies = (cpas_topology(cpas_ids, names=names), directory_topology(cpas_ids, names=names))
+    for topology in topologies:
+        _declare(_with_vhost(amqp_admin_url, vhost), topology, tls)
+    report.queues = sum(len(topology.queues) for topology in topologies)
 
     wanted = {names.broker_user(cpas_id): cpas_id for cpas_id in cpas_ids}
     for user, cpas_id in wanted.items():
@@ -217,6 +230,17 @@ def provision(
             report.kept_users.append(user)
         p = permissions_for(cpas_id, names)
         api.put_permissions(vhost, user, p.configure, p.write, p.read)
+
+    federation = names.federation_user
+    if api.user(federation) is None:
+        password = secrets.token_urlsafe(24)
+        api.put_user(federation, password, MANAGED_TAG)
+        report.federation_created = True
+        if credentials_dir is not None:
+            url = node_url(federation, password, amqp_admin_url, vhost, node_amqp_host)
+            report.credential_files.append(_write_credentials(credentials_dir, "federation", url))
+    p = federation_permissions(names)
+    api.put_permissions(vhost, federation, p.configure, p.write, p.read)
 
     for existing in api.users():
         tags = existing.get("tags")
@@ -236,6 +260,17 @@ def provision(
         len(report.removed_users),
     )
     return report
+
+
+def remove_users(api: ManagementApi, names: Names) -> list[str]:
+    """Delete every broker user ``provision`` made under ``names`` (decommissioning, tests)."""
+    removed = []
+    for existing in api.users():
+        name = existing["name"]
+        if name == names.federation_user or name.startswith(names.broker_user_prefix):
+            api.delete_user(name)
+            removed.append(name)
+    return removed
 
 
 def _with_vhost(url: str, vhost: str) -> str:

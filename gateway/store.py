@@ -21,11 +21,16 @@ import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from gateway.database import Database
+from gateway.migrations import Migration, MigrationReport, Schema
 from gateway.ownership import claim
 
+DIRECTORY_SERIAL: Final = "directory.serial"
+"""The meta row holding the newest directory edition this node accepted."""
+
+# Frozen: the tables of the first release. A change is a new migration below.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     message_id     TEXT PRIMARY KEY,
@@ -75,6 +80,26 @@ CREATE TABLE IF NOT EXISTS held_requests (
     decided_at     TEXT
 );
 """
+
+_DIRECTORY_EDITION = """
+CREATE TABLE IF NOT EXISTS directory_edition (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    serial      {int} NOT NULL,
+    signed      {blob} NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+
+SCHEMA = Schema(
+    "store",
+    "the node's store",
+    (
+        Migration(1, "outbox, inbox, attempts, meta and held requests", _SCHEMA),
+        Migration(2, "the directory edition received from the federation", _DIRECTORY_EDITION),
+    ),
+    marker="outbox",
+)
+"""The store's migrations; :data:`SCHEMA.latest` is the version this release writes."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +181,7 @@ class Store:
             (``store.other_node``).
         """
         self.url = url
-        self._db = Database(url, schema=_SCHEMA, what="the node's store")
+        self._db = Database(url, schema=SCHEMA, what="the node's store")
         if owner is not None:
             claim(self._db, owner, what="store", setting="store", code="store.other_node")
 
@@ -180,6 +205,11 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def migration(self) -> MigrationReport | None:
+        """What opening the store did to its schema."""
+        return self._db.migration
+
     def ping(self) -> None:
         """Raise :class:`~gateway.errors.StoreUnavailable` unless the store can be written."""
         self._db.ping()
@@ -198,6 +228,32 @@ class Store:
                     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
                 ),
                 (name, value),
+            )
+
+    # ------------------------------------------------------------- directory
+
+    def directory_edition(self) -> bytes | None:
+        """The signed directory edition last applied from the federation's feed, if any."""
+        rows = self._query("SELECT signed FROM directory_edition WHERE id = 1")
+        return bytes(rows[0][0]) if rows else None
+
+    def keep_directory_edition(self, serial: int, signed: bytes) -> None:
+        """Keep a verified edition (the signed bytes, as received) so a restart uses it."""
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO directory_edition (id, serial, signed, received_at)"
+                    " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET serial = excluded.serial,"
+                    " signed = excluded.signed, received_at = excluded.received_at"
+                ),
+                (serial, signed, _now()),
+            )
+            cur.execute(
+                self._sql(
+                    "INSERT INTO meta (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                ),
+                (DIRECTORY_SERIAL, str(serial)),
             )
 
     # ---------------------------------------------------------------- outbox

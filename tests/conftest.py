@@ -23,7 +23,7 @@ import pytest
 from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_installed
 
 from gateway.adapters import load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.broker_connection import BrokerTLS
 from gateway.journal import Journal, load_or_create_secret
 from gateway.local_pki import LocalPki, make_local_pki
@@ -125,6 +125,7 @@ def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
     names = Names(f"test-{uuid.uuid4().hex[:10]}")
     yield names
     delete_topology(amqp_url, cpas_topology(federation.members, names=names))
+    delete_topology(amqp_url, directory_topology(federation.members, names=names))
 
 
 NodeFactory = Callable[..., Node]

@@ -32,7 +32,7 @@ from gateway.journal import Event
 from gateway.keys import NodeKeys
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import REFUSAL_CODE_HEADER, Node
-from gateway.provision import ManagementApi
+from gateway.provision import ManagementApi, remove_users
 from gateway.report import build_report
 from gateway.synthetic import make_beneficiary
 
@@ -434,9 +434,7 @@ def test_broker_provision_refuses_an_edition_older_than_the_one_it_provisioned(
         assert main([*argv, "--directory", str(world.directory_path), "--min-serial", "3"]) == 1
     finally:
         api.delete_vhost(vhost)
-        for user in api.users():
-            if user["name"].startswith(Names(namespace).broker_user_prefix):
-                api.delete_user(user["name"])
+        remove_users(api, Names(namespace))
 
 
 # ------------------------------------------------- no national number echoed

@@ -26,7 +26,7 @@ from gateway.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.errors import BrokerError
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
-from gateway.provision import ManagementApi, node_url, provision
+from gateway.provision import ManagementApi, node_url, provision, remove_users
 from gateway.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
@@ -85,9 +85,7 @@ def broker(
     )
     yield Broker(api, amqp_url, vhost, names, credentials)
     api.delete_vhost(vhost)
-    for user in api.users():
-        if user["name"].startswith(names.broker_user_prefix):
-            api.delete_user(user["name"])
+    remove_users(api, names)
 
 
 @pytest.fixture
@@ -153,9 +151,7 @@ def test_provisioning_removes_the_user_of_a_cpas_that_left_the_directory(
         assert api.user(names.broker_user(liege.id)) is None
     finally:
         api.delete_vhost(vhost)
-        for user in api.users():
-            if user["name"].startswith(names.broker_user_prefix):
-                api.delete_user(user["name"])
+        remove_users(api, names)
 
 
 # ------------------------------------------------------------ what a CPAS cannot do

@@ -8,6 +8,8 @@ needs -- and then more, to see the preflight notice.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +20,14 @@ from conftest import GENT, LIEGE, NAMUR, TlsBroker
 
 from gateway.broker import Names
 from gateway.cli import main
-from gateway.keys import write_node_keys
-from gateway.localnet import LocalFederation, cpas_id_of, make_local_federation
+from gateway.database import Database
+from gateway.directory import sign_directory
+from gateway.keys import load_signing_key, write_node_keys
+from gateway.localnet import FEDERATION_KEY, LocalFederation, cpas_id_of, make_local_federation
 from gateway.preflight import Preflight, Status, run_preflight
 from gateway.provision import ManagementApi, provision
+from gateway.store import SCHEMA as store_schema
+from gateway.store import Store
 
 
 @dataclass
@@ -126,7 +132,7 @@ def test_check_prints_one_line_per_check_and_exits_0_when_all_pass(
     config = provisioned.config(tmp_path)
     assert main(["check", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len([line for line in lines if line.startswith("ok")]) == 8
+    assert len([line for line in lines if line.startswith("ok")]) == 9
     assert lines[-1] == "all checks passed."
 
 
@@ -268,7 +274,32 @@ def test_a_store_that_cannot_be_written_fails(provisioned: Provisioned, tmp_path
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
     result = run_preflight(provisioned.config(tmp_path, store=str(blocker / "node.sqlite3")))
-    assert [c.name for c in result.failures] == ["store and journal"]
+    assert [c.name for c in result.failures] == ["store migrated", "store and journal"]
+
+
+def test_a_store_of_an_earlier_release_is_migrated_and_the_check_says_so(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path}/state/node.sqlite3"
+    Database(store_url, schema=store_schema.upto(1), what="store").close()
+    result = run_preflight(provisioned.config(tmp_path, store=store_url))
+    migrated = next(c for c in result.checks if c.name == "store migrated")
+    assert migrated.status is Status.OK
+    assert "store schema 2 (migrated from 1)" in migrated.detail
+    assert result.passed
+
+
+def test_a_store_written_by_a_newer_release_fails_the_migration_check(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path}/state/node.sqlite3"
+    Database(store_url, schema=store_schema, what="store").close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "state" / "node.sqlite3")) as db, db:
+        db.execute("UPDATE schema_version SET version = 9 WHERE component = 'store'")
+    name, detail, fix = _failure(run_preflight(provisioned.config(tmp_path, store=store_url)))
+    assert name == "store migrated"
+    assert "schema version 9" in detail
+    assert "newer" in fix or "release" in fix
 
 
 def test_a_configuration_that_does_not_load_fails_first(tmp_path: Path) -> None:
@@ -309,3 +340,21 @@ def test_a_broker_tls_key_with_a_wrong_passphrase_fails_the_tls_check(
     name, detail, _fix = _failure(run_preflight(config))
     assert name == "broker TLS"
     assert "passphrase is wrong" in detail
+
+
+def test_the_directory_check_reports_the_edition_the_node_received_live(
+    provisioned: Provisioned, tmp_path: Path
+) -> None:
+    federation = provisioned.federation
+    newer = federation.directory.model_copy(update={"serial": federation.directory.serial + 1})
+    signed = sign_directory(newer, load_signing_key(federation.root / FEDERATION_KEY))
+    store_url = f"sqlite:///{tmp_path}/state/node.sqlite3"
+    store = Store(store_url)
+    store.keep_directory_edition(newer.serial, signed)
+    store.close()
+
+    result = run_preflight(provisioned.config(tmp_path, store=store_url))
+
+    directory = next(c for c in result.checks if c.name == "directory")
+    assert directory.status is Status.OK
+    assert directory.detail.startswith(f"edition {newer.serial} ")

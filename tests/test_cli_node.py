@@ -11,13 +11,13 @@ import pytest
 from conftest import GENT, LIEGE
 
 import gateway.node
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.errors import DirectoryError, StoreUnavailable
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node, build_node
-from gateway.provision import ManagementApi
+from gateway.provision import ManagementApi, remove_users
 from gateway.store import Store
 
 
@@ -47,6 +47,7 @@ def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[d
     )
     yield {GENT: gent.folder / "node.toml", LIEGE: liege.folder / "node.toml"}
     delete_topology(amqp_url, cpas_topology(world.members, names=names))
+    delete_topology(amqp_url, directory_topology(world.members, names=names))
 
 
 def _seed_one(config: Path, *, seed: int) -> str:
@@ -201,15 +202,18 @@ def test_broker_provision_writes_credentials_for_each_cpas(
     try:
         assert main(args) == 0
         files = sorted(p.name for p in (tmp_path / "creds").iterdir())
-        assert files == sorted(f"{cpas_id}.amqp-url" for cpas_id in world.directory.cpas_ids())
+        assert files == sorted(
+            [
+                *(f"{cpas_id}.amqp-url" for cpas_id in world.directory.cpas_ids()),
+                "federation.amqp-url",
+            ]
+        )
         assert all(oct(p.stat().st_mode)[-3:] == "600" for p in (tmp_path / "creds").iterdir())
         assert main(args) == 0
         assert "created 0" in capsys.readouterr().out.splitlines()[-1]
     finally:
         api.delete_vhost(vhost)
-        for user in api.users():
-            if user["name"].startswith(Names(namespace).broker_user_prefix):
-                api.delete_user(user["name"])
+        remove_users(api, Names(namespace))
 
 
 def test_a_bulk_send_whose_store_cannot_be_written_stops_clearly_and_resumes_when_run_again(

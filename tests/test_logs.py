@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import GENT, LIEGE
 
+from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.cli import main
 from gateway.envelope import Purpose
 from gateway.identifiers import make_niss
@@ -87,6 +88,12 @@ def test_a_run_logs_json_lines_with_message_fields_and_no_person(
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(60)
+        names = Names(namespace)
+        for topology in (
+            cpas_topology(federation.members, names=names),
+            directory_topology(federation.members, names=names),
+        ):
+            delete_topology(amqp_url, topology)
     lines = stderr.read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     received = [e for e in entries if e.get("event") == "received"]

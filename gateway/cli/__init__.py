@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "directory",
     "seed",
     "check",
+    "migrate",
+    "backup",
     "run",
     "send",
     "request",

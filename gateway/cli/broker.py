@@ -67,6 +67,11 @@ def run_provision(args: argparse.Namespace) -> int:
         f"vhost {args.vhost}: {report.queues} queues; users created {len(report.created_users)}, "
         f"kept {len(report.kept_users)}, removed {len(report.removed_users)}"
     )
+    if report.federation_created:
+        console.print(
+            f"  created {Names(args.namespace).federation_user}, the federation's user: the only "
+            "one that may publish directory editions (`cpas-gateway directory publish`)"
+        )
     for user in report.removed_users:
         console.print(f"  removed {user} (no longer an active CPAS in the directory)")
     if report.credential_files:

@@ -10,6 +10,8 @@
 - ``directory show FILE --trust FEDERATION.pub`` lists the institutions.
 - ``directory check FILE --trust FEDERATION.pub ID`` prints the verdict on
   whether ID may receive a dossier: exit 0 when it may, 1 when it may not.
+- ``directory publish FILE --trust FEDERATION.pub`` puts a signed edition on
+  the broker for every node (:mod:`gateway.cli.directory_publish`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import hardened_xml, keys
+from gateway.cli import directory_publish
 from gateway.cli.keys import add_passphrase_env, passphrase_from_env
 from gateway.directory import (
     Directory,
@@ -104,6 +107,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="moment to judge at, ISO 8601 with zone (default: now)",
     )
     check.set_defaults(func=run_check)
+
+    directory_publish.register(actions)
 
 
 def _add_trust(parser: argparse.ArgumentParser) -> None:

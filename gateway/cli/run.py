@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             "(`cpas-gateway check` shows them all).",
             code="preflight.failed",
         )
-    node = build_node(config)
+    node = build_node(config, follow_directory=True)
     stop = threading.Event()
     died: list[str] = []
 
@@ -106,7 +106,9 @@ def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], conso
         log.warning("dead letters not checked at start: %s", exc)
     console.print(
         f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
-        f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}"
+        f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}, "
+        f"directory edition {node.directory.serial} (new editions from "
+        f"{node.names.directory_feed(node.cpas_id)})"
     )
     while not stop.wait(0.5):
         if node.failed.is_set():
