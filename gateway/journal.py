@@ -39,6 +39,7 @@ from its worker thread and from sender threads.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -116,6 +117,9 @@ class Event(StrEnum):
     REQUEUED = "requeued"
     """A dead letter the broker moved aside after its delivery limit, never refused by this
     node, was sent back to the inbox at start-up (the node had died holding it)."""
+    DOSSIER_SHOWN = "dossier-shown"
+    """A social worker was given the dossier that would go (a transfer, a held request's
+    answer) to show the person before it leaves."""
 
 
 class Direction(StrEnum):
@@ -139,6 +143,7 @@ EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
     Event.REQUEUED: Direction.IN,
     Event.RESPONSE_SENT: Direction.OUT,
     Event.RESPONSE_RECEIVED: Direction.IN,
+    Event.DOSSIER_SHOWN: Direction.OUT,
 }
 """The direction of each event when the caller does not give one."""
 
@@ -176,6 +181,8 @@ class Entry:
     retain_until: dt.datetime | None
     content: bytes | None = field(default=None, repr=False)
     """The dossier XML exactly as recorded; only from :meth:`Journal.entries_for`."""
+    actor: str | None = None
+    """Who acted: this CPAS's staff reference, or the pseudonym another CPAS's header gave."""
 
 
 def _shape_problem(values: Mapping[str, Any]) -> str | None:
@@ -353,7 +360,8 @@ CREATE TABLE IF NOT EXISTS journal_entries (
     content_digest TEXT,
     retain_until   TEXT,
     prev_hash      TEXT NOT NULL,
-    entry_hash     TEXT NOT NULL
+    entry_hash     TEXT NOT NULL,
+    actor          TEXT
 );
 CREATE INDEX IF NOT EXISTS journal_entries_person ON journal_entries (person_tag);
 CREATE INDEX IF NOT EXISTS journal_entries_message ON journal_entries (message_id);
@@ -391,7 +399,10 @@ _SEALED: Final = (
     "retain_until",
     "prev_hash",
 )
-_COLUMNS: Final = (*_SEALED, "content", "entry_hash")
+_COLUMNS: Final = (*_SEALED, "content", "entry_hash", "actor")
+# Sealed only when set, after the others: entries written before the column
+# existed keep their seals.
+_SEALED_WHEN_SET: Final = ("actor",)
 _SELECT: Final = (
     "SELECT "
     + ", ".join(f"e.{name}" for name in _COLUMNS)
@@ -437,6 +448,7 @@ class Journal:
         self._chain_key = _derive(secret, b"chain")
         self._person_key = _derive(secret, b"person")
         self._wrap = AESGCM(_derive(secret, b"wrap"))
+        self._staff_key = _derive(secret, b"staff")
         self._batch_head: tuple[int, str] | None = None
         # Deleted rows are overwritten with zeros: a destroyed content key must
         # not linger in a free page of the file.
@@ -449,6 +461,7 @@ class Journal:
         )
         self._lock = self._db.lock
         self._postgres = self._db.postgres
+        self._add_actor_column()
         if owner is not None:
             claim(self._db, owner, what="journal", setting="journal", code="journal.other_node")
         with self._tx() as cur:
@@ -474,6 +487,15 @@ class Journal:
     def ping(self) -> None:
         """Raise :class:`~gateway.errors.StoreUnavailable` unless the journal can be written."""
         self._db.ping()
+
+    def _add_actor_column(self) -> None:
+        """Journals made before entries named who acted get the column (nothing else changes)."""
+        if self._postgres:
+            self._db.maintain("ALTER TABLE journal_entries ADD COLUMN IF NOT EXISTS actor TEXT")
+            return
+        columns = {row[1] for row in self._query("PRAGMA table_info(journal_entries)")}
+        if "actor" not in columns:
+            self._db.maintain("ALTER TABLE journal_entries ADD COLUMN actor TEXT")
 
     def _tx(self, *, write: bool = True) -> AbstractContextManager[Any]:
         # On SQLite a writer locks at once, so that another process appending
@@ -512,9 +534,20 @@ class Journal:
         digits = "".join(ch for ch in person_number if ch.isdigit())
         return hmac.new(self._person_key, digits.encode("ascii"), hashlib.sha256).hexdigest()
 
+    def staff_pseudonym(self, staff_reference: str) -> str:
+        """The pseudonym of one of this CPAS's staff references, as envelope headers carry it.
+
+        A keyed hash under this node's journal secret: stable (the same social
+        worker always gets the same pseudonym, so the CPAS can resolve it by
+        recomputing it over its own references) and meaningless to anyone else.
+        """
+        digest = hmac.new(self._staff_key, staff_reference.encode("utf-8"), hashlib.sha256)
+        return base64.b32encode(digest.digest()[:16]).decode("ascii").rstrip("=").lower()
+
     def _entry_seal(self, row: dict[str, Any]) -> str:
+        optional = [[name, row[name]] for name in _SEALED_WHEN_SET if row.get(name) is not None]
         canonical = json.dumps(
-            [_ENTRY_CONTEXT, *(row[name] for name in _SEALED)],
+            [_ENTRY_CONTEXT, *(row[name] for name in _SEALED), *optional],
             separators=(",", ":"),
             ensure_ascii=True,
         ).encode("ascii")
@@ -542,6 +575,7 @@ class Journal:
         code: str | None = None,
         content: bytes | None = None,
         at: dt.datetime | None = None,
+        actor: str | None = None,
     ) -> int:
         """Append one entry and return its sequence number.
 
@@ -561,6 +595,8 @@ class Journal:
         :param content: the canonical dossier XML, kept encrypted until the
             end of retention.
         :param at: when it happened (aware; default now).
+        :param actor: who acted: this CPAS's staff reference, or the pseudonym
+            of another CPAS's social worker as its envelope header gave it.
         """
         event = Event(event)
         moment = _aware(at) if at is not None else dt.datetime.now(dt.UTC)
@@ -576,6 +612,7 @@ class Journal:
             "correlation_id": _text(correlation_id),
             "outcome": _text(outcome),
             "code": _text(code),
+            "actor": _text(actor),
         }
         retain_until = None if content is None else _stamp(moment + self.retention)
         with self._lock:
@@ -772,6 +809,7 @@ class Journal:
             content_state=state,
             retain_until=None if values["retain_until"] is None else _parse(values["retain_until"]),
             content=content,
+            actor=values["actor"],
         )
 
     def _unwrap(self, seq: int, digest: str, wrapped: bytes) -> bytes | None:

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS held_requests (
     state          TEXT NOT NULL,
     decided_at     TEXT
 );
+CREATE TABLE IF NOT EXISTS held_releases (
+    message_id      TEXT NOT NULL,
+    staff_reference TEXT NOT NULL,
+    released_at     TEXT NOT NULL,
+    PRIMARY KEY (message_id, staff_reference)
+);
 """
 
 
@@ -399,6 +405,45 @@ class Store:
                 (state, _now(), message_id),
             )
             return bool(cur.rowcount)
+
+    def add_release(self, message_id: str, staff_reference: str) -> list[str]:
+        """Record that a social worker released a held request; return every releaser so far.
+
+        Raises nothing for a second release by the same reference: the list
+        simply does not grow, and the caller refuses it.
+        """
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO held_releases (message_id, staff_reference, released_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (message_id, staff_reference) DO NOTHING"
+                ),
+                (message_id, staff_reference, _now()),
+            )
+        return self.releases(message_id)
+
+    def releases(self, message_id: str) -> list[str]:
+        """The staff references that released a held request, in order."""
+        rows = self._query(
+            "SELECT staff_reference FROM held_releases WHERE message_id = ? ORDER BY released_at",
+            (message_id,),
+        )
+        return [str(row[0]) for row in rows]
+
+    def outbox_counts(self) -> dict[tuple[str, str], int]:
+        """(type, state) -> number of messages in the outbox; state ``unconfirmed``,
+        ``confirmed`` (no outcome yet) or the recorded outcome."""
+        rows = self._query(
+            "SELECT type, CASE WHEN outcome IS NOT NULL THEN outcome"
+            " WHEN confirmed_at IS NULL THEN 'unconfirmed' ELSE 'confirmed' END, COUNT(*)"
+            " FROM outbox GROUP BY 1, 2"
+        )
+        return {(str(t), str(state)): int(n) for t, state, n in rows}
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]:
+        """(type, outcome) -> number of messages received."""
+        rows = self._query("SELECT type, outcome, COUNT(*) FROM inbox GROUP BY type, outcome")
+        return {(str(t), str(outcome)): int(n) for t, outcome, n in rows}
 
     def received_count(self, outcome: str | None = None) -> int:
         if outcome is None:

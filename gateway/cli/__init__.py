@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "journal",
     "demo",
     "adapter",
+    "api",
 )
 
 err_console = Console(stderr=True, highlight=False)
