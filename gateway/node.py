@@ -68,6 +68,9 @@ from gateway.adapters import (
     BatchImporter,
     ImportResult,
     Inspectable,
+    ReceivesEvents,
+    VendorEvent,
+    VendorEventKind,
     load_adapters,
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
@@ -1143,6 +1146,17 @@ class Node:
                 code="request.expired",
             )
             log.warning("request %s to %s expired unanswered", entry.message_id, entry.recipient)
+            self._vendor_event(
+                VendorEvent(
+                    VendorEventKind.REQUEST_EXPIRED,
+                    message_id=entry.message_id,
+                    peer=entry.recipient,
+                    at=stamp,
+                    purpose=entry.purpose,
+                    case_reference=entry.case_reference,
+                    code="request.expired",
+                )
+            )
             self.stats.add("requests.expired")
         if expired:
             with self._outcomes:
@@ -1314,6 +1328,12 @@ class Node:
         self._journal_message(Event.RECEIVED, header, body, outcome=outcome, code=code)
         if action.holds:
             self._journal_message(Event.REQUEST_HELD, header, body)
+            self._tell_vendor(
+                VendorEventKind.REQUEST_HELD,
+                header,
+                str(header.message_id),
+                person_number=body.person_number,
+            )
         self._journal_message(Event.RESPONSE_SENT, response, answer)
         self._reply_then_ack(delivery, reply)
 
@@ -1340,6 +1360,10 @@ class Node:
             reason = body.refusal or RefusalReason.UNKNOWN_PERSON
             outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
             self.store.record_outcome(request_id, outcome, reason.value)
+            if outcome == "refused":
+                self._tell_vendor(
+                    VendorEventKind.REQUEST_REFUSED, header, request_id, code=reason.value
+                )
             self._record(header, "recorded", None)
             self._journal_message(Event.RESPONSE_RECEIVED, header, body)
             self.stats.add(f"responses.{reason.value}")
@@ -1351,6 +1375,7 @@ class Node:
         def answered() -> None:
             self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
             self.store.record_outcome(request_id, "answered", None)
+            self._tell_vendor(VendorEventKind.REQUEST_ANSWERED, header, request_id)
             self.stats.add("responses.dossier")
             self._notify()
 
@@ -1390,6 +1415,13 @@ class Node:
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         else:
             self.store.record_outcome(correlation, body.outcome or "rejected", body.code)
+            if sent.type == MessageType.TRANSFER.value:
+                kind = (
+                    VendorEventKind.TRANSFER_IMPORTED
+                    if body.outcome == "imported"
+                    else VendorEventKind.TRANSFER_REJECTED
+                )
+                self._tell_vendor(kind, header, correlation, code=body.code)
         self._record(header, "recorded", None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
@@ -1444,6 +1476,14 @@ class Node:
             self._record(
                 item.header, "imported", None, reply=reply, local_reference=result.local_reference
             )
+            if result.created:
+                self._tell_vendor(
+                    VendorEventKind.DOSSIER_IMPORTED,
+                    item.header,
+                    str(item.header.message_id),
+                    person_number=item.dossier.person.number,
+                    local_reference=result.local_reference,
+                )
             if item.then is not None:
                 item.then()
             elif result.created or not self._journaled(Event.RECEIVED, item.header):
@@ -1520,6 +1560,39 @@ class Node:
             local_reference=local_reference,
             reply=None if reply is None else reply[1],
         )
+
+    def _tell_vendor(
+        self, kind: VendorEventKind, header: Header, message_id: str, **details: str | None
+    ) -> None:
+        """Tell the vendor system about ``message_id`` (``header``: the message that says so)."""
+        self._vendor_event(
+            VendorEvent(
+                kind,
+                message_id=message_id,
+                peer=header.recipient if header.sender == self.cpas_id else header.sender,
+                at=format_timestamp(dt.datetime.now(dt.UTC)),
+                purpose=header.purpose.value,
+                case_reference=header.case_reference,
+                **details,
+            )
+        )
+
+    def _vendor_event(self, event: VendorEvent) -> None:
+        """Hand an event to an adapter that takes them. Never fatal: the journal and the API
+        hold the same facts, and an event repeated later changes nothing."""
+        if not isinstance(self.adapter, ReceivesEvents):
+            return
+        try:
+            self.adapter.receive_event(event)
+        except Exception as exc:
+            log.warning(
+                "the vendor system was not told %s of %s: %s",
+                event.kind.value,
+                event.message_id,
+                getattr(exc, "code", type(exc).__name__),
+            )
+        else:
+            self.stats.add(f"vendor_events.{event.kind.value}")
 
     def _journal(self, event: Event, header: Header | None = None, **fields: Any) -> None:
         """Record an event in the journal, with what the header says when there is one."""

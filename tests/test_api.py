@@ -6,6 +6,7 @@ import json
 
 from api_support import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, pair, until
 
+from gateway.adapters import ReceivesEvents, VendorEventKind
 from gateway.api import openapi_document
 from gateway.cli import main
 from gateway.dossier import Dossier
@@ -180,3 +181,40 @@ def test_metrics_count_messages_held_requests_and_import_latency(pair: Pair) -> 
     assert 'cpas_gateway_messages{direction="out",outcome="answered",type="request"} 1.0' in liege
     assert "cpas_gateway_import_seconds_count 1.0" in liege
     assert "cpas_gateway_outbox_depth" in liege and "cpas_gateway_dead_letters_total" in liege
+
+
+def test_both_vendor_systems_are_told_what_happened(pair: Pair) -> None:
+    request_id = ask(pair, HOLD)
+    held_at_gent(pair, request_id)
+    gent, liege = pair.gent.node.adapter, pair.liege.node.adapter
+    assert isinstance(gent, ReceivesEvents) and isinstance(liege, ReceivesEvents)
+    (held,) = gent.read_events()
+    assert (held.kind, held.message_id, held.peer, held.person_number) == (
+        VendorEventKind.REQUEST_HELD, request_id, pair.liege.node.cpas_id, pair.number,
+    )  # fmt: skip
+
+    pair.gent.post(f"/v1/held/{request_id}/release", {"staff_reference": "GT-SW-117"})
+    until(lambda: pair.liege.state(request_id)["state"] == "answered")
+
+    told = {(e.kind, e.message_id) for e in liege.read_events()}
+    assert (VendorEventKind.REQUEST_ANSWERED, request_id) in told
+    assert VendorEventKind.DOSSIER_IMPORTED in {kind for kind, _ in told}
+
+
+def test_the_sender_is_told_its_transfer_was_imported(pair: Pair) -> None:
+    response = pair.gent.post(
+        "/v1/transfers",
+        {
+            "person_number": pair.number,
+            "recipient": pair.liege.node.cpas_id,
+            "purpose": "continuity-after-move",
+            "staff_reference": "GT-SW-117",
+        },
+    )
+    message_id = response.json()["message_id"]
+    until(lambda: pair.gent.state(message_id)["state"] == "imported")
+    gent = pair.gent.node.adapter
+    assert isinstance(gent, ReceivesEvents)
+    until(lambda: (VendorEventKind.TRANSFER_IMPORTED, message_id) in {
+        (e.kind, e.message_id) for e in gent.read_events()
+    })  # fmt: skip
