@@ -1122,6 +1122,11 @@ def render_preview(
     return "<!DOCTYPE html>\n" + etree.tostring(page, encoding="unicode", method="html") + "\n"
 
 
+def purpose_words(code: str, lang: str) -> str:
+    """The words of a purpose in ``lang``."""
+    return _Words(lang).label(PURPOSES, code)
+
+
 def reason_words(code: str | None, lang: str) -> str | None:
     """The words of a refusal or rejection code in ``lang`` (the code itself when unknown)."""
     return None if code is None else _Words(lang).label(REASONS, code)

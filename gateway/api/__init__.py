@@ -3,7 +3,8 @@
 - :mod:`gateway.api.app` -- the operations, their refusals, the body limit;
 - :mod:`gateway.api.tokens` -- client applications and their hashed tokens;
 - :mod:`gateway.api.metrics` -- the Prometheus text format;
-- :mod:`gateway.api.server` -- uvicorn in a thread of ``cpas-gateway run``.
+- :mod:`gateway.api.server` -- uvicorn in a thread of ``cpas-gateway run``;
+- :mod:`gateway.api.desk` -- the desk, web pages for held requests.
 
 :func:`serve` is what ``run`` calls; ``cpas-gateway api spec`` prints
 :func:`openapi_document` without a node. See docs/api.md.
@@ -32,7 +33,8 @@ def serve(node: Node, config: ApiConfig) -> ApiServer:
 
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI 3 document, built without a node."""
-    app = create_app(None, None)  # type: ignore[arg-type]  # the routes only, never called
+    # The routes only, never called; the desk's pages are not part of the document.
+    app = create_app(None, None, desk=False)  # type: ignore[arg-type]
     return app.openapi()
 
 

@@ -45,6 +45,8 @@ _STATUS: Final = {
     "api.token_revoked": 401,
     "api.token_other_node": 401,
     "api.forbidden": 403,
+    "desk.csrf": 403,
+    "desk.signed_out": 401,
     "api.not_found": 404,
     "message.unknown": 404,
     "pending.unknown": 404,
@@ -84,8 +86,9 @@ def problem(code: str, message: str, status: int | None = None) -> JSONResponse:
 _bearer = HTTPBearer(auto_error=False, description="A client token of this node.")
 
 
-def create_app(node: Node, tokens: ApiTokens) -> FastAPI:
-    """The API over ``node``, its clients authenticated by ``tokens``."""
+def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
+    """The API over ``node``, its clients authenticated by ``tokens``; ``desk``: with the
+    desk's pages under ``/desk`` (see :mod:`gateway.api.desk`)."""
     app = FastAPI(
         title="CPAS Dossier Gateway — node API",
         version=__version__,
@@ -188,7 +191,7 @@ def create_app(node: Node, tokens: ApiTokens) -> FastAPI:
     )
     def held_requests() -> list[models.HeldRequestOut]:
         """Requests of other CPAS waiting for this CPAS's social workers, oldest first."""
-        return [_held_out(node, view.request, view.person_number) for view in node.held_requests()]
+        return [held_out(node, view.request, view.person_number) for view in node.held_requests()]
 
     @app.post(
         "/v1/held/{request_id}/preview",
@@ -265,6 +268,10 @@ def create_app(node: Node, tokens: ApiTokens) -> FastAPI:
         body, media = metrics_text(node)
         return Response(body, media_type=media)
 
+    if desk:
+        from gateway.api.desk import desk_router
+
+        app.include_router(desk_router(node, tokens))
     return app
 
 
@@ -310,7 +317,7 @@ def report_for(node: Node, person_number: str, lang: str | None, fmt: str) -> tu
     return render(built, fmt), _MEDIA.get(fmt, "application/json")
 
 
-def _held_out(node: Node, held: Any, person_number: str) -> models.HeldRequestOut:
+def held_out(node: Node, held: Any, person_number: str) -> models.HeldRequestOut:
     requester = node.directory.get(held.sender)
     return models.HeldRequestOut(
         request_id=held.message_id,

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS api_clients (
 );
 """
 _TOKEN: Final = re.compile(r"cpasgw_(\d{10})_([0-9a-f]{12})_([0-9a-f]{64})")
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-]{0,63}")
+_NAME: Final = re.compile(r"[^\W_][\w '’.\-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ApiTokens:
         """A new client and its token (returned this once, never stored)."""
         if not _NAME.fullmatch(name):
             raise GatewayError(
-                "A client's name is 1 to 64 letters, digits, spaces and . _ -.",
+                "A client's name is 1 to 64 letters, digits, spaces and ' . _ -.",
                 code="api.client_name",
             )
         chosen = frozenset(SCOPES if scopes is None else scopes)
