@@ -96,3 +96,15 @@ def test_run_serves_the_api_its_configuration_asks_for(config: Path, capsys: obj
 def test_an_api_reachable_from_the_network_without_tls_is_refused() -> None:
     with pytest.raises(ConfigError, match="reachable from the network"):
         ApiConfig(listen="0.0.0.0:8470").check()
+
+
+def test_a_command_line_transfer_naming_a_person_as_staff_is_refused(
+    config: Path, capsys: object
+) -> None:
+    status = main(
+        ["send", "--config", str(config), "--niss", "85073003328", "--to", "0212344876",
+         "--purpose", "continuity-after-move", "--staff", "Marie Dupont", "--wait", "0"]
+    )  # fmt: skip
+    assert status == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "staff.invalid" in err and "Marie Dupont" not in err

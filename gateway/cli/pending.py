@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.config import NodeConfig
 from gateway.node import Node, RefusalGround, build_node
-from gateway.staff import staff_reference
 
 
 def register(subparsers: Any) -> None:
@@ -26,10 +26,7 @@ def register(subparsers: Any) -> None:
         action = actions.add_parser(name, help=helptext)
         action.add_argument("--config", type=Path, required=True)
         action.add_argument("request_id", help="the message id shown by `pending list`")
-        action.add_argument(
-            "--staff",
-            help="the acting social worker's staff reference (required under a two-person hold)",
-        )
+        add_staff_argument(action, " (required under a two-person hold)")
         if name == "refuse":
             action.add_argument(
                 "--ground", choices=[g.value for g in RefusalGround], help="why (journaled)"
@@ -64,7 +61,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_decision(args: argparse.Namespace) -> int:
-    staff = None if args.staff is None else staff_reference(args.staff)
+    staff = staff_from(args)
     node = _node(args)
     console = Console(highlight=False)
     with node:
