@@ -115,5 +115,20 @@ def ask(pair: Pair, purpose: Purpose, staff: str = "LG-AS-0042") -> str:
     return str(response.json()["message_id"])
 
 
+def transfer(pair: Pair) -> str:
+    """Gent transfers the person's dossier to Liège through its API; the message id."""
+    response = pair.gent.post(
+        "/v1/transfers",
+        {
+            "person_number": pair.number,
+            "recipient": pair.liege.node.cpas_id,
+            "purpose": "continuity-after-move",
+            "staff_reference": "GT-SW-117",
+        },
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["message_id"])
+
+
 def held_at_gent(pair: Pair, request_id: str) -> None:
     until(lambda: pair.liege.state(request_id)["state"] == "held")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from api_support import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, pair, until
+from api_support import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, pair, transfer, until
 
 from gateway.adapters import ReceivesEvents, VendorEventKind
 from gateway.api import openapi_document
@@ -28,17 +28,7 @@ def test_api_spec_prints_an_openapi_3_document_with_every_operation(capsys: obje
 
 
 def test_a_transfer_started_through_the_api_is_imported_by_the_receiver(pair: Pair) -> None:
-    response = pair.gent.post(
-        "/v1/transfers",
-        {
-            "person_number": pair.number,
-            "recipient": pair.liege.node.cpas_id,
-            "purpose": "continuity-after-move",
-            "staff_reference": "GT-SW-117",
-        },
-    )
-    assert response.status_code == 202, response.text
-    message_id = response.json()["message_id"]
+    message_id = transfer(pair)
     until(lambda: pair.gent.state(message_id)["state"] == "imported")
     assert pair.liege.node.adapter.export_dossier(pair.number) is not None
     state = pair.gent.state(message_id)
@@ -202,16 +192,7 @@ def test_both_vendor_systems_are_told_what_happened(pair: Pair) -> None:
 
 
 def test_the_sender_is_told_its_transfer_was_imported(pair: Pair) -> None:
-    response = pair.gent.post(
-        "/v1/transfers",
-        {
-            "person_number": pair.number,
-            "recipient": pair.liege.node.cpas_id,
-            "purpose": "continuity-after-move",
-            "staff_reference": "GT-SW-117",
-        },
-    )
-    message_id = response.json()["message_id"]
+    message_id = transfer(pair)
     until(lambda: pair.gent.state(message_id)["state"] == "imported")
     gent = pair.gent.node.adapter
     assert isinstance(gent, ReceivesEvents)

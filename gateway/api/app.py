@@ -128,8 +128,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
     )
     def start_transfer(body: models.TransferIn) -> models.Accepted:
         """Send a person's dossier, as the vendor system holds it now, to the new CPAS."""
-        staff = staff_reference(body.staff_reference)
-        _, number = validate_person_number(body.person_number)
+        staff, number = _acting_on(body)
         sent = node.send_transfer(
             number, body.recipient, body.purpose, case_reference=body.case_reference, staff=staff
         )
@@ -144,8 +143,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
     )
     def preview_transfer(body: models.TransferPreviewIn) -> Response:
         """The dossier a transfer would carry, in the person's language, to show them first."""
-        staff = staff_reference(body.staff_reference)
-        _, number = validate_person_number(body.person_number)
+        staff, number = _acting_on(body)
         dossier = node.preview_transfer(number, body.recipient, body.purpose, staff=staff)
         text = render_preview(
             dossier,
@@ -166,8 +164,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
     )
     def start_request(body: models.RequestIn) -> models.Accepted:
         """Ask the CPAS that holds a person's dossier for it; follow it with the message state."""
-        staff = staff_reference(body.staff_reference)
-        _, number = validate_person_number(body.person_number)
+        staff, number = _acting_on(body)
         sent = node.send_request(
             number, body.holder, body.purpose, body.case_reference, staff=staff
         )
@@ -276,6 +273,14 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
 
 
 # ------------------------------------------------------------ operations (also the desk's)
+
+
+def _acting_on(body: Any) -> tuple[StaffReference, str]:
+    """The body's staff reference and person number, checked (the social worker first: an
+    action that names none is refused before anything else is looked at)."""
+    staff = staff_reference(body.staff_reference)
+    _, number = validate_person_number(body.person_number)
+    return staff, number
 
 
 def _accepted(sent: Sent) -> models.Accepted:

@@ -93,7 +93,7 @@ class ApiTokens:
             )
         token_id = secrets.token_hex(6)
         secret = secrets.token_hex(32)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = _now()
         with self._db.transaction() as cur:
             cur.execute(
                 self._db.sql(
@@ -107,14 +107,13 @@ class ApiTokens:
 
     def revoke(self, token_id: str) -> bool:
         """Revoke a client's token at once; ``False`` when no active one has this id."""
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._db.transaction() as cur:
             cur.execute(
                 self._db.sql(
                     "UPDATE api_clients SET revoked_at = ? WHERE token_id = ?"
                     " AND revoked_at IS NULL"
                 ),
-                (now, token_id),
+                (_now(), token_id),
             )
             return bool(cur.rowcount)
 
@@ -151,6 +150,10 @@ class ApiTokens:
         if not client.active:
             raise TokenRefused("The client token was revoked.", code="api.token_revoked")
         return client
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _digest(secret: str) -> str:
