@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import httpx
 from api_support import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, pair, transfer, until
 
 from gateway.adapters import ReceivesEvents, VendorEventKind
-from gateway.api import openapi_document
+from gateway.api import ApiServer, create_app, guarded, openapi_document
 from gateway.cli import main
+from gateway.config import ApiConfig
 from gateway.dossier import Dossier
 from gateway.journal import Event
 
@@ -199,3 +202,17 @@ def test_the_sender_is_told_its_transfer_was_imported(pair: Pair) -> None:
     until(lambda: (VendorEventKind.TRANSFER_IMPORTED, message_id) in {
         (e.kind, e.message_id) for e in gent.read_events()
     })  # fmt: skip
+
+
+def test_the_api_can_listen_on_a_unix_socket_only(pair: Pair, tmp_path: Path) -> None:
+    socket = tmp_path / "api.sock"
+    app = guarded(create_app(pair.gent.node, pair.gent.tokens))
+    server = ApiServer(app, ApiConfig(unix_socket=socket)).start()
+    try:
+        assert oct(socket.stat().st_mode & 0o777) == "0o660"
+        transport = httpx.HTTPTransport(uds=str(socket))
+        with httpx.Client(transport=transport, base_url="http://node") as client:
+            held = client.get("/v1/held", headers={"Authorization": f"Bearer {pair.gent.token}"})
+        assert (held.status_code, held.json()) == (200, [])
+    finally:
+        server.stop()
