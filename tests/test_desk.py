@@ -29,6 +29,8 @@ def test_a_social_worker_releases_a_held_request_through_the_desk_in_chromium(
         browser.click("form.login button")
         listed = browser.text()
         assert "aangemeld als GT-SW-117" in listed and pair.number in listed
+        requester = pair.gent.node.directory.get(pair.liege.node.cpas_id)
+        assert requester is not None and requester.name("nl") in listed
         browser.screenshot(tmp_path / "desk-held.png")
 
         browser.click(f"#held-{request_id} form.release button")

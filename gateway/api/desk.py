@@ -230,6 +230,9 @@ def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
         held = []
         for view in node.held_requests():
             item = held_out(node, view.request, view.person_number).model_dump()
+            requester = node.directory.get(item["requester"]["id"])
+            if requester is not None:
+                item["requester"]["name"] = requester.name(lang)
             held.append(item | {"purpose_words": purpose_words(item["purpose"], lang)})
         grounds = [(g.value, reason_words(g.value, lang)) for g in RefusalGround]
         return page(
