@@ -29,6 +29,7 @@ from gateway import __version__
 from gateway.api import models
 from gateway.api.metrics import metrics_text
 from gateway.api.tokens import SCOPES, ApiTokens, Client
+from gateway.dossier import Dossier
 from gateway.errors import GatewayError, IdentifierInvalid
 from gateway.identifiers import validate_person_number
 from gateway.node import Node, Sent
@@ -145,15 +146,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
         """The dossier a transfer would carry, in the person's language, to show them first."""
         staff, number = _acting_on(body)
         dossier = node.preview_transfer(number, body.recipient, body.purpose, staff=staff)
-        text = render_preview(
-            dossier,
-            node.directory,
-            cpas_id=node.cpas_id,
-            recipient=body.recipient,
-            fmt=body.format,
-            lang=body.language,
-        )
-        return Response(text, media_type=_MEDIA[body.format])
+        return _preview(node, dossier, body.recipient, body.format, body.language)
 
     @app.post(
         "/v1/requests",
@@ -208,15 +201,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
                 "'unknown person'.",
                 code="send.unknown_person",
             )
-        text = render_preview(
-            dossier,
-            node.directory,
-            cpas_id=node.cpas_id,
-            recipient=held.sender,
-            fmt=body.format,
-            lang=body.language,
-        )
-        return Response(text, media_type=_MEDIA[body.format])
+        return _preview(node, dossier, held.sender, body.format, body.language)
 
     @app.post(
         "/v1/held/{request_id}/release",
@@ -273,6 +258,13 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
 
 
 # ------------------------------------------------------------ operations (also the desk's)
+
+
+def _preview(node: Node, dossier: Dossier, recipient: str, fmt: str, lang: str | None) -> Response:
+    text = render_preview(
+        dossier, node.directory, cpas_id=node.cpas_id, recipient=recipient, fmt=fmt, lang=lang
+    )
+    return Response(text, media_type=_MEDIA[fmt])
 
 
 def _acting_on(body: Any) -> tuple[StaffReference, str]:
