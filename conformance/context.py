@@ -46,6 +46,7 @@ from gateway.adapters import (
     BatchImporter,
     Inspectable,
     PlantsSensitiveData,
+    ReceivesEvents,
     Seedable,
     SimulatesOutage,
     load_adapters,
@@ -310,6 +311,7 @@ class Context:
                         ("plant", PlantsSensitiveData),
                         ("batch", BatchImporter),
                         ("outage", SimulatesOutage),
+                        ("events", ReceivesEvents),
                     )
                     if isinstance(adapter, protocol)
                 }

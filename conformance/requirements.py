@@ -12,12 +12,13 @@ suite names what a backend supports:
 
 ``export`` / ``import``
     Declared by the adapter in :attr:`gateway.adapters.AdapterInfo.capabilities`.
-``seed`` / ``inspect`` / ``plant`` / ``batch`` / ``outage``
+``seed`` / ``inspect`` / ``plant`` / ``batch`` / ``outage`` / ``events``
     The adapter implements :class:`~gateway.adapters.Seedable`,
     :class:`~gateway.adapters.Inspectable`,
     :class:`~gateway.adapters.PlantsSensitiveData`,
-    :class:`~gateway.adapters.BatchImporter` or
-    :class:`~gateway.adapters.SimulatesOutage`.
+    :class:`~gateway.adapters.BatchImporter`,
+    :class:`~gateway.adapters.SimulatesOutage` or
+    :class:`~gateway.adapters.ReceivesEvents`.
 
 A requirement whose capabilities the adapter lacks is *skipped, not
 applicable*, visibly and with the reason, never passed. The ``plant`` hook is
@@ -32,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Capability = Literal["export", "import", "seed", "inspect", "plant", "batch", "outage"]
+Capability = Literal["export", "import", "seed", "inspect", "plant", "batch", "outage", "events"]
 CAPABILITIES: Final[tuple[Capability, ...]] = (
     "export",
     "import",
@@ -41,6 +42,7 @@ CAPABILITIES: Final[tuple[Capability, ...]] = (
     "plant",
     "batch",
     "outage",
+    "events",
 )
 DECLARED_CAPABILITIES: Final = frozenset({"export", "import"})
 """The capabilities an adapter declares in ``AdapterInfo.capabilities``."""
@@ -51,6 +53,7 @@ _PROTOCOL_NAMES: Final = {
     "plant": "planting",
     "batch": "BatchImporter",
     "outage": "SimulatesOutage",
+    "events": "ReceivesEvents",
 }
 
 
@@ -425,6 +428,21 @@ SED_001: Final = Requirement(
     capability=("seed",),
 )
 
+EVT_001: Final = Requirement(
+    id="DSE-EVT-001",
+    title="An adapter that takes events records each event the node gives it, exactly once.",
+    why="The vendor's software shows a social worker the requests held for them and what became "
+    "of their exchanges; a lost event leaves a request waiting unseen, a doubled one shows it "
+    "twice.",
+    how="On a fresh adapter, one event of every kind (`gateway.adapters.VendorEventKind`) is "
+    "given to `receive_event`, then the first one again; `read_events()` returns every event "
+    "once, each with the kind, message id, peer, purpose, case reference, person number, code "
+    "and local reference it was given. When the adapter imports, importing a dossier also "
+    "records its `dossier-imported` event.",
+    mandatory=False,
+    capability=("events",),
+)
+
 PRF_001: Final = Requirement(
     id="DSE-PRF-001",
     title="Exports and imports keep within the published times (a warning, never a failure).",
@@ -463,6 +481,7 @@ REQUIREMENTS: Final[tuple[Requirement, ...]] = (
     INT_002,
     INS_001,
     SED_001,
+    EVT_001,
     SID_001,
     PRF_001,
 )

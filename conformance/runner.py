@@ -54,6 +54,7 @@ _PROTOCOLS: Final = {
     "plant": "PlantsSensitiveData",
     "batch": "BatchImporter",
     "outage": "SimulatesOutage",
+    "events": "ReceivesEvents",
 }
 
 

@@ -14,8 +14,11 @@ Example (relative paths are relative to the file)::
     broker_mode = "provisioned"            # see `cpas-gateway broker provision`
     log_format = "json"                    # or "text"
 
-    [policy]                               # per purpose: auto | hold | refuse
+    [policy]                               # per purpose: auto | hold | two-person-hold | refuse
     new-application-inquiry = "hold"
+
+    [api]                                  # the local API (off without this table)
+    listen = "127.0.0.1:8470"              # or: unix_socket = "state/api.sock"
 
     [adapter]
     name = "ocmwdata"
@@ -132,6 +135,49 @@ class BrokerTLSConfig(BaseModel):
         )
 
 
+class ApiConfig(BaseModel):
+    """``[api]``: the node's local API for the vendor's software (see docs/api.md).
+
+    Loopback or a unix socket by default; any other address needs TLS
+    (``tls_cert_file`` and ``tls_key_file``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = "127.0.0.1:8470"
+    """``host:port``; port 0 picks a free one."""
+    unix_socket: Path | None = None
+    """Serve on this unix socket instead of ``listen``."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    max_body_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760)
+    """Larger request bodies are refused (``api.body_too_large``) before they are read."""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ConfigError(f"[api] listen {self.listen!r} is not host:port.")
+        return host.strip("[]"), int(port)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    def check(self) -> None:
+        """Refuse a listener reachable from the network without TLS."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("[api] needs both tls_cert_file and tls_key_file, or neither.")
+        if self.unix_socket is not None or self.tls:
+            return
+        host, _ = self.host_port
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(
+                f"[api] listen {self.listen!r} is reachable from the network: use 127.0.0.1, "
+                "a unix socket, or TLS (tls_cert_file, tls_key_file)."
+            )
+
+
 class NodeConfig(BaseSettings):
     """Everything one node needs to run."""
 
@@ -154,7 +200,9 @@ class NodeConfig(BaseSettings):
     import_retry_seconds: float = Field(default=120.0, ge=0)
     request_ttl_seconds: float = Field(default=86_400.0, gt=0)
     broker_mode: Literal["development", "provisioned"] = "development"
-    policy: dict[str, Literal["auto", "hold", "refuse"]] = Field(default_factory=dict)
+    policy: dict[str, Literal["auto", "hold", "two-person-hold", "refuse"]] = Field(
+        default_factory=dict
+    )
     journal: str | None = None
     """Where the journal is (URL or path); default: ``journal.sqlite3`` beside the store."""
     journal_secret: Path | None = None
@@ -177,6 +225,8 @@ class NodeConfig(BaseSettings):
     log_level: LogLevel = "INFO"
     log_levels: dict[str, LogLevel] = Field(default_factory=dict)
     """Per component (logger name), e.g. ``{"gateway.broker" = "DEBUG"}``."""
+    api: ApiConfig | None = None
+    """The local API for the vendor's software; ``None``: not served."""
 
     @classmethod
     def settings_customise_sources(
@@ -223,6 +273,11 @@ class NodeConfig(BaseSettings):
         cpas_id = os.environ.get("CPAS_GATEWAY_CPAS_ID") or raw.get("cpas_id")
         if "store" not in raw and not os.environ.get("CPAS_GATEWAY_STORE") and cpas_id:
             raw["store"] = default_store(base, cpas_id)
+        api = raw.get("api")
+        if isinstance(api, dict):
+            for key in ("unix_socket", "tls_cert_file", "tls_key_file"):
+                if isinstance(api.get(key), str):
+                    api[key] = str(base / api[key])
         tls = raw.get("broker_tls")
         if isinstance(tls, dict):
             for key in ("ca_file", "cert_file", "key_file"):

@@ -9,6 +9,9 @@ one node for each, seeds both vendor systems with synthetic people -- with
 the notes, sanctions and family details real systems hold -- moves dossiers
 both ways, and shows what moved, what each side now holds, what stayed home
 as non-minimal, and what happens when someone tries to send to a non-CPAS.
+Then the vendors' software takes over through the node API
+(:mod:`gateway.demo_api`): Liège asks, Gent holds, a Gent social worker
+releases at the desk, and the report names both.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_ad
 from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect, where
 from gateway.config import split_urls
+from gateway.demo_api import HELD_PURPOSE, show_api_story
 from gateway.directory import InstitutionKind, InstitutionStatus
 from gateway.envelope import Purpose
 from gateway.errors import BrokerError, ConfigError, DestinationRefused, GatewayError
@@ -131,7 +135,15 @@ def run_demo(
     )
     gent_options = expand_workdir({**defaults, **(options or {})}, gent.folder)
     node_a = _node(
-        federation, gent.cpas_id, gent_adapter, gent_options, amqp_url, names, registry, tls
+        federation,
+        gent.cpas_id,
+        gent_adapter,
+        gent_options,
+        amqp_url,
+        names,
+        registry,
+        tls,
+        policy={HELD_PURPOSE.value: "hold"},
     )
     try:
         node_b = _node(
@@ -174,6 +186,7 @@ def run_demo(
             )
         _show_refusals(node_a, showcase, federation, console)
         _show_report(node_a, showcase, federation, console)
+        show_api_story(node_a, node_b, people_a[-1], console)
     finally:
         for node in (node_a, node_b):
             node.stop()
@@ -225,8 +238,9 @@ def _node(
     names: Names,
     registry: object,
     tls: BrokerTLS | None = None,
+    policy: dict[str, str] | None = None,
 ) -> Node:
-    settings: dict[str, object] = {}
+    settings: dict[str, object] = {} if policy is None else {"policy": policy}
     if tls is not None:
         settings["broker_tls"] = {
             key: str(value)

@@ -42,6 +42,7 @@ from gateway.errors import EnvelopeRefused, GatewayError, SchemaInvalid
 from gateway.hardened_xml import NS_DOSSIER, NS_ENVELOPE
 from gateway.identifiers import validate_enterprise_number, validate_person_number
 from gateway.keys import NodeKeys, hpke_suite, public_encryption_key, public_signing_key
+from gateway.staff import PSEUDONYM_PATTERN
 
 _E: Final = f"{{{NS_ENVELOPE}}}"
 SEAL_CONTEXT: Final = b"cpas-dse/seal/v1\n"
@@ -90,6 +91,8 @@ class Header(FrozenModel):
     created_at: dt.datetime
     expires_at: dt.datetime
     correlation_id: uuid.UUID | None = None
+    actor: str | None = Field(default=None, pattern=f"^{PSEUDONYM_PATTERN}$")
+    """The acting social worker, as a pseudonym only the sending CPAS can resolve."""
 
     @field_validator("sender", "recipient")
     @classmethod
@@ -115,6 +118,7 @@ class Header(FrozenModel):
         correlation_id: uuid.UUID | None = None,
         ttl: dt.timedelta = DEFAULT_TTL,
         now: dt.datetime | None = None,
+        actor: str | None = None,
     ) -> Header:
         """A header for a new message, made now and expiring after ``ttl``."""
         now = now or dt.datetime.now(dt.UTC)
@@ -129,12 +133,13 @@ class Header(FrozenModel):
                 "created_at": now,
                 "expires_at": now + ttl,
                 "correlation_id": correlation_id,
+                "actor": actor,
             },
         )
 
     def canonical(self) -> bytes:
         """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
-        fields = (
+        fields = [
             ("messageId", str(self.message_id)),
             ("type", self.type.value),
             ("sender", self.sender),
@@ -144,7 +149,10 @@ class Header(FrozenModel):
             ("createdAt", format_timestamp(self.created_at)),
             ("expiresAt", format_timestamp(self.expires_at)),
             ("correlationId", str(self.correlation_id or "")),
-        )
+        ]
+        if self.actor is not None:
+            # Only when present: envelopes signed before the field existed still verify.
+            fields.append(("actor", self.actor))
         return "".join(f"{name}={value}\n" for name, value in fields).encode()
 
 
@@ -180,6 +188,8 @@ class Envelope(FrozenModel):
             etree.SubElement(header, _E + name).text = value
         if h.correlation_id is not None:
             etree.SubElement(header, _E + "correlationId").text = str(h.correlation_id)
+        if h.actor is not None:
+            etree.SubElement(header, _E + "actor").text = h.actor
         sealed = etree.SubElement(root, _E + "sealed", kem=self.kem, keyId=self.key_id)
         sealed.text = base64.b64encode(self.ciphertext).decode("ascii")
         sig = etree.SubElement(

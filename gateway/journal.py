@@ -39,6 +39,7 @@ from its worker thread and from sender threads.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -123,6 +124,9 @@ class Event(StrEnum):
     REQUEUED = "requeued"
     """A dead letter the broker moved aside after its delivery limit, never refused by this
     node, was sent back to the inbox at start-up (the node had died holding it)."""
+    DOSSIER_SHOWN = "dossier-shown"
+    """A social worker was given the dossier that would go (a transfer, a held request's
+    answer) to show the person before it leaves."""
 
 
 class Direction(StrEnum):
@@ -148,6 +152,7 @@ EVENT_DIRECTIONS: Final[dict[Event, Direction]] = {
     Event.DIRECTORY_REFUSED: Direction.IN,
     Event.RESPONSE_SENT: Direction.OUT,
     Event.RESPONSE_RECEIVED: Direction.IN,
+    Event.DOSSIER_SHOWN: Direction.OUT,
 }
 """The direction of each event when the caller does not give one."""
 
@@ -185,6 +190,8 @@ class Entry:
     retain_until: dt.datetime | None
     content: bytes | None = field(default=None, repr=False)
     """The dossier XML exactly as recorded; only from :meth:`Journal.entries_for`."""
+    actor: str | None = None
+    """Who acted: this CPAS's staff reference, or the pseudonym another CPAS's header gave."""
 
 
 def _shape_problem(values: Mapping[str, Any]) -> str | None:
@@ -384,7 +391,14 @@ CREATE TABLE IF NOT EXISTS journal_head (
 SCHEMA = Schema(
     "journal",
     "the journal database",
-    (Migration(1, "entries, content keys and the sealed head", _SCHEMA),),
+    (
+        Migration(1, "entries, content keys and the sealed head", _SCHEMA),
+        Migration(
+            2,
+            "who acted: a staff reference or its pseudonym",
+            "ALTER TABLE journal_entries ADD COLUMN actor TEXT",
+        ),
+    ),
     marker="journal_entries",
 )
 """The journal's migrations; :data:`SCHEMA.latest` is the version this release writes."""
@@ -409,7 +423,10 @@ _SEALED: Final = (
     "retain_until",
     "prev_hash",
 )
-_COLUMNS: Final = (*_SEALED, "content", "entry_hash")
+_COLUMNS: Final = (*_SEALED, "content", "entry_hash", "actor")
+# Sealed only when set, after the others: entries written before the column
+# existed keep their seals.
+_SEALED_WHEN_SET: Final = ("actor",)
 _SELECT: Final = (
     "SELECT "
     + ", ".join(f"e.{name}" for name in _COLUMNS)
@@ -455,6 +472,7 @@ class Journal:
         self._chain_key = _derive(secret, b"chain")
         self._person_key = _derive(secret, b"person")
         self._wrap = AESGCM(_derive(secret, b"wrap"))
+        self._staff_key = _derive(secret, b"staff")
         self._batch_head: tuple[int, str] | None = None
         # Deleted rows are overwritten with zeros: a destroyed content key must
         # not linger in a free page of the file.
@@ -535,9 +553,20 @@ class Journal:
         digits = "".join(ch for ch in person_number if ch.isdigit())
         return hmac.new(self._person_key, digits.encode("ascii"), hashlib.sha256).hexdigest()
 
+    def staff_pseudonym(self, staff_reference: str) -> str:
+        """The pseudonym of one of this CPAS's staff references, as envelope headers carry it.
+
+        A keyed hash under this node's journal secret: stable (the same social
+        worker always gets the same pseudonym, so the CPAS can resolve it by
+        recomputing it over its own references) and meaningless to anyone else.
+        """
+        digest = hmac.new(self._staff_key, staff_reference.encode("utf-8"), hashlib.sha256)
+        return base64.b32encode(digest.digest()[:16]).decode("ascii").rstrip("=").lower()
+
     def _entry_seal(self, row: dict[str, Any]) -> str:
+        optional = [[name, row[name]] for name in _SEALED_WHEN_SET if row.get(name) is not None]
         canonical = json.dumps(
-            [_ENTRY_CONTEXT, *(row[name] for name in _SEALED)],
+            [_ENTRY_CONTEXT, *(row[name] for name in _SEALED), *optional],
             separators=(",", ":"),
             ensure_ascii=True,
         ).encode("ascii")
@@ -565,6 +594,7 @@ class Journal:
         code: str | None = None,
         content: bytes | None = None,
         at: dt.datetime | None = None,
+        actor: str | None = None,
     ) -> int:
         """Append one entry and return its sequence number.
 
@@ -584,6 +614,8 @@ class Journal:
         :param content: the canonical dossier XML, kept encrypted until the
             end of retention.
         :param at: when it happened (aware; default now).
+        :param actor: who acted: this CPAS's staff reference, or the pseudonym
+            of another CPAS's social worker as its envelope header gave it.
         """
         event = Event(event)
         moment = _aware(at) if at is not None else dt.datetime.now(dt.UTC)
@@ -599,6 +631,7 @@ class Journal:
             "correlation_id": _text(correlation_id),
             "outcome": _text(outcome),
             "code": _text(code),
+            "actor": _text(actor),
         }
         retain_until = None if content is None else _stamp(moment + self.retention)
         with self._lock:
@@ -795,6 +828,7 @@ class Journal:
             content_state=state,
             retain_until=None if values["retain_until"] is None else _parse(values["retain_until"]),
             content=content,
+            actor=values["actor"],
         )
 
     def _unwrap(self, seq: int, digest: str, wrapped: bytes) -> bytes | None:

@@ -69,6 +69,9 @@ from gateway.adapters import (
     BatchImporter,
     ImportResult,
     Inspectable,
+    ReceivesEvents,
+    VendorEvent,
+    VendorEventKind,
     load_adapters,
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
@@ -101,6 +104,7 @@ from gateway.errors import (
 )
 from gateway.journal import Event, Journal, open_journal
 from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
+from gateway.staff import StaffReference
 from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
@@ -139,6 +143,32 @@ class Action(StrEnum):
     """Answer 'awaiting release' and wait for a social worker's decision."""
     REFUSE = "refuse"
     """Answer 'purpose not allowed'."""
+    TWO_PERSON_HOLD = "two-person-hold"
+    """Like ``hold``, but two social workers (two distinct staff references) must release."""
+
+    @property
+    def holds(self) -> bool:
+        return self in (Action.HOLD, Action.TWO_PERSON_HOLD)
+
+    @property
+    def releases_needed(self) -> int:
+        return 2 if self is Action.TWO_PERSON_HOLD else 1
+
+
+class RefusalGround(StrEnum):
+    """Why a social worker refuses a held request: a closed list, recorded in the journal.
+
+    The requester is told only that a social worker refused
+    (``refused-by-social-worker``); the ground stays in this CPAS's journal
+    and the person's report.
+    """
+
+    OUTSIDE_LEGAL_MISSION = "outside-legal-mission"
+    """The request does not fall within the requester's legal missions."""
+    REQUESTER_NOT_COMPETENT = "requester-not-competent"
+    """The requesting CPAS is not the competent one for this person."""
+    IDENTITY_UNCERTAIN = "identity-uncertain"
+    """The person asked about cannot be identified with certainty."""
 
 
 @dataclass(frozen=True)
@@ -150,14 +180,27 @@ class Sent:
     confirmed: Future[None]
 
 
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (seconds) of the import latency histogram."""
+
+
 @dataclass
 class NodeStats:
     """Counters an operator (and the tests) can read."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    import_seconds: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    """Imports per latency bucket (:data:`LATENCY_BUCKETS`, then the rest)."""
+    import_seconds_sum: float = 0.0
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
+
+    def observe_import(self, seconds: float, n: int = 1) -> None:
+        """``n`` dossiers imported, each in ``seconds`` (a batch's time shared out)."""
+        bucket = next((i for i, b in enumerate(LATENCY_BUCKETS) if seconds <= b), -1)
+        self.import_seconds[bucket] += n
+        self.import_seconds_sum += seconds * n
 
     def __getitem__(self, name: str) -> int:
         return self.counts[name]
@@ -468,20 +511,53 @@ class Node:
     # ----------------------------------------------------------------- send
 
     def send_transfer(
-        self, person_number: str, to: str, purpose: Purpose, *, case_reference: str | None = None
+        self,
+        person_number: str,
+        to: str,
+        purpose: Purpose,
+        *,
+        case_reference: str | None = None,
+        staff: StaffReference | None = None,
     ) -> Sent:
         """Push a person's dossier to another CPAS (the person moved there).
 
         Raises :class:`~gateway.errors.DestinationRefused` before anything is
         published when the directory says ``to`` may not receive a dossier.
+        ``staff``: the acting social worker (journaled; a pseudonym in the header).
         """
-        self._check_destination(to, person_number)
+        self._check_destination(to, person_number, staff)
+        dossier = self._export(person_number)
+        return self._transfer(dossier, to, purpose, case_reference, staff)
+
+    def _export(self, person_number: str) -> Dossier:
         dossier = self._retry(lambda: self.adapter.export_dossier(person_number))
         if dossier is None:
             raise GatewayError(
                 "The vendor system holds no dossier for this person.", code="send.unknown_person"
             )
-        return self._transfer(dossier, to, purpose, case_reference)
+        return dossier
+
+    def preview_transfer(
+        self, person_number: str, to: str, purpose: Purpose, *, staff: StaffReference
+    ) -> Dossier:
+        """The dossier a transfer to ``to`` would carry now, journaled as shown to the person."""
+        self._check_destination(to, person_number, staff)
+        dossier = self._export(person_number)
+        self._journal_shown(dossier, to, purpose, dossier.source.case_reference, staff)
+        return dossier
+
+    def _journal_shown(
+        self, dossier: Dossier, peer: str, purpose: Purpose, case_reference: str, staff: str
+    ) -> None:
+        self._journal(
+            Event.DOSSIER_SHOWN,
+            peer=peer,
+            purpose=purpose.value,
+            case_reference=case_reference,
+            person_number=dossier.person.number,
+            content=dossier.to_xml(),
+            actor=staff,
+        )
 
     def send_all(
         self,
@@ -551,12 +627,21 @@ class Node:
         return sent
 
     def _transfer(
-        self, dossier: Dossier, to: str, purpose: Purpose, case_reference: str | None
+        self,
+        dossier: Dossier,
+        to: str,
+        purpose: Purpose,
+        case_reference: str | None,
+        staff: StaffReference | None = None,
     ) -> Sent:
         header = self._header(
-            MessageType.TRANSFER, to, purpose, case_reference or dossier.source.case_reference
+            MessageType.TRANSFER,
+            to,
+            purpose,
+            case_reference or dossier.source.case_reference,
+            actor=self._pseudonym(staff),
         )
-        return self._send(header, Body(MessageType.TRANSFER, dossier=dossier))
+        return self._send(header, Body(MessageType.TRANSFER, dossier=dossier), staff=staff)
 
     def send_request(
         self,
@@ -566,32 +651,50 @@ class Node:
         case_reference: str,
         *,
         ttl: dt.timedelta | None = None,
+        staff: StaffReference | None = None,
     ) -> Sent:
         """Ask the CPAS ``to`` for a person's dossier; the answer arrives as a response.
 
         The request expires after ``ttl``; a request still unanswered then is
         recorded as ``expired`` -- the requester is never left in silence.
+        ``staff``: the acting social worker (journaled; a pseudonym in the header).
         """
-        self._check_destination(to, person_number)
+        self._check_destination(to, person_number, staff)
         header = self._header(
-            MessageType.REQUEST, to, purpose, case_reference, ttl=ttl or self._request_ttl
+            MessageType.REQUEST,
+            to,
+            purpose,
+            case_reference,
+            ttl=ttl or self._request_ttl,
+            actor=self._pseudonym(staff),
         )
-        return self._send(header, Body(MessageType.REQUEST, person_number=person_number))
+        body = Body(MessageType.REQUEST, person_number=person_number)
+        return self._send(header, body, staff=staff)
 
-    def _check_destination(self, to: str, person_number: str | None) -> None:
+    def _check_destination(
+        self, to: str, person_number: str | None, staff: StaffReference | None = None
+    ) -> None:
         """The directory's verdict on ``to``; a refusal is journaled, then raised."""
         try:
             self.directory.check_destination(to)
         except DestinationRefused as refused:
-            self._refused_outgoing(to, refused, person_number)
+            self._refused_outgoing(to, refused, person_number, staff)
             raise
 
     def _refused_outgoing(
-        self, to: str, refused: DestinationRefused, person_number: str | None
+        self,
+        to: str,
+        refused: DestinationRefused,
+        person_number: str | None,
+        staff: StaffReference | None = None,
     ) -> None:
         log.warning("refused to send to %s: %s", to, refused)
         self._journal(
-            Event.REFUSED_OUTGOING, peer=to, code=refused.code, person_number=person_number
+            Event.REFUSED_OUTGOING,
+            peer=to,
+            code=refused.code,
+            person_number=person_number,
+            actor=staff,
         )
 
     def _seal(self, header: Header, body: Body) -> bytes:
@@ -604,6 +707,14 @@ class Node:
             self._refused_outgoing(header.recipient, refused, person)
             raise
 
+    def _pseudonym(self, staff: StaffReference | None) -> str | None:
+        """The header's pseudonym of the acting social worker (none for the node's own acts)."""
+        if staff is None:
+            return None
+        if self.journal is None:
+            raise ConfigError("A node without a journal cannot name who acted.")
+        return self.journal.staff_pseudonym(staff)
+
     def _header(
         self,
         type: MessageType,
@@ -613,8 +724,9 @@ class Node:
         *,
         correlation: Header | None = None,
         ttl: dt.timedelta | None = None,
+        actor: str | None = None,
     ) -> Header:
-        extra = {} if ttl is None else {"ttl": ttl}
+        extra: dict[str, Any] = {} if ttl is None else {"ttl": ttl}
         return Header.new(
             type,
             sender=self.cpas_id,
@@ -622,13 +734,16 @@ class Node:
             purpose=purpose,
             case_reference=case_reference,
             correlation_id=None if correlation is None else correlation.message_id,
-            **extra,  # type: ignore[arg-type]
+            actor=actor,
+            **extra,
         )
 
-    def _send(self, header: Header, body: Body) -> Sent:
-        return self._send_many([(header, body)])[0]
+    def _send(self, header: Header, body: Body, *, staff: StaffReference | None = None) -> Sent:
+        return self._send_many([(header, body)], staff=staff)[0]
 
-    def _send_many(self, messages: Sequence[tuple[Header, Body]]) -> list[Sent]:
+    def _send_many(
+        self, messages: Sequence[tuple[Header, Body]], *, staff: StaffReference | None = None
+    ) -> list[Sent]:
         """Seal, record in the outbox (one transaction), then publish: the outbox comes first."""
         records = [
             OutboxRecord(
@@ -661,6 +776,7 @@ class Node:
                         Event.RESPONSE_SENT if header.type is MessageType.RESPONSE else Event.SENT,
                         header,
                         body,
+                        actor=staff,
                     )
         except BaseException:
             with self._in_flight_lock:
@@ -774,28 +890,108 @@ class Node:
         """Requests waiting for a social worker's decision, with the person they concern."""
         return [HeldView(held, self._held_person(held)) for held in self.store.held()]
 
-    def release(self, message_id: str) -> Sent:
-        """A social worker releases a held request: the dossier (or 'unknown person') goes out."""
-        _, header, number = self._take_held(message_id, "released")
+    def release(self, message_id: str, *, staff: StaffReference | None = None) -> Sent | None:
+        """A social worker releases a held request: the dossier (or 'unknown person') goes out.
+
+        Under a two-person hold the first release is recorded and ``None``
+        returned; the dossier goes at the release of a second, distinct staff
+        reference. Codes: ``pending.unknown``, ``hold.own_request`` (this CPAS
+        asked itself), ``staff.missing`` (a two-person hold needs names),
+        ``hold.same_staff`` (the same social worker cannot release twice).
+        """
+        held = self._held_waiting(message_id)
+        if not self._enough_releases(held, staff):
+            return None
+        _, header, number = self._take_held(message_id, "released", staff)
         dossier = self._retry(lambda: self.adapter.export_dossier(number))
         if dossier is None:
             body = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
         else:
             body = Body(MessageType.RESPONSE, dossier=dossier)
-        return self._send(self._response_header(header), body)
+        return self._send(self._response_header(header, staff), body, staff=staff)
 
-    def refuse_held(self, message_id: str) -> Sent:
-        """A social worker refuses a held request: the requester is told so."""
-        _, header, _ = self._take_held(message_id, "refused")
+    def refuse_held(
+        self,
+        message_id: str,
+        *,
+        staff: StaffReference | None = None,
+        ground: RefusalGround | None = None,
+    ) -> Sent:
+        """A social worker refuses a held request: the requester is told so.
+
+        ``ground`` (from the closed list) is journaled here; the requester only
+        learns that a social worker refused.
+        """
+        self._held_waiting(message_id)
+        _, header, _ = self._take_held(message_id, "refused", staff, ground)
         body = Body(MessageType.RESPONSE, refusal=RefusalReason.REFUSED_BY_SOCIAL_WORKER)
-        return self._send(self._response_header(header), body)
+        return self._send(self._response_header(header, staff), body, staff=staff)
 
-    def _take_held(self, message_id: str, decision: str) -> tuple[HeldRequest, Header, str]:
+    def preview_release(self, message_id: str, *, staff: StaffReference) -> Dossier | None:
+        """The dossier releasing this held request would send now (``None``: unknown person),
+        journaled as shown to the person."""
+        held = self._held_waiting(message_id)
+        dossier = self._retry(lambda: self.adapter.export_dossier(self._held_person(held)))
+        if dossier is not None:
+            purpose = Purpose(held.purpose)
+            self._journal_shown(dossier, held.sender, purpose, held.case_reference, staff)
+        return dossier
+
+    def releases(self, message_id: str) -> list[str]:
+        """The staff references that released a held request so far."""
+        return self.store.releases(message_id)
+
+    def _held_waiting(self, message_id: str) -> HeldRequest:
         held = self.store.held_request(message_id)
         if held is None or held.state != "held":
             raise GatewayError(
                 f"No request {message_id} is waiting for a decision.", code="pending.unknown"
             )
+        if held.sender == self.cpas_id:
+            raise GatewayError(
+                "A CPAS never releases or refuses its own request.", code="hold.own_request"
+            )
+        return held
+
+    def _enough_releases(self, held: HeldRequest, staff: StaffReference | None) -> bool:
+        """Record one social worker's release; whether the policy's count is reached."""
+        needed = self.policy[Purpose(held.purpose)].releases_needed
+        if staff is None:
+            if needed > 1:
+                raise GatewayError(
+                    "A two-person hold is released by two named social workers: give the "
+                    "staff reference.",
+                    code="staff.missing",
+                )
+            return True
+        if staff in self.store.releases(held.message_id):
+            raise GatewayError(
+                "This social worker released the request already: a second, different social "
+                "worker must release it.",
+                code="hold.same_staff",
+            )
+        released = self.store.add_release(held.message_id, staff)
+        if len(released) >= needed:
+            return True
+        header = Envelope.from_xml(held.envelope).header
+        self._journal(
+            Event.REQUEST_RELEASED,
+            header,
+            person_number=self._held_person(held),
+            outcome="awaiting-second-release",
+            actor=staff,
+        )
+        self.stats.add("requests.first_release")
+        return False
+
+    def _take_held(
+        self,
+        message_id: str,
+        decision: str,
+        staff: StaffReference | None = None,
+        ground: RefusalGround | None = None,
+    ) -> tuple[HeldRequest, Header, str]:
+        held = self._held_waiting(message_id)
         number = self._held_person(held)
         if not self.store.decide(message_id, decision):
             raise GatewayError(
@@ -804,7 +1000,8 @@ class Node:
         self.stats.add(f"requests.{decision}")
         header = Envelope.from_xml(held.envelope).header
         event = Event.REQUEST_RELEASED if decision == "released" else Event.REQUEST_REFUSED
-        self._journal(event, header, person_number=number)
+        outcome = None if ground is None else ground.value
+        self._journal(event, header, person_number=number, actor=staff, outcome=outcome)
         return held, header, number
 
     def _held_person(self, held: HeldRequest) -> str:
@@ -813,13 +1010,14 @@ class Node:
         body = Body.from_xml(decrypt(envelope, keys=self.keys), MessageType.REQUEST)
         return body.person_number or ""
 
-    def _response_header(self, request: Header) -> Header:
+    def _response_header(self, request: Header, staff: StaffReference | None = None) -> Header:
         return self._header(
             MessageType.RESPONSE,
             request.sender,
             request.purpose,
             request.case_reference,
             correlation=request,
+            actor=self._pseudonym(staff),
         )
 
     # -------------------------------------------------------------- receive
@@ -901,7 +1099,9 @@ class Node:
     def _import_batch(self, imports: list[_Import], checked: int) -> None:
         """Import the batch's dossiers and record them; one transaction for the records."""
         try:
+            started = time.monotonic()
             results = self._run_imports(imports)
+            self.stats.observe_import((time.monotonic() - started) / len(imports), len(imports))
             with self.store.batch(), self._journal_batch():
                 self._record_imports(imports, results)
         except (StoreUnavailable, _Unavailable):
@@ -979,6 +1179,17 @@ class Node:
                 code="request.expired",
             )
             log.warning("request %s to %s expired unanswered", entry.message_id, entry.recipient)
+            self._vendor_event(
+                VendorEvent(
+                    VendorEventKind.REQUEST_EXPIRED,
+                    message_id=entry.message_id,
+                    peer=entry.recipient,
+                    at=stamp,
+                    purpose=entry.purpose,
+                    case_reference=entry.case_reference,
+                    code="request.expired",
+                )
+            )
             self.stats.add("requests.expired")
         if expired:
             with self._outcomes:
@@ -1117,7 +1328,7 @@ class Node:
         if action is Action.REFUSE:
             answer = Body(MessageType.RESPONSE, refusal=RefusalReason.PURPOSE_NOT_ALLOWED)
             outcome, code = "refused", "purpose.not_allowed"
-        elif action is Action.HOLD:
+        elif action.holds:
             self.store.hold(
                 message_id=str(header.message_id),
                 sender=header.sender,
@@ -1148,8 +1359,14 @@ class Node:
         )
         self._record(header, outcome, code, reply=reply)
         self._journal_message(Event.RECEIVED, header, body, outcome=outcome, code=code)
-        if action is Action.HOLD:
+        if action.holds:
             self._journal_message(Event.REQUEST_HELD, header, body)
+            self._tell_vendor(
+                VendorEventKind.REQUEST_HELD,
+                header,
+                str(header.message_id),
+                person_number=body.person_number,
+            )
         self._journal_message(Event.RESPONSE_SENT, response, answer)
         self._reply_then_ack(delivery, reply)
 
@@ -1176,6 +1393,10 @@ class Node:
             reason = body.refusal or RefusalReason.UNKNOWN_PERSON
             outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
             self.store.record_outcome(request_id, outcome, reason.value)
+            if outcome == "refused":
+                self._tell_vendor(
+                    VendorEventKind.REQUEST_REFUSED, header, request_id, code=reason.value
+                )
             self._record(header, "recorded", None)
             self._journal_message(Event.RESPONSE_RECEIVED, header, body)
             self.stats.add(f"responses.{reason.value}")
@@ -1187,6 +1408,7 @@ class Node:
         def answered() -> None:
             self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
             self.store.record_outcome(request_id, "answered", None)
+            self._tell_vendor(VendorEventKind.REQUEST_ANSWERED, header, request_id)
             self.stats.add("responses.dossier")
             self._notify()
 
@@ -1226,6 +1448,13 @@ class Node:
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         else:
             self.store.record_outcome(correlation, body.outcome or "rejected", body.code)
+            if sent.type == MessageType.TRANSFER.value:
+                kind = (
+                    VendorEventKind.TRANSFER_IMPORTED
+                    if body.outcome == "imported"
+                    else VendorEventKind.TRANSFER_REJECTED
+                )
+                self._tell_vendor(kind, header, correlation, code=body.code)
         self._record(header, "recorded", None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
@@ -1280,6 +1509,14 @@ class Node:
             self._record(
                 item.header, "imported", None, reply=reply, local_reference=result.local_reference
             )
+            if result.created:
+                self._tell_vendor(
+                    VendorEventKind.DOSSIER_IMPORTED,
+                    item.header,
+                    str(item.header.message_id),
+                    person_number=item.dossier.person.number,
+                    local_reference=result.local_reference,
+                )
             if item.then is not None:
                 item.then()
             elif result.created or not self._journaled(Event.RECEIVED, item.header):
@@ -1357,6 +1594,39 @@ class Node:
             reply=None if reply is None else reply[1],
         )
 
+    def _tell_vendor(
+        self, kind: VendorEventKind, header: Header, message_id: str, **details: str | None
+    ) -> None:
+        """Tell the vendor system about ``message_id`` (``header``: the message that says so)."""
+        self._vendor_event(
+            VendorEvent(
+                kind,
+                message_id=message_id,
+                peer=header.recipient if header.sender == self.cpas_id else header.sender,
+                at=format_timestamp(dt.datetime.now(dt.UTC)),
+                purpose=header.purpose.value,
+                case_reference=header.case_reference,
+                **details,
+            )
+        )
+
+    def _vendor_event(self, event: VendorEvent) -> None:
+        """Hand an event to an adapter that takes them. Never fatal: the journal and the API
+        hold the same facts, and an event repeated later changes nothing."""
+        if not isinstance(self.adapter, ReceivesEvents):
+            return
+        try:
+            self.adapter.receive_event(event)
+        except Exception as exc:
+            log.warning(
+                "the vendor system was not told %s of %s: %s",
+                event.kind.value,
+                event.message_id,
+                getattr(exc, "code", type(exc).__name__),
+            )
+        else:
+            self.stats.add(f"vendor_events.{event.kind.value}")
+
     def _journal(self, event: Event, header: Header | None = None, **fields: Any) -> None:
         """Record an event in the journal, with what the header says when there is one."""
         _log_event(self.cpas_id, event, header, fields)
@@ -1371,6 +1641,8 @@ class Node:
                 "purpose": header.purpose.value,
                 "case_reference": header.case_reference,
                 "correlation_id": header.correlation_id,
+                # Another CPAS's social worker, as its pseudonym; ours are given by name.
+                "actor": None if outgoing else header.actor,
             } | fields
         self.journal.record(event, **fields)
 

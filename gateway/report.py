@@ -121,6 +121,7 @@ EVENTS: Final = {
     Event.RESPONSE_SENT: N_("answer sent"),
     Event.RESPONSE_RECEIVED: N_("answer received"),
     Event.REQUEUED: N_("delivered again"),
+    Event.DOSSIER_SHOWN: N_("shown to you before sending"),
 }
 REASONS: Final = {
     # Refusal and rejection codes (gateway.errors and the modules that raise them).
@@ -161,6 +162,10 @@ REASONS: Final = {
         "a social worker decided not to hand over the dossier"
     ),
     "expired": N_("no answer came before the request expired"),
+    # Grounds of a social worker's refusal (gateway.node.RefusalGround).
+    "outside-legal-mission": N_("the request does not fall within the requester's legal missions"),
+    "requester-not-competent": N_("the requesting CPAS is not the one competent for you"),
+    "identity-uncertain": N_("the person asked about could not be identified with certainty"),
 }
 
 
@@ -418,6 +423,7 @@ _TITLES: Final = {
     (Event.REFUSED_OUTGOING, "transfer"): N_("Sending of your dossier refused (recipient: {peer})"),
     (Event.REFUSED_OUTGOING, "request"): N_("Request for your dossier refused (recipient: {peer})"),
     (Event.REFUSED_INCOMING, None): N_("Message refused (sender: {peer})"),
+    (Event.DOSSIER_SHOWN, None): N_("Dossier shown to you before sending (recipient: {peer})"),
 }
 
 
@@ -483,11 +489,14 @@ def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
         entry.outcome if entry.outcome not in (None, "imported", "rejected") else None
     )
     reason = words.label(REASONS, reason_code) if reason_code else None
-    values = {"this": this, "peer": peer, "reason": reason or ""}
+    values = {"this": this, "peer": peer, "reason": reason or "", "actor": entry.actor or ""}
     kind = entry.message_type
     has_dossier = _carries(entry)
     message: str
-    if event is Event.SENT:
+    acted = _acted(entry, has_dossier, reason)
+    if acted is not None:
+        message = acted
+    elif event is Event.SENT:
         message = (
             N_("{this} asked {peer} for your dossier.")
             if kind == "request"
@@ -533,6 +542,8 @@ def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
         message = N_("A social worker of {this} decided not to hand over your dossier.")
     elif event is Event.REQUEST_EXPIRED:
         message = N_("No answer came from {peer} before the request expired.")
+    elif event is Event.DOSSIER_SHOWN:
+        message = N_("You were shown the dossier that would be sent to {peer}.")
     elif event is Event.RESPONSE_SENT:
         message = (
             N_("{this} sent your dossier to {peer} in answer to its request.")
@@ -556,6 +567,62 @@ def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
         code=entry.code,
         reason=reason,
     )
+
+
+def _acted(entry: Entry, has_dossier: bool, reason: str | None) -> str | None:
+    """The step's sentence naming the social worker who acted, or ``None`` when no one is named.
+
+    ``{actor}`` is this CPAS's own staff reference, or the pseudonym another
+    CPAS's envelope gave (which that CPAS can resolve).
+    """
+    if entry.actor is None:
+        return None
+    event, kind = Event(entry.event), entry.message_type
+    if event is Event.SENT:
+        return (
+            N_("A social worker of {this} (reference {actor}) asked {peer} for your dossier.")
+            if kind == "request"
+            else N_("A social worker of {this} (reference {actor}) sent your dossier to {peer}.")
+        )
+    if event is Event.RECEIVED:
+        return (
+            N_("A social worker of {peer} (reference {actor}) asked {this} for your dossier.")
+            if kind == "request"
+            else N_(
+                "{this} received your dossier from {peer}, sent by a social worker of {peer} "
+                "(reference {actor})."
+            )
+        )
+    if event is Event.REQUEST_RELEASED:
+        return (
+            N_(
+                "A social worker of {this} (reference {actor}) agreed to answer the request; "
+                "a second social worker must agree too."
+            )
+            if entry.outcome == "awaiting-second-release"
+            else N_("A social worker of {this} (reference {actor}) agreed to answer the request.")
+        )
+    if event is Event.REQUEST_REFUSED and reason:
+        return N_(
+            "A social worker of {this} (reference {actor}) decided not to hand over your "
+            "dossier: {reason}."
+        )
+    if event is Event.RESPONSE_SENT and has_dossier:
+        return N_(
+            "A social worker of {this} (reference {actor}) released your dossier to {peer} in "
+            "answer to its request."
+        )
+    if event is Event.RESPONSE_RECEIVED and has_dossier:
+        return N_(
+            "{this} received your dossier from {peer} in answer to its request; a social "
+            "worker of {peer} (reference {actor}) released it."
+        )
+    if event is Event.DOSSIER_SHOWN:
+        return N_(
+            "A social worker of {this} (reference {actor}) showed you the dossier that would "
+            "be sent to {peer}."
+        )
+    return None
 
 
 def _dossier_view(entry: Entry, words: _Words, names: _Names) -> DossierView:
@@ -789,41 +856,49 @@ def render_text(report: Report) -> str:
             para(f"{step.when} — {step.text}", "  ")
         for view in exchange.dossiers:
             out.append("")
-            para(view.heading.upper(), "  ")
-            if view.note:
-                para(view.note, "    ")
-                continue
-            for label, value in _dossier_fields(view, words):
-                para(words.field(label, value), "    ")
-            para(
-                words.field(
-                    words(N_("Aid decisions")), "" if view.decisions else words(N_("none"))
-                ),
-                "    ",
-            )
-            for d in view.decisions:
-                out.extend(
-                    textwrap.wrap(
-                        f"- {d.kind} ({d.legal_basis})",
-                        78,
-                        initial_indent="      ",
-                        subsequent_indent="        ",
-                    )
-                )
-                for name, detail in (
-                    (words(N_("Date of decision")), d.decided),
-                    (words(N_("Period")), d.period),
-                    (words(N_("Status")), d.status),
-                    (words(N_("Monthly amount")), d.monthly_amount),
-                ):
-                    if detail:
-                        para(words.field(name, detail), "        ")
+            out += _dossier_text(view, words)
         out.append("")
     integrity = _integrity(report, words)
     if integrity:
         para(integrity)
     para(words(N_("Dates and times are in Belgian time.")))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _dossier_text(view: DossierView, words: _Words) -> list[str]:
+    out: list[str] = []
+
+    def para(text: str, indent: str) -> None:
+        out.extend(textwrap.wrap(text, 78, initial_indent=indent, subsequent_indent=indent))
+
+    para(view.heading.upper(), "  ")
+    if view.note:
+        para(view.note, "    ")
+        return out
+    for label, value in _dossier_fields(view, words):
+        para(words.field(label, value), "    ")
+    para(
+        words.field(words(N_("Aid decisions")), "" if view.decisions else words(N_("none"))),
+        "    ",
+    )
+    for d in view.decisions:
+        out.extend(
+            textwrap.wrap(
+                f"- {d.kind} ({d.legal_basis})",
+                78,
+                initial_indent="      ",
+                subsequent_indent="        ",
+            )
+        )
+        for name, detail in (
+            (words(N_("Date of decision")), d.decided),
+            (words(N_("Period")), d.period),
+            (words(N_("Status")), d.status),
+            (words(N_("Monthly amount")), d.monthly_amount),
+        ):
+            if detail:
+                para(words.field(name, detail), "        ")
+    return out
 
 
 def render_json(report: Report) -> str:
@@ -989,3 +1064,69 @@ def render(report: Report, fmt: str) -> str:
             f"There is no report format {fmt!r}: choose one of {', '.join(FORMATS)}.",
             code="report.format",
         ) from None
+
+
+# ------------------------------------------------------------- preview
+
+
+def render_preview(
+    dossier: Dossier,
+    directory: Directory,
+    *,
+    cpas_id: str,
+    recipient: str,
+    fmt: str,
+    lang: str | None = None,
+) -> str:
+    """The dossier that would go to ``recipient``, laid out as the person's report lays out a
+    dossier sent (``html`` or ``text``), in ``lang`` (default: the person's own language)."""
+    if fmt not in ("html", "text"):
+        raise GatewayError(
+            f"There is no preview format {fmt!r}: choose html or text.", code="report.format"
+        )
+    words = _Words(lang or dossier.person.language.value)
+    names = _Names(directory, words, cpas_id)
+    entry = Entry(
+        seq=0,
+        at=dossier.created_at,
+        event=Event.DOSSIER_SHOWN.value,
+        direction="out",
+        message_id=None,
+        message_type="transfer",
+        peer=recipient,
+        purpose=None,
+        case_reference=dossier.source.case_reference,
+        correlation_id=None,
+        outcome=None,
+        code=None,
+        content_state=ContentState.KEPT,
+        retain_until=None,
+        content=dossier.to_xml(),
+    )
+    view = dataclasses.replace(
+        _dossier_view(entry, words, names),
+        heading=words(N_("The dossier that would be sent to {peer}"), peer=names.of(recipient)),
+    )
+    note = words(N_("This is exactly what would be sent, shown to you before it leaves."))
+    if fmt == "text":
+        return "\n".join([note, "", *_dossier_text(view, words)]) + "\n"
+    page = E.HTML(
+        E.HEAD(
+            E.META(charset="utf-8"),
+            E.TITLE(view.heading),
+            E.STYLE(_css()),
+        ),
+        E.BODY(E.MAIN(E.P(note, E.CLASS("intro")), _dossier_html(view, words))),
+        lang=words.lang,
+    )
+    return "<!DOCTYPE html>\n" + etree.tostring(page, encoding="unicode", method="html") + "\n"
+
+
+def purpose_words(code: str, lang: str) -> str:
+    """The words of a purpose in ``lang``."""
+    return _Words(lang).label(PURPOSES, code)
+
+
+def reason_words(code: str | None, lang: str) -> str | None:
+    """The words of a refusal or rejection code in ``lang`` (the code itself when unknown)."""
+    return None if code is None else _Words(lang).label(REASONS, code)

@@ -81,6 +81,15 @@ CREATE TABLE IF NOT EXISTS held_requests (
 );
 """
 
+_HELD_RELEASES = """
+CREATE TABLE IF NOT EXISTS held_releases (
+    message_id      TEXT NOT NULL,
+    staff_reference TEXT NOT NULL,
+    released_at     TEXT NOT NULL,
+    PRIMARY KEY (message_id, staff_reference)
+);
+"""
+
 _DIRECTORY_EDITION = """
 CREATE TABLE IF NOT EXISTS directory_edition (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
@@ -96,6 +105,7 @@ SCHEMA = Schema(
     (
         Migration(1, "outbox, inbox, attempts, meta and held requests", _SCHEMA),
         Migration(2, "the directory edition received from the federation", _DIRECTORY_EDITION),
+        Migration(3, "who released a held request (two-person holds)", _HELD_RELEASES),
     ),
     marker="outbox",
 )
@@ -455,6 +465,45 @@ class Store:
                 (state, _now(), message_id),
             )
             return bool(cur.rowcount)
+
+    def add_release(self, message_id: str, staff_reference: str) -> list[str]:
+        """Record that a social worker released a held request; return every releaser so far.
+
+        Raises nothing for a second release by the same reference: the list
+        simply does not grow, and the caller refuses it.
+        """
+        with self._tx() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO held_releases (message_id, staff_reference, released_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (message_id, staff_reference) DO NOTHING"
+                ),
+                (message_id, staff_reference, _now()),
+            )
+        return self.releases(message_id)
+
+    def releases(self, message_id: str) -> list[str]:
+        """The staff references that released a held request, in order."""
+        rows = self._query(
+            "SELECT staff_reference FROM held_releases WHERE message_id = ? ORDER BY released_at",
+            (message_id,),
+        )
+        return [str(row[0]) for row in rows]
+
+    def outbox_counts(self) -> dict[tuple[str, str], int]:
+        """(type, state) -> number of messages in the outbox; state ``unconfirmed``,
+        ``confirmed`` (no outcome yet) or the recorded outcome."""
+        rows = self._query(
+            "SELECT type, CASE WHEN outcome IS NOT NULL THEN outcome"
+            " WHEN confirmed_at IS NULL THEN 'unconfirmed' ELSE 'confirmed' END, COUNT(*)"
+            " FROM outbox GROUP BY 1, 2"
+        )
+        return {(str(t), str(state)): int(n) for t, state, n in rows}
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]:
+        """(type, outcome) -> number of messages received."""
+        rows = self._query("SELECT type, outcome, COUNT(*) FROM inbox GROUP BY type, outcome")
+        return {(str(t), str(outcome)): int(n) for t, outcome, n in rows}
 
     def received_count(self, outcome: str | None = None) -> int:
         if outcome is None:

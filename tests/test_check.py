@@ -285,7 +285,7 @@ def test_a_store_of_an_earlier_release_is_migrated_and_the_check_says_so(
     result = run_preflight(provisioned.config(tmp_path, store=store_url))
     migrated = next(c for c in result.checks if c.name == "store migrated")
     assert migrated.status is Status.OK
-    assert "store schema 2 (migrated from 1)" in migrated.detail
+    assert f"store schema {store_schema.latest} (migrated from 1)" in migrated.detail
     assert result.passed
 
 

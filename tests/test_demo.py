@@ -46,6 +46,17 @@ def test_a_vendors_adapter_exchanges_dossiers_both_ways_with_a_reference_adapter
     assert "What stayed home" in shown and "present!" not in shown
 
 
+def test_the_demo_shows_a_request_held_in_gent_and_released_at_its_desk(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    shown = " ".join(demo(amqp_url, tmp_path).replace("│", " ").split())
+    assert "Gent's policy holds it: Liège sees the state held." in shown
+    assert "Social worker GT-SW-117 signs in to Gent's desk" in shown
+    assert "Liège sees the state answered." in shown
+    assert "request-answered" in shown
+    assert "(référence LG-AS-0042) a demandé votre dossier" in shown
+
+
 def test_the_vendors_adapter_gets_a_fresh_store_in_its_nodes_own_folder(
     amqp_url: str, tmp_path: Path
 ) -> None:

@@ -1,7 +1,11 @@
-"""DSE-INS-001 and DSE-SED-001: the optional Inspectable and Seedable protocols."""
+"""DSE-INS-001, DSE-SED-001 and DSE-EVT-001: the optional Inspectable, Seedable and
+ReceivesEvents protocols."""
 
 from __future__ import annotations
 
+from typing import cast
+
+from gateway.adapters import ReceivesEvents, VendorEvent, VendorEventKind
 from gateway.errors import GatewayError
 from gateway.identifiers import validate_person_number
 
@@ -81,3 +85,66 @@ def seeding_gives_valid_people(ctx: Context, case: Case) -> Evidence:
             if dossier.person.number != number:
                 raise Failed(f"seeded person {number} exports {dossier.person.number}'s dossier")
     return {"people": numbers}
+
+
+# -------------------------------------------------------------- DSE-EVT-001
+
+_PEER = "0212344876"
+
+
+def _events() -> list[VendorEvent]:
+    """One event of every kind, every field set (ids fixed: the run is reproducible)."""
+    return [
+        VendorEvent(
+            kind,
+            message_id=f"00000000-0000-4000-8000-{n:012d}",
+            peer=_PEER,
+            at=f"2026-03-0{n % 9 + 1}T10:00:00Z",
+            purpose="new-application-inquiry",
+            case_reference=f"EVT-{n}",
+            person_number="85073003328",
+            code="refused-by-social-worker",
+            local_reference=f"LOCAL-{n}",
+        )
+        for n, kind in enumerate(VendorEventKind, 1)
+    ]
+
+
+@check(reqs.EVT_001, one_case("every-kind-once", "one event of each kind, then the first again"))
+def events_are_recorded_exactly_once(ctx: Context, case: Case) -> Evidence:
+    """``read_events`` gives back each event ``receive_event`` got, once, field for field."""
+    given = _events()
+    with ctx.fresh_adapter() as adapter:
+        receiver = cast(ReceivesEvents, adapter)
+        try:
+            for event in [*given, given[0]]:
+                receiver.receive_event(event)
+            recorded = list(receiver.read_events())
+        except Exception as exc:
+            raise fails_on_error("receive_event", exc) from exc
+        evidence: dict[str, object] = {"given": len(given), "recorded": len(recorded)}
+        by_id = sorted(recorded, key=lambda e: e.event_id)
+        if by_id != sorted(given, key=lambda e: e.event_id):
+            raise Failed(
+                f"{len(given)} distinct events given (one twice), {len(recorded)} recorded, "
+                "or their fields changed",
+                evidence | {"kinds": [e.kind.value for e in by_id][:MAX_DIFFERENCES]},
+            )
+        if not ctx.has("import"):
+            return evidence
+        message_id = "00000000-0000-4000-8000-00000000e001"
+        try:
+            ctx.import_(adapter, ctx.dossier(HELD_FILE), message_id)
+            after = list(receiver.read_events())
+        except Exception as exc:
+            raise fails_on_error("importing, then reading the events", exc) from exc
+        imported = [
+            e
+            for e in after
+            if e.message_id == message_id and e.kind is VendorEventKind.DOSSIER_IMPORTED
+        ]
+        if len(imported) != 1:
+            raise Failed(
+                f"an import recorded {len(imported)} dossier-imported events, not one", evidence
+            )
+    return evidence | {"import_event": True}

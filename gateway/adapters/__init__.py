@@ -66,8 +66,11 @@ from gateway.adapters.protocol import (
     ImportResult,
     Inspectable,
     PlantsSensitiveData,
+    ReceivesEvents,
     Seedable,
     SimulatesOutage,
+    VendorEvent,
+    VendorEventKind,
 )
 from gateway.adapters.spec import impl
 
@@ -80,8 +83,11 @@ __all__ = [
     "ImportResult",
     "Inspectable",
     "PlantsSensitiveData",
+    "ReceivesEvents",
     "Seedable",
     "SimulatesOutage",
+    "VendorEvent",
+    "VendorEventKind",
     "impl",
     "load_adapters",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from gateway.dossier import Dossier
@@ -136,3 +137,75 @@ class SimulatesOutage(Protocol):
 
 AdapterFactory = Callable[[str, Mapping[str, str]], Adapter]
 """Builds an adapter for one CPAS: ``factory(cpas_id, options)``."""
+
+
+class VendorEventKind(StrEnum):
+    """What the node tells the vendor system, for it to show a social worker."""
+
+    REQUEST_HELD = "request-held"
+    """Another CPAS's request waits here for a social worker's decision."""
+    DOSSIER_IMPORTED = "dossier-imported"
+    """A dossier received (a transfer, or the answer to a request) was imported."""
+    TRANSFER_IMPORTED = "transfer-imported"
+    """A transfer this CPAS sent was imported by the receiver."""
+    TRANSFER_REJECTED = "transfer-rejected"
+    """A transfer this CPAS sent was rejected by the receiver (``code`` says why)."""
+    REQUEST_ANSWERED = "request-answered"
+    """A request this CPAS sent was answered with the dossier (imported)."""
+    REQUEST_REFUSED = "request-refused"
+    """A request this CPAS sent was refused (``code``: unknown person, purpose, social worker)."""
+    REQUEST_EXPIRED = "request-expired"
+    """A request this CPAS sent got no answer before it expired."""
+
+
+@dataclass(frozen=True)
+class VendorEvent:
+    """One event for the vendor system; ``event_id`` is stable, so a repeat changes nothing."""
+
+    kind: VendorEventKind
+    message_id: str
+    """The message the event is about (the one the vendor's software started, where it did)."""
+    peer: str
+    """Enterprise number of the other CPAS."""
+    at: str
+    purpose: str | None = None
+    case_reference: str | None = None
+    person_number: str | None = None
+    """Set where the node knows it: a held request, a dossier imported."""
+    code: str | None = None
+    local_reference: str | None = None
+    """The vendor system's own reference of an imported dossier."""
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.message_id}:{self.kind.value}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"event_id": self.event_id, **asdict(self), "kind": self.kind.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> VendorEvent:
+        values = {f: data.get(f) for f in cls.__dataclass_fields__}
+        values["kind"] = VendorEventKind(str(data["kind"]))
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@runtime_checkable
+class ReceivesEvents(Protocol):
+    """Optional: an adapter through which the node tells the vendor system what happened.
+
+    The vendor's software shows a social worker what needs them (a request
+    held for a decision) and what became of their exchanges. The node calls
+    :meth:`receive_event` at least once per event; an event whose
+    ``event_id`` was received before must change nothing. An adapter that
+    imports in a transaction records the ``dossier-imported`` event in the
+    import's own transaction.
+    """
+
+    def receive_event(self, event: VendorEvent) -> None:
+        """Record one event for the vendor system (idempotent by ``event.event_id``)."""
+        ...
+
+    def read_events(self) -> list[VendorEvent]:
+        """Every event recorded, oldest first (the conformance suite reads them back)."""
+        ...

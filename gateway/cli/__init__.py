@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "journal",
     "demo",
     "adapter",
+    "api",
 )
 
 err_console = Console(stderr=True, highlight=False)

@@ -8,8 +8,9 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.config import NodeConfig
-from gateway.node import Node, build_node
+from gateway.node import Node, RefusalGround, build_node
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +26,11 @@ def register(subparsers: Any) -> None:
         action = actions.add_parser(name, help=helptext)
         action.add_argument("--config", type=Path, required=True)
         action.add_argument("request_id", help="the message id shown by `pending list`")
+        add_staff_argument(action, " (required under a two-person hold)")
+        if name == "refuse":
+            action.add_argument(
+                "--ground", choices=[g.value for g in RefusalGround], help="why (journaled)"
+            )
         action.set_defaults(func=run_decision, decision=name)
 
 
@@ -55,12 +61,18 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_decision(args: argparse.Namespace) -> int:
+    staff = staff_from(args)
     node = _node(args)
+    console = Console(highlight=False)
     with node:
-        action = node.release if args.decision == "release" else node.refuse_held
-        sent = action(args.request_id)
+        if args.decision == "release":
+            sent = node.release(args.request_id, staff=staff)
+        else:
+            ground = None if args.ground is None else RefusalGround(args.ground)
+            sent = node.refuse_held(args.request_id, staff=staff, ground=ground)
+        if sent is None:
+            console.print("released once: a second social worker must release it too")
+            return 0
         sent.confirmed.result(timeout=30)
-    Console(highlight=False).print(
-        f"{args.decision}d: response {sent.message_id} sent to {sent.recipient}"
-    )
+    console.print(f"{args.decision}d: response {sent.message_id} sent to {sent.recipient}")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.node import build_node
@@ -27,6 +28,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--purpose", required=True, choices=[p.value for p in Purpose])
     parser.add_argument("--case", required=True, help="this CPAS's case reference")
+    add_staff_argument(parser)
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the answer")
     parser.add_argument(
         "--ttl", type=float, help="seconds before the request expires (default: config)"
@@ -39,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     node = build_node(NodeConfig.load(args.config))
     ttl = None if args.ttl is None else dt.timedelta(seconds=args.ttl)
     with node:
-        sent = node.send_request(args.niss, args.source, Purpose(args.purpose), args.case, ttl=ttl)
+        sent = node.send_request(
+            args.niss,
+            args.source,
+            Purpose(args.purpose),
+            args.case,
+            ttl=ttl,
+            staff=staff_from(args),
+        )
         sent.confirmed.result(timeout=30)
         console.print(f"request {sent.message_id} sent to {args.source}")
         entry = node.wait_for_outcomes([sent.message_id], args.wait).get(sent.message_id)

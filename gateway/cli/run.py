@@ -17,16 +17,19 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from gateway.cli import check
-from gateway.config import NodeConfig
+from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import configure_logging, parse_levels
 from gateway.node import Node, build_node
+
+if TYPE_CHECKING:
+    from gateway.api import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +94,41 @@ def run(args: argparse.Namespace) -> int:
     previous_hook = threading.excepthook
     threading.excepthook = thread_died
     try:
-        return _run_until_stopped(node, stop, died, console)
+        return _run_until_stopped(node, stop, died, console, config.api)
     finally:
         threading.excepthook = previous_hook
 
 
-def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
+def _run_until_stopped(
+    node: Node, stop: threading.Event, died: list[str], console: Console, api: ApiConfig | None
+) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     node.start()
+    server = _serve_api(node, api, console)
+    try:
+        return _until_stopped(node, stop, died, console)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _serve_api(node: Node, api: ApiConfig | None, console: Console) -> ApiServer | None:
+    """The local API, when ``[api]`` configures it (not served otherwise)."""
+    if api is None:
+        return None
+    from gateway.api import serve
+
+    try:
+        server = serve(node, api)
+    except BaseException:
+        node.stop()
+        raise
+    console.print(f"API on {server.address}")
+    return server
+
+
+def _until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
     try:
         requeue_after_delivery_limit(node)
     except GatewayError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.errors import StoreUnavailable
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> None:
         "--purpose", required=True, choices=[p.value for p in Purpose], help="the legal mission"
     )
     parser.add_argument("--case", help="case reference (default: the vendor's own)")
+    add_staff_argument(parser)
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for the receipt (0: don't)"
     )
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         return _send_all(node, args, console)
     with node:
         sent = node.send_transfer(
-            args.niss, args.to, Purpose(args.purpose), case_reference=args.case
+            args.niss,
+            args.to,
+            Purpose(args.purpose),
+            case_reference=args.case,
+            staff=staff_from(args),
         )
         sent.confirmed.result(timeout=30)
         console.print(f"sent {sent.message_id} to {sent.recipient}: the broker holds it")

@@ -42,7 +42,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from fichesociale import dialect
-from gateway.adapters import AdapterInfo, ImportResult
+from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
 from gateway.dossier import ContactPoint, Dossier, refusal_from
 from gateway.errors import AdapterError, GatewayError
 from gateway.identifiers import validate_enterprise_number
@@ -176,10 +176,12 @@ class FicheSocialeAdapter:
         self.folder = Path(options.get("folder") or DEFAULT_FOLDER)
         self._fiches = self.folder / "fiches"
         self._recus = self.folder / "recus"
+        self._evenements = self.folder / "evenements"
         self._lock = threading.Lock()
         with self._guard("creating the folder"):
             self._fiches.mkdir(parents=True, exist_ok=True)
             self._recus.mkdir(parents=True, exist_ok=True)
+            self._evenements.mkdir(parents=True, exist_ok=True)
             self._sweep_leftovers()
         log.debug("fichesociale adapter for CPAS %s on %s", self.cpas_id, self.folder)
 
@@ -231,15 +233,18 @@ class FicheSocialeAdapter:
         """Import several dossiers with two flushes in all (see :meth:`import_dossier`).
 
         Every fiche is written and flushed to disk before any message marker
-        is, so a crash never leaves a marker without its fiche; the markers are
-        flushed before this returns (and so before the node acks anything).
+        is, so a crash never leaves a marker without its fiche; so is each
+        import's ``dossier-imported`` event, so a marker never lacks its event
+        either. The markers are flushed before this returns (and so before the
+        node acks anything).
         """
         for _, message_id in items:
             if not isinstance(message_id, str) or not message_id:
                 raise AdapterError("An imported dossier needs a message id.", code="adapter.failed")
         with self._lock, self._guard("importing dossiers"):
             results: list[ImportResult] = []
-            new_markers: dict[Path, tuple[str, str]] = {}  # marker -> (message id, reference)
+            # marker -> (message id, reference, dossier)
+            new_markers: dict[Path, tuple[str, str, Dossier]] = {}
             for dossier, message_id in items:
                 marker = self._marker_path(message_id)
                 recorded = self._read_marker(marker)
@@ -249,11 +254,14 @@ class FicheSocialeAdapter:
                     results.append(ImportResult(local_reference=recorded, created=False))
                     continue
                 numero = self._write_fiche(dossier)
-                new_markers[marker] = (message_id, numero)
+                new_markers[marker] = (message_id, numero, dossier)
                 results.append(ImportResult(local_reference=numero, created=True))
             if new_markers:
+                for message_id, numero, dossier in new_markers.values():
+                    self._write_event(_imported(message_id, numero, dossier), durable=False)
                 _flush_to_disk(self._fiches)
-                for marker, (message_id, numero) in new_markers.items():
+                _flush_to_disk(self._evenements)
+                for marker, (message_id, numero, _) in new_markers.items():
                     write_atomically(
                         marker, self._marker_document(message_id, numero), durable=False
                     )
@@ -423,6 +431,28 @@ class FicheSocialeAdapter:
         """How many beneficiaries have a fiche."""
         return len(self.list_person_numbers())
 
+    # -------------------------------------------------------------- events
+
+    def receive_event(self, event: VendorEvent) -> None:
+        """One JSON file per event in ``evenements/``, named by the event: a repeat rewrites it
+        with the same content."""
+        with self._guard("writing an event"):
+            self._write_event(event)
+
+    def _write_event(self, event: VendorEvent, *, durable: bool = True) -> None:
+        name = f"{event.message_id}.{event.kind.value}.json"
+        data = json.dumps(event.to_json(), ensure_ascii=False, indent=2).encode("utf-8")
+        write_atomically(self._evenements / name, data, durable=durable)
+
+    def read_events(self) -> list[VendorEvent]:
+        """Every event file, oldest first."""
+        with self._guard("reading the events"):
+            events = [
+                VendorEvent.from_json(json.loads(path.read_bytes()))
+                for path in self._evenements.glob("*.json")
+            ]
+        return sorted(events, key=lambda e: (e.at, e.event_id))
+
     # ------------------------------------------------------------- helpers
 
     @contextlib.contextmanager
@@ -492,9 +522,21 @@ class FicheSocialeAdapter:
     def _sweep_leftovers(self) -> None:
         """Remove temporary files a crash left behind (old enough not to be in use)."""
         cutoff = time.time() - STALE_TEMP_SECONDS
-        for folder in (self._fiches, self._recus):
+        for folder in (self._fiches, self._recus, self._evenements):
             for temp in folder.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     if temp.stat().st_mtime < cutoff:
                         temp.unlink()
                         log.warning("removed %s, left behind by an interrupted write", temp)
+
+
+def _imported(message_id: str, numero: str, dossier: Dossier) -> VendorEvent:
+    return VendorEvent(
+        VendorEventKind.DOSSIER_IMPORTED,
+        message_id=message_id,
+        peer=dossier.source.cpas_id,
+        at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        case_reference=dossier.source.case_reference,
+        person_number=dossier.person.number,
+        local_reference=numero,
+    )

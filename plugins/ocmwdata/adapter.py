@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from gateway.adapters import AdapterInfo, ImportResult
+from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
 from gateway.dossier import ContactPoint, Decision, Dossier, build
 from gateway.errors import AdapterError, GatewayError
 from gateway.identifiers import validate_enterprise_number
@@ -334,7 +334,35 @@ class OcmwdataAdapter:
             " afzender_referentie, ontvangen_op) VALUES (?, ?, ?, ?, ?)",
             (message_id, client_nr, dossier.source.cpas_id, dossier.source.case_reference, now),
         )
+        # The social worker's notification, in the import's own transaction.
+        imported = VendorEvent(
+            VendorEventKind.DOSSIER_IMPORTED,
+            message_id=message_id,
+            peer=dossier.source.cpas_id,
+            at=now,
+            case_reference=dossier.source.case_reference,
+            person_number=person.number,
+            local_reference=dossiernummer,
+        )
+        _insert_event(session, imported, now)
         return ImportResult(local_reference=dossiernummer, created=True)
+
+    # ----------------------------------------------------------------- events
+
+    def receive_event(self, event: VendorEvent) -> None:
+        """Record the event in ``meldingen``; an event recorded before changes nothing."""
+        with self._lock, self._db.transaction(write=True) as session:
+            _insert_event(session, event, _timestamp())
+
+    def read_events(self) -> list[VendorEvent]:
+        """Every notification in ``meldingen``, oldest first."""
+        with self._lock, self._db.transaction() as session:
+            session.execute(
+                "SELECT soort, bericht_id, partner_kbo, tijdstip, doel, dossierreferentie,"
+                " persoonsnummer, code, lokale_referentie FROM meldingen"
+                " ORDER BY aangemaakt_op, melding_id"
+            )
+            return [VendorEvent(VendorEventKind(row[0]), *row[1:]) for row in session.fetchall()]
 
     # ------------------------------------------------------- seeding and tests
 
@@ -471,6 +499,19 @@ class OcmwdataAdapter:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _insert_event(session: Any, event: VendorEvent, now: str) -> None:
+    session.execute(
+        "INSERT INTO meldingen (melding_id, soort, bericht_id, partner_kbo, doel,"
+        " dossierreferentie, persoonsnummer, code, lokale_referentie, tijdstip, aangemaakt_op)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (melding_id) DO NOTHING",
+        (
+            event.event_id, event.kind.value, event.message_id, event.peer, event.purpose,
+            event.case_reference, event.person_number, event.code, event.local_reference,
+            event.at, now,
+        ),
+    )  # fmt: skip
 
 
 def _compact_person_number(value: str) -> str | None:

@@ -5,10 +5,11 @@ differ, filled in from :data:`DIALECT_TYPES`. Every statement is
 ``IF NOT EXISTS``, so creating the schema on every start is harmless.
 
 Only ``clienten``, ``beslissingen`` and ``ontvangen_berichten`` are read for
-an export or written by an import. The other tables hold what the canonical
-dossier must never carry (notes, activation measures, sanctions, refused
-applications, family members); the adapter writes them only when seeding
-synthetic people and never reads them.
+an export or written by an import (with its notification in ``meldingen``, the
+vendor software's inbox of what the gateway tells a social worker). The other
+tables hold what the canonical dossier must never carry (notes, activation
+measures, sanctions, refused applications, family members); the adapter
+writes them only when seeding synthetic people and never reads them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ CREATE TABLE IF NOT EXISTS ontvangen_berichten (
     afzender_kbo               TEXT NOT NULL,
     afzender_referentie        TEXT NOT NULL,
     ontvangen_op               TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meldingen (
+    melding_id                 TEXT PRIMARY KEY,
+    soort                      TEXT NOT NULL,
+    bericht_id                 TEXT NOT NULL,
+    partner_kbo                TEXT NOT NULL,
+    doel                       TEXT,
+    dossierreferentie          TEXT,
+    persoonsnummer             TEXT,
+    code                       TEXT,
+    lokale_referentie          TEXT,
+    tijdstip                   TEXT NOT NULL,
+    aangemaakt_op              TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notities (
     notitie_nr                 {pk},
