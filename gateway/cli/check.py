@@ -1,4 +1,9 @@
-"""``cpas-gateway check --config FILE``: the preflight, one line per check."""
+"""``cpas-gateway check --config FILE``: the preflight, one line per check.
+
+For a node serving several CPAS (``--config`` repeated, or ``--tenants DIR``)
+every CPAS is checked, under a heading of its own, after a first check that
+no two of them share a CPAS id, a database, keys or a broker user.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.errors import ConfigError
+from gateway.hosting import load_tenants, tenant_files
 from gateway.preflight import Preflight, Status, run_preflight
 
 MARKS = {
@@ -23,9 +30,31 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check", help="preflight: check everything a node needs before it runs"
     )
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    add_config_arguments(parser)
     add_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` (repeatable) and ``--tenants DIR``: the CPAS a node serves."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="the node's TOML file; repeat it to serve several CPAS in one process",
+    )
+    parser.add_argument(
+        "--tenants",
+        type=Path,
+        metavar="DIR",
+        help="serve every CPAS configured in DIR (one *.toml file per CPAS)",
+    )
+
+
+def config_files(args: argparse.Namespace) -> list[Path]:
+    """The configuration files named by ``--config`` and ``--tenants``."""
+    return tenant_files(args.config, args.tenants)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def preflight(args: argparse.Namespace) -> Preflight:
+def preflight_of(args: argparse.Namespace, config: Path) -> Preflight:
+    """The preflight of the node configured in ``config``, with the command's options."""
     return run_preflight(
-        args.config, management_url=args.management_url, management_ca=args.management_ca
+        config, management_url=args.management_url, management_ca=args.management_ca
     )
 
 
@@ -61,7 +91,38 @@ def show(result: Preflight, console: Console, *, failures_only: bool = False) ->
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    result = preflight(args)
+    files = config_files(args)
+    if len(files) == 1:
+        return _check_one(args, files[0], console)
+    try:
+        tenants = load_tenants(files)
+    except ConfigError as exc:
+        console.print(f"{MARKS[Status.FAIL]} CPAS of this node: ", end="")
+        console.print(str(exc), markup=False, highlight=False)
+        console.print("the node would not start.")
+        return 1
+    console.print(
+        f"{MARKS[Status.OK]} CPAS of this node: {len(tenants)}, each with its own "
+        "databases, keys and broker user"
+    )
+    failed = 0
+    for tenant in tenants:
+        console.print(f"\n[bold]CPAS {tenant.cpas_id}[/bold] ({tenant.source})")
+        result = preflight_of(args, tenant.source)
+        show(result, console)
+        failed += bool(result.failures)
+    if failed:
+        console.print(
+            f"\n{failed} of {len(tenants)} CPAS failed a check: they would not start "
+            "(the others would)."
+        )
+        return 1
+    console.print("\nall checks passed for every CPAS.")
+    return 0
+
+
+def _check_one(args: argparse.Namespace, config: Path, console: Console) -> int:
+    result = preflight_of(args, config)
     show(result, console)
     failed = len(result.failures)
     if failed:

@@ -1,4 +1,4 @@
-"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C).
+"""``cpas-gateway run --config FILE``: a node, until stopped (SIGTERM or Ctrl-C).
 
 The preflight (``cpas-gateway check``) runs first: the node refuses to start
 when a check fails, and says which and how to fix it.
@@ -8,6 +8,10 @@ dead-lettered (see :func:`gateway.dead_letters.requeue_after_delivery_limit`).
 A thread of the process that dies of an unexpected error ends the process
 with exit status 1 and a clear log line, for the service manager to restart
 it: a node never idles while holding deliveries.
+
+One process may serve several CPAS (``--config`` repeated, or ``--tenants
+DIR``): see :mod:`gateway.hosting` for how they are kept apart and what
+happens when one of them fails.
 """
 
 from __future__ import annotations
@@ -16,17 +20,14 @@ import argparse
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway.cli import check
-from gateway.config import NodeConfig
-from gateway.dead_letters import requeue_after_delivery_limit
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError
+from gateway.hosting import Host, Tenant, load_tenants, process_settings
 from gateway.logs import configure_logging, parse_levels
-from gateway.node import Node, build_node
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run one node until stopped")
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    parser = subparsers.add_parser("run", help="run a node until stopped (one CPAS or several)")
+    check.add_config_arguments(parser)
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -55,7 +56,44 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     levels = parse_levels(args.log_level)
-    config = NodeConfig.load(args.config)
+    tenants = load_tenants(check.config_files(args))
+    _configure_logging(args, tenants, levels)
+    host = Host(
+        tenants,
+        say=lambda line: console.print(line, markup=False, highlight=False),
+        preflight=lambda tenant: check.preflight_of(args, tenant.source),
+    )
+    stop = threading.Event()
+    died: list[str] = []
+
+    def thread_died(hook: threading.ExceptHookArgs) -> None:
+        name = hook.thread.name if hook.thread else "?"
+        log.critical(
+            "thread %s died (%s: %s)",
+            name,
+            hook.exc_type.__name__,
+            hook.exc_value,
+            exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
+        )
+        # A tenant's thread stops that tenant; any other thread stops the run.
+        if not host.thread_died(name, hook.exc_value or hook.exc_type()):
+            died.append(name)
+            stop.set()
+
+    previous_hook = threading.excepthook
+    threading.excepthook = thread_died
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        return _run_until_stopped(host, stop, died, console)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _configure_logging(
+    args: argparse.Namespace, tenants: list[Tenant], levels: dict[str, str]
+) -> None:
+    config = process_settings(tenants)
     verbose = logging.WARNING - 10 * min(args.verbose, 2)
     configure_logging(
         level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
@@ -64,59 +102,35 @@ def run(args: argparse.Namespace) -> int:
         log_format=args.log_format or config.log_format,
         levels=config.log_levels | levels,
     )
-    result = check.preflight(args)
-    if not result.passed:
-        check.show(result, console, failures_only=True)
+
+
+def _run_until_stopped(host: Host, stop: threading.Event, died: list[str], console: Console) -> int:
+    refused = host.start()
+    if not host.nodes:
+        for result in refused:
+            check.show(result, console, failures_only=True)
+        failures = sum(len(result.failures) for result in refused)
         raise ConfigError(
-            f"the node does not start: {len(result.failures)} preflight check(s) failed "
+            f"the node does not start: {failures} preflight check(s) failed "
             "(`cpas-gateway check` shows them all).",
             code="preflight.failed",
         )
-    node = build_node(config)
-    stop = threading.Event()
-    died: list[str] = []
-
-    def thread_died(hook: threading.ExceptHookArgs) -> None:
-        # Any thread (the broker's I/O thread too): stop rather than idle.
-        log.critical(
-            "thread %s died (%s: %s): the node stops",
-            hook.thread.name if hook.thread else "?",
-            hook.exc_type.__name__,
-            hook.exc_value,
-            exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
+    for result in refused:
+        check.show(result, console, failures_only=True)
+    if refused:
+        console.print(
+            f"{len(refused)} of {len(host.tenants)} CPAS not started (checks failed): "
+            "their checks run again every minute; the others run."
         )
-        died.append(hook.thread.name if hook.thread else "?")
-        stop.set()
-
-    previous_hook = threading.excepthook
-    threading.excepthook = thread_died
-    try:
-        return _run_until_stopped(node, stop, died, console)
-    finally:
-        threading.excepthook = previous_hook
-
-
-def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    node.start()
-    try:
-        requeue_after_delivery_limit(node)
-    except GatewayError as exc:
-        log.warning("dead letters not checked at start: %s", exc)
-    console.print(
-        f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
-        f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}"
-    )
-    while not stop.wait(0.5):
-        if node.failed.is_set():
-            break
-    if node.failed.is_set() or died:
-        console.print(f"stopped on an error: {node.health().detail or ', '.join(died)}")
-        node.stop()
+    serving = host.watch(stop)
+    if not serving or died:
+        if died:
+            console.print(f"stopped on an error: {', '.join(died)}")
+        host.stop()
         return FAILED
     console.print("stopping: finishing the message in hand…")
-    node.stop()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(node.stats.counts.items())) or "nothing"
-    console.print(f"stopped ({counts})")
-    return 0
+    for cpas_id, stats in host.stop().items():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.items())) or "nothing"
+        prefix = f"node {cpas_id} " if len(host.tenants) > 1 else ""
+        console.print(f"{prefix}stopped ({counts})")
+    return FAILED if host.failed else 0

@@ -1,0 +1,363 @@
+"""Many CPAS on one node: one process serving several CPAS, each a tenant of its own.
+
+A hosting provider configures one file per CPAS -- the same node
+configuration a CPAS running its own node writes -- and runs them together::
+
+    cpas-gateway run --tenants /etc/cpas-gateway/tenants      # every *.toml in the folder
+    cpas-gateway run --config gent.toml --config liege.toml
+
+Each tenant is a whole :class:`~gateway.node.Node`: its own keys, broker
+connection under its own broker user, inbox, adapter instance, store, journal
+chain and threads. Nothing that carries a message, a key or a transaction is
+shared; the process shares only what holds no CPAS's data: the interpreter,
+the loaded adapter plugins, logging, and the supervisor (:class:`Host`).
+Separate broker connections are not a cost to cut: the broker checks every
+message's ``user_id`` against the login of its connection, so each CPAS
+needs a connection of its own.
+
+Tenants fail apart. A vendor outage, a store outage or poison messages are
+handled inside the tenant's node and never wait on another tenant. A tenant
+whose preflight fails at start is not started, and its checks run again
+every :data:`RETRY_SECONDS` until it can start; the others run meanwhile. A
+thread of a tenant that dies of an unexpected error stops that tenant only
+(its deliveries go back to the broker), reported with its CPAS id: it is a
+bug, and restarting the tenant in the same process would repeat it. The run
+ends with exit status 1 once no tenant is left running, and after a stop when
+any tenant stopped on an error -- for a single CPAS, the rule a node always
+had: a thread's death ends the run with exit status 1.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.adapters import AdapterRegistry, load_adapters
+from gateway.config import NodeConfig
+from gateway.dead_letters import requeue_after_delivery_limit
+from gateway.errors import ConfigError, GatewayError
+from gateway.journal import JournalSettings
+from gateway.node import Node, build_node
+from gateway.ownership import printable
+from gateway.preflight import Preflight
+
+log = logging.getLogger(__name__)
+
+TENANT_FILES = "*.toml"
+"""The node configuration files ``--tenants DIR`` serves, one per CPAS."""
+RETRY_SECONDS = 60.0
+"""How often a tenant that could not start has its preflight run again."""
+PROCESS_SETTINGS = ("log_format", "log_level", "log_levels")
+"""Settings of the process, not of a CPAS: every tenant's file must agree on them."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One CPAS served by the process: its configuration file, loaded."""
+
+    source: Path
+    config: NodeConfig
+
+    @property
+    def cpas_id(self) -> str:
+        return self.config.cpas_id
+
+
+def tenant_files(configs: Sequence[Path], folder: Path | None = None) -> list[Path]:
+    """The configuration files to serve: those given, then every ``*.toml`` in ``folder``.
+
+    :raises ConfigError: none at all, a folder that is not one or holds no
+        configuration, or one file named twice.
+    """
+    files = list(configs)
+    if folder is not None:
+        if not folder.is_dir():
+            raise ConfigError(f"The tenants folder {folder} does not exist.", code="config.tenants")
+        found = sorted(folder.glob(TENANT_FILES))
+        if not found:
+            raise ConfigError(
+                f"The tenants folder {folder} holds no node configuration ({TENANT_FILES}): "
+                "write one file per CPAS there.",
+                code="config.tenants",
+            )
+        files += found
+    if not files:
+        raise ConfigError(
+            "No node configuration: give --config FILE (repeatable) or --tenants DIR.",
+            code="config.tenants",
+        )
+    seen: dict[Path, Path] = {}
+    for path in files:
+        first = seen.setdefault(path.resolve(), path)
+        if first is not path:
+            raise ConfigError(f"The configuration {path} is given twice.", code="config.tenants")
+    return files
+
+
+def load_tenants(files: Iterable[Path]) -> list[Tenant]:
+    """Load every file; refuse two tenants that would share a CPAS id, a database or a key.
+
+    :raises ConfigError: a file that does not load, two that collide (code
+        ``config.tenants_share``) or disagree on a setting of the process
+        (``config.tenants_differ``).
+    """
+    tenants = [Tenant(path, NodeConfig.load(path)) for path in files]
+    check_separate(tenants)
+    process_settings(tenants)
+    return tenants
+
+
+def check_separate(tenants: Sequence[Tenant]) -> None:
+    """Refuse two tenants with the same CPAS id, store or journal, keys or broker user.
+
+    Two tenants in development mode may share a broker user (``guest`` on a
+    developer's broker, where nothing is confined anyway); a provisioned
+    tenant never does: the broker would let one CPAS publish as the other.
+    """
+    owners: dict[tuple[str, str], Tenant] = {}
+    for tenant in tenants:
+        for what, value in _owned(tenant.config):
+            other = owners.setdefault((what, value), tenant)
+            if other is not tenant:
+                raise ConfigError(
+                    f"{other.source} and {tenant.source} both use the {what} {value}: each CPAS "
+                    f"a node serves needs a {what} of its own (CPAS {other.cpas_id} and "
+                    f"{tenant.cpas_id}).",
+                    code="config.tenants_share",
+                )
+
+
+def _owned(config: NodeConfig) -> list[tuple[str, str]]:
+    """What a tenant must hold alone, each as (what it is, where it is)."""
+    journal = JournalSettings.from_config(config)
+    owned = [
+        ("CPAS id", config.cpas_id),
+        ("keys folder", str(Path(config.keys).resolve())),
+        ("journal secret", str(journal.secret_path.resolve())),
+        *(("database", _database(url)) for url in {config.store, journal.url}),
+    ]
+    if journal.head_path is not None:
+        owned.append(("journal head witness", str(journal.head_path.resolve())))
+    if config.broker_mode == "provisioned":
+        owned.append(("broker user", _broker_user(config)))
+    return owned
+
+
+def _database(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return str(Path(url.removeprefix("sqlite:///")).resolve())
+    return printable(url)
+
+
+def _broker_user(config: NodeConfig) -> str:
+    return urllib.parse.unquote(urllib.parse.urlparse(config.amqp_urls[0]).username or "guest")
+
+
+def process_settings(tenants: Sequence[Tenant]) -> NodeConfig:
+    """The configuration holding the process's settings (:data:`PROCESS_SETTINGS`).
+
+    Logging is the process's, not a CPAS's: every tenant's file must agree.
+
+    :raises ConfigError: two tenants' files disagree (code ``config.tenants_differ``).
+    """
+    first = tenants[0]
+    for name in PROCESS_SETTINGS:
+        value = getattr(first.config, name)
+        for tenant in tenants[1:]:
+            if getattr(tenant.config, name) != value:
+                raise ConfigError(
+                    f"{first.source} and {tenant.source} set {name} differently: it is a "
+                    "setting of the process serving them, so give it the same value in every "
+                    "file.",
+                    code="config.tenants_differ",
+                )
+    return first.config
+
+
+# ---------------------------------------------------------------- the supervisor
+
+
+class Host:
+    """The tenants of one process: started, watched and stopped together; failing apart.
+
+    :param say: where the lines for the operator's terminal go (one per
+        tenant started, stopped or failed).
+    :param preflight: the checks a tenant must pass to start (``None``: none).
+    :param adapters: the adapter plugins, loaded once for every tenant.
+    """
+
+    def __init__(
+        self,
+        tenants: Sequence[Tenant],
+        *,
+        say: Callable[[str], None],
+        preflight: Callable[[Tenant], Preflight] | None = None,
+        adapters: AdapterRegistry | None = None,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
+        self.tenants = list(tenants)
+        self._say = say
+        self._preflight = preflight
+        self._adapters = adapters
+        self._retry_seconds = retry_seconds
+        self.nodes: dict[str, Node] = {}
+        """The running tenants' nodes, by CPAS id."""
+        self.waiting: dict[str, Tenant] = {}
+        """Tenants not started yet: their preflight failed, it runs again."""
+        self.failed: dict[str, str] = {}
+        """Tenants stopped by an error, with what happened."""
+        self._died: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+
+    # ------------------------------------------------------------ starting
+
+    def start(self) -> list[Preflight]:
+        """Start every tenant that passes its preflight; return the failed preflights.
+
+        The others wait and are tried again by :meth:`watch`. When no tenant
+        starts, nothing runs and the error (or failed checks) is raised or returned.
+        """
+        if self._adapters is None:
+            self._adapters = load_adapters()
+        refused: list[Preflight] = []
+        last_error: GatewayError | None = None
+        for tenant in self.tenants:
+            try:
+                result = self._start(tenant)
+            except GatewayError as exc:
+                last_error = exc
+                self._say(f"node {tenant.cpas_id} not started: {exc}")
+                self.waiting[tenant.cpas_id] = tenant
+                continue
+            if result is not None:
+                refused.append(result)
+                self.waiting[tenant.cpas_id] = tenant
+        if not self.nodes and last_error is not None and not refused:
+            raise last_error
+        self._next_try = time.monotonic() + self._retry_seconds
+        return refused
+
+    def _start(self, tenant: Tenant) -> Preflight | None:
+        if self._preflight is not None:
+            result = self._preflight(tenant)
+            if not result.passed:
+                return result
+        node = build_node(tenant.config, adapters=self._adapters)
+        try:
+            node.start()
+        except BaseException:
+            _close(node)
+            raise
+        try:
+            requeue_after_delivery_limit(node)
+        except GatewayError as exc:
+            log.warning("node %s: dead letters not checked at start: %s", node.cpas_id, exc)
+        self.nodes[tenant.cpas_id] = node
+        self._say(
+            f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
+            f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}"
+        )
+        return None
+
+    # ------------------------------------------------------------ watching
+
+    def tenant_of_thread(self, thread_name: str) -> str | None:
+        """The CPAS whose node a thread belongs to (its name ends with the CPAS id)."""
+        owner = thread_name.rsplit("-", 1)[-1]
+        return owner if owner in {t.cpas_id for t in self.tenants} else None
+
+    def thread_died(self, thread_name: str, error: BaseException) -> bool:
+        """A thread died of ``error``: stop its tenant (at the next :meth:`watch` turn).
+
+        Returns ``False`` when the thread belongs to no tenant: then the
+        process as a whole is in doubt, and the caller stops the run.
+        """
+        owner = self.tenant_of_thread(thread_name)
+        if owner is None:
+            return False
+        with self._lock:
+            self._died.setdefault(owner, f"thread {thread_name}: {type(error).__name__}: {error}")
+        return True
+
+    def watch(self, stop: threading.Event, *, interval: float = 0.5) -> bool:
+        """Until ``stop`` is set or no tenant is left: stop failed tenants, retry waiting ones.
+
+        Returns ``False`` when it ended because no tenant is left running.
+        """
+        while not stop.wait(interval):
+            self._stop_failed()
+            if self.waiting and time.monotonic() >= self._next_try:
+                self._retry_waiting()
+            if not self.nodes and not self.waiting:
+                return False
+        return True
+
+    def _stop_failed(self) -> None:
+        for cpas_id, node in list(self.nodes.items()):
+            with self._lock:
+                died = self._died.get(cpas_id)
+            if not node.failed.is_set() and died is None:
+                continue
+            reason = died or node.health().detail or "a thread died"
+            del self.nodes[cpas_id]
+            self.failed[cpas_id] = reason
+            log.critical(
+                "node %s stopped on an error (%s); the node's other CPAS keep running",
+                cpas_id,
+                reason,
+                extra={"cpas": cpas_id},
+            )
+            self._say(f"node {cpas_id} stopped on an error: {reason}")
+            _close(node)
+
+    def _retry_waiting(self) -> None:
+        for cpas_id, tenant in list(self.waiting.items()):
+            try:
+                result = self._start(tenant)
+            except GatewayError as exc:
+                log.warning("node %s still not started: %s", cpas_id, exc)
+                continue
+            if result is None:
+                del self.waiting[cpas_id]
+            else:
+                log.warning(
+                    "node %s still not started: %s",
+                    cpas_id,
+                    "; ".join(f"{c.name}: {c.detail}" for c in result.failures),
+                )
+        self._next_try = time.monotonic() + self._retry_seconds
+
+    # ------------------------------------------------------------ stopping
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        """Stop every running tenant at once (each finishes its message in hand).
+
+        Returns what each did, by CPAS id.
+        """
+        nodes = list(self.nodes.values())
+        self.nodes.clear()
+        if not nodes:
+            return {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(nodes), 32)) as pool:
+            list(pool.map(_close, nodes))
+        return {node.cpas_id: dict(node.stats.counts) for node in nodes}
+
+
+def _close(node: Node) -> None:
+    """Stop a node and close what it opened: its adapter, store and journal."""
+    node.stop()
+    for thing in (node.adapter, node.store, node.journal):
+        close = getattr(thing, "close", None)
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as exc:  # closing after a failure: say it, carry on
+            log.warning("node %s: closing %s failed: %s", node.cpas_id, type(thing).__name__, exc)

@@ -1,0 +1,502 @@
+"""Many CPAS on one node: kept apart, failing apart, configured without mistakes.
+
+Three CPAS (Gent, Liège, Namur) are tenants of one process; Antwerpen runs a
+node of its own and sends to them through the real broker. Each tenant keeps
+its vendor data in an adapter of its own (the in-memory test adapter), so the
+tests can look at exactly what each vendor system received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from conftest import GENT, LIEGE, NAMUR
+from memory_adapter import MemoryAdapter, MemoryPlugin
+
+from gateway.adapters import load_adapters
+from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.cli import main
+from gateway.config import NodeConfig
+from gateway.dead_letters import list_dead_letters
+from gateway.envelope import Purpose
+from gateway.errors import ConfigError
+from gateway.hosting import Host, load_tenants, tenant_files
+from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
+from gateway.node import Node, build_node
+
+ANTWERPEN = "11002"
+"""Runs a node of its own, outside the hosted process: it sends to the tenants."""
+HOSTED = (GENT, LIEGE, NAMUR)
+PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value).lower()
+
+
+def write_tenant(
+    folder: Path,
+    world: LocalFederation,
+    member: LocalCpas,
+    *,
+    amqp_url: str,
+    namespace: str,
+    adapter: str = "memory",
+    options: dict[str, str] | None = None,
+    **settings: object,
+) -> Path:
+    """One CPAS's node file in ``folder`` (as a hosting provider writes it): no ``store``,
+    so its state goes to ``state/<cpas_id>/`` beside the file."""
+    lines = [
+        f"cpas_id = {_toml(member.cpas_id)}",
+        f"keys = {_toml(str(member.folder / 'keys'))}",
+        f"directory = {_toml(str(world.directory_path))}",
+        f"trust_anchor = {_toml(str(world.trust_anchor))}",
+        f"amqp_url = {_toml(amqp_url)}",
+        f"namespace = {_toml(namespace)}",
+        *(f"{key} = {_toml(value)}" for key, value in settings.items()),
+        "",
+        "[adapter]",
+        f"name = {_toml(adapter)}",
+        "[adapter.options]",
+        *(f"{key} = {_toml(value)}" for key, value in (options or {}).items()),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{member.nis_code}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> LocalFederation:
+    return make_local_federation(
+        tmp_path_factory.mktemp("federation"), [*HOSTED, ANTWERPEN], small=True
+    )
+
+
+# ------------------------------------------------------------ configuration
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "tenants"
+
+
+def _dev(folder: Path, world: LocalFederation, nis: str, **settings: object) -> Path:
+    return write_tenant(
+        folder,
+        world,
+        world.member(nis),
+        amqp_url="amqp://guest:guest@localhost:5672/",
+        namespace="tenants-config",
+        **settings,
+    )
+
+
+def test_each_file_of_a_tenants_folder_is_one_cpas(world: LocalFederation, folder: Path) -> None:
+    for nis in HOSTED:
+        _dev(folder, world, nis)
+    (folder / "README.txt").write_text("not a configuration")
+    tenants = load_tenants(tenant_files([], folder))
+    assert [t.cpas_id for t in tenants] == sorted(world.member(n).cpas_id for n in HOSTED)
+    stores = {t.config.store for t in tenants}
+    assert len(stores) == 3 and all(f"state/{t.cpas_id}/" in t.config.store for t in tenants)
+
+
+def test_two_tenants_with_one_cpas_id_are_refused(world: LocalFederation, folder: Path) -> None:
+    first = _dev(folder, world, GENT)
+    second = folder / "gent-again.toml"
+    second.write_text(first.read_text())
+    with pytest.raises(ConfigError) as refused:
+        load_tenants([first, second])
+    assert refused.value.code == "config.tenants_share"
+    assert "CPAS id" in refused.value.message and str(second) in refused.value.message
+
+
+def test_two_tenants_with_one_store_are_refused(world: LocalFederation, folder: Path) -> None:
+    shared = str(folder / "shared" / "node.sqlite3")
+    files = [_dev(folder, world, nis, store=shared) for nis in (GENT, LIEGE)]
+    with pytest.raises(ConfigError) as refused:
+        load_tenants(files)
+    assert refused.value.code == "config.tenants_share"
+    assert "database" in refused.value.message
+
+
+def test_two_tenants_with_one_journal_are_refused(world: LocalFederation, folder: Path) -> None:
+    shared = str(folder / "journal.sqlite3")
+    files = [_dev(folder, world, nis, journal=shared) for nis in (GENT, LIEGE)]
+    with pytest.raises(ConfigError, match="database"):
+        load_tenants(files)
+
+
+def test_two_tenants_with_one_keys_folder_are_refused(world: LocalFederation, folder: Path) -> None:
+    gent = _dev(folder, world, GENT)
+    liege = _dev(folder, world, LIEGE)
+    liege.write_text(
+        liege.read_text().replace(
+            str(world.member(LIEGE).folder / "keys"), str(world.member(GENT).folder / "keys")
+        )
+    )
+    with pytest.raises(ConfigError, match="keys folder"):
+        load_tenants([gent, liege])
+
+
+def test_two_provisioned_tenants_with_one_broker_user_are_refused(
+    world: LocalFederation, folder: Path
+) -> None:
+    files = [
+        write_tenant(
+            folder,
+            world,
+            world.member(nis),
+            amqp_url="amqp://cpas-shared:secret@localhost:5672/dse",
+            namespace="dse",
+            broker_mode="provisioned",
+        )
+        for nis in (GENT, LIEGE)
+    ]
+    with pytest.raises(ConfigError) as refused:
+        load_tenants(files)
+    assert "broker user cpas-shared" in refused.value.message
+
+
+def test_development_tenants_may_share_the_guest_user(world: LocalFederation, folder: Path) -> None:
+    assert len(load_tenants([_dev(folder, world, nis) for nis in (GENT, LIEGE)])) == 2
+
+
+def test_tenants_that_disagree_on_the_log_format_are_refused(
+    world: LocalFederation, folder: Path
+) -> None:
+    files = [_dev(folder, world, GENT, log_format="json"), _dev(folder, world, LIEGE)]
+    with pytest.raises(ConfigError) as refused:
+        load_tenants(files)
+    assert refused.value.code == "config.tenants_differ" and "log_format" in refused.value.message
+
+
+def test_the_same_file_given_twice_is_refused(world: LocalFederation, folder: Path) -> None:
+    gent = _dev(folder, world, GENT)
+    with pytest.raises(ConfigError, match="given twice"):
+        tenant_files([gent], folder)
+
+
+def test_an_empty_tenants_folder_is_refused(folder: Path) -> None:
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="holds no node configuration"):
+        tenant_files([], folder)
+
+
+def test_run_refuses_colliding_tenants_in_one_line(
+    world: LocalFederation, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = str(folder / "shared.sqlite3")
+    files = [_dev(folder, world, nis, store=shared) for nis in (GENT, LIEGE)]
+    assert main(["run", "--config", str(files[0]), "--config", str(files[1])]) == 1
+    captured = capsys.readouterr()
+    assert "[config.tenants_share]" in captured.err and "Traceback" not in captured.err
+    assert "running" not in captured.out
+    assert not Path(shared).exists()  # refused before anything was opened
+
+
+def test_check_refuses_colliding_tenants_first(
+    world: LocalFederation, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [_dev(folder, world, nis, broker_mode="provisioned") for nis in (GENT, LIEGE)]
+    assert main(["check", "--tenants", str(folder)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FAIL CPAS of this node" in out and "broker user guest" in out
+    assert all(str(f) in out for f in files)
+
+
+# ------------------------------------------------------------ against the broker
+
+
+@dataclass
+class Hosting:
+    """Three tenants in one process (a :class:`Host`) and Antwerpen's node beside it."""
+
+    world: LocalFederation
+    host: Host
+    sender: Node
+    files: dict[str, Path]
+    amqp_url: str
+
+    def node(self, nis: str) -> Node:
+        return self.host.nodes[self.world.member(nis).cpas_id]
+
+    def adapter(self, nis: str) -> MemoryAdapter:
+        adapter = self.node(nis).adapter
+        assert isinstance(adapter, MemoryAdapter)
+        return adapter
+
+    def send(self, nis: str, count: int, *, seed: int) -> dict[str, str]:
+        """``count`` transfers from Antwerpen to one tenant: message id -> person."""
+        to = self.world.member(nis).cpas_id
+        people = self.sender.adapter.seed(count, seed=seed)  # type: ignore[attr-defined]
+        return {self.sender.send_transfer(n, to, PURPOSE).message_id: n for n in people}
+
+    def outcomes(self, sent: dict[str, str], timeout: float = 60.0) -> set[str | None]:
+        done = self.sender.wait_for_outcomes(sent, timeout)
+        return {done[m].outcome if m in done else None for m in sent}
+
+    def publish_to_inbox(self, nis: str, bodies: list[bytes]) -> None:
+        inbox = self.node(nis).names.inbox(self.world.member(nis).cpas_id)
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            channel = connection.channel()
+            for body in bodies:
+                channel.basic_publish("", inbox, body, pika.BasicProperties(delivery_mode=2))
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def hosting(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[Hosting]:
+    names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
+    folder = tmp_path / "tenants"
+    files = {
+        # A vendor system away is waited out at once, not retried message by message.
+        nis: write_tenant(
+            folder,
+            world,
+            world.member(nis),
+            amqp_url=amqp_url,
+            namespace=names.namespace,
+            import_retry_seconds=0,
+        )
+        for nis in HOSTED
+    }
+    antwerpen = write_tenant(
+        tmp_path / "antwerpen",
+        world,
+        world.member(ANTWERPEN),
+        amqp_url=amqp_url,
+        namespace=names.namespace,
+        adapter="ocmwdata",
+        options={"url": f"sqlite:///{tmp_path}/antwerpen-vendor.sqlite3"},
+    )
+    said: list[str] = []
+    host = Host(
+        load_tenants(tenant_files([], folder)),
+        say=said.append,
+        adapters=load_adapters(plugins=[MemoryPlugin()]),
+    )
+    sender = build_node(NodeConfig.load(antwerpen))
+    try:
+        sender.start()
+        assert host.start() == []
+        yield Hosting(world, host, sender, files, amqp_url)
+    finally:
+        host.stop()
+        sender.stop()
+        sender.adapter.close()
+        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+
+
+def test_each_tenants_adapter_receives_only_the_dossiers_sent_to_its_cpas(
+    hosting: Hosting,
+) -> None:
+    sent = {nis: hosting.send(nis, 4, seed=10 + i) for i, nis in enumerate(HOSTED)}
+    for nis in HOSTED:
+        assert hosting.outcomes(sent[nis]) == {"imported"}
+    for nis in HOSTED:
+        assert set(hosting.adapter(nis).people) == set(sent[nis].values())
+
+
+def test_an_envelope_for_one_tenant_planted_in_anothers_inbox_is_refused_not_imported(
+    hosting: Hosting,
+) -> None:
+    sent = hosting.send(GENT, 1, seed=20)
+    assert hosting.outcomes(sent) == {"imported"}
+    (message_id,) = sent
+    entry = hosting.sender.store.outgoing(message_id)
+    assert entry is not None
+    hosting.publish_to_inbox(LIEGE, [entry.envelope])
+    liege = hosting.node(LIEGE)
+    _wait(lambda: len(list_dead_letters(liege)) == 1)
+    assert hosting.adapter(LIEGE).people == {}
+    assert list_dead_letters(liege)[0].code.startswith("envelope.")
+
+
+def test_one_tenants_poison_messages_do_not_stall_the_others(hosting: Hosting) -> None:
+    poison = [b"<not-an-envelope>" + os.urandom(16) for _ in range(300)]
+    hosting.publish_to_inbox(GENT, poison)
+    sent = {nis: hosting.send(nis, 5, seed=30 + i) for i, nis in enumerate((LIEGE, NAMUR))}
+    for nis in (LIEGE, NAMUR):
+        assert hosting.outcomes(sent[nis]) == {"imported"}
+        assert set(hosting.adapter(nis).people) == set(sent[nis].values())
+    gent = hosting.node(GENT)
+    _wait(lambda: gent.stats["refused"] >= len(poison))
+    assert gent.health().ok and hosting.adapter(GENT).people == {}
+
+
+def test_one_tenants_vendor_outage_does_not_stall_the_others(hosting: Hosting) -> None:
+    hosting.adapter(GENT).make_store_unavailable()
+    waiting = hosting.send(GENT, 3, seed=40)
+    gent = hosting.node(GENT)
+    _wait(lambda: gent.health().status == "vendor system unavailable")
+    sent = {nis: hosting.send(nis, 5, seed=41 + i) for i, nis in enumerate((LIEGE, NAMUR))}
+    for nis in (LIEGE, NAMUR):
+        assert hosting.outcomes(sent[nis]) == {"imported"}
+    assert gent.health().status == "vendor system unavailable"
+    hosting.adapter(GENT).make_store_available()
+    assert hosting.outcomes(waiting) == {"imported"}
+    assert set(hosting.adapter(GENT).people) == set(waiting.values())
+
+
+def test_a_tenant_whose_thread_dies_stops_alone_and_the_others_keep_importing(
+    hosting: Hosting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gent = hosting.node(GENT)
+
+    def broken(batch: list[Any]) -> None:
+        raise RuntimeError("a bug in the worker loop")
+
+    monkeypatch.setattr(gent, "_process_batch", broken)
+    stop = threading.Event()
+    watching = threading.Thread(target=hosting.host.watch, args=(stop,), kwargs={"interval": 0.1})
+    watching.start()
+    try:
+        hosting.send(GENT, 1, seed=50)
+        gent_id = hosting.world.member(GENT).cpas_id
+        _wait(lambda: gent_id in hosting.host.failed)
+        assert "a bug in the worker loop" in hosting.host.failed[gent_id]
+        assert gent_id not in hosting.host.nodes
+        sent = hosting.send(LIEGE, 3, seed=51)
+        assert hosting.outcomes(sent) == {"imported"}
+    finally:
+        stop.set()
+        watching.join()
+
+
+def test_the_run_ends_when_no_tenant_is_left(hosting: Hosting) -> None:
+    for nis in HOSTED:
+        node = hosting.node(nis)
+        assert hosting.host.thread_died(f"worker-{node.cpas_id}", RuntimeError("a bug"))
+    stop = threading.Event()
+    deadline = threading.Timer(30, stop.set)  # a watch that never ends fails, not hangs
+    deadline.start()
+    try:
+        assert hosting.host.watch(stop, interval=0.05) is False
+    finally:
+        deadline.cancel()
+    assert set(hosting.host.failed) == {hosting.world.member(n).cpas_id for n in HOSTED}
+
+
+def test_a_thread_of_no_tenant_is_not_taken_for_one(hosting: Hosting) -> None:
+    assert not hosting.host.thread_died("MainThread", RuntimeError("a bug"))
+    assert not hosting.host.thread_died("worker-0999999999", RuntimeError("a bug"))
+    assert hosting.host.failed == {}
+
+
+def test_each_tenants_journal_and_report_show_only_its_own_exchanges(
+    hosting: Hosting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent = {nis: hosting.send(nis, 2, seed=60 + i) for i, nis in enumerate(HOSTED)}
+    for nis in HOSTED:
+        assert hosting.outcomes(sent[nis]) == {"imported"}
+    antwerpen = hosting.world.member(ANTWERPEN).cpas_id
+    for nis in HOSTED:
+        journal = hosting.node(nis).journal
+        assert journal is not None
+        entries = journal.tail(1000)
+        assert {e.message_id for e in entries if e.message_type == "transfer"} == set(sent[nis])
+        assert {e.peer for e in entries} <= {antwerpen, None}
+    person = next(iter(sent[GENT].values()))
+    reports = {}
+    for nis in HOSTED:
+        config = str(hosting.files[nis])
+        assert main(["report", "--config", config, "--niss", person, "--format", "json"]) == 0
+        reports[nis] = json.loads(capsys.readouterr().out)
+    assert len(reports[GENT]["exchanges"]) == 1
+    assert reports[LIEGE]["exchanges"] == reports[NAMUR]["exchanges"] == []
+
+
+# ------------------------------------------------------------ the command line
+
+
+def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
+    world: LocalFederation, amqp_url: str, tmp_path: Path
+) -> None:
+    names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
+    folder = tmp_path / "tenants"
+    for nis, adapter, options in (
+        (GENT, "ocmwdata", {"url": f"sqlite:///{tmp_path}/gent-vendor.sqlite3"}),
+        (LIEGE, "fichesociale", {"folder": str(tmp_path / "liege-fiches")}),
+    ):
+        write_tenant(
+            folder,
+            world,
+            world.member(nis),
+            amqp_url=amqp_url,
+            namespace=names.namespace,
+            adapter=adapter,
+            options=options,
+        )
+    antwerpen = write_tenant(
+        tmp_path / "antwerpen",
+        world,
+        world.member(ANTWERPEN),
+        amqp_url=amqp_url,
+        namespace=names.namespace,
+        adapter="ocmwdata",
+        options={"url": f"sqlite:///{tmp_path}/antwerpen-vendor.sqlite3"},
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--tenants", str(folder)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert run.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(run.stdout or ()), daemon=True)
+    reader.start()
+    hosted = [world.member(nis).cpas_id for nis in (GENT, LIEGE)]
+    sender = build_node(NodeConfig.load(antwerpen))
+    try:
+        _wait(lambda: all(f"node {c} running" in "".join(lines) for c in hosted), 120)
+        sender.start()
+        people = sender.adapter.seed(2, seed=70)  # type: ignore[attr-defined]
+        sent = [
+            sender.send_transfer(n, world.member(nis).cpas_id, PURPOSE).message_id
+            for n, nis in zip(people, (GENT, LIEGE), strict=True)
+        ]
+        done = sender.wait_for_outcomes(sent, 120)
+        assert {done[m].outcome for m in sent if m in done} == {"imported"} and len(done) == 2
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        sender.stop()
+        sender.adapter.close()
+        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+    out = "".join(lines)
+    assert run.returncode == 0, out[-3000:]
+    for cpas_id in hosted:
+        assert f"node {cpas_id} running" in out
+        assert f"node {cpas_id} stopped (" in out
+        assert (folder / "state" / cpas_id / "node.sqlite3").exists()
