@@ -10,7 +10,9 @@ Each tenant is a whole :class:`~gateway.node.Node`: its own keys, broker
 connection under its own broker user, inbox, adapter instance, store, journal
 chain and threads. Nothing that carries a message, a key or a transaction is
 shared; the process shares only what holds no CPAS's data: the interpreter,
-the loaded adapter plugins, logging, and the supervisor (:class:`Host`).
+the loaded adapter plugins, the verified directory (read-only, one copy per
+signed edition: :class:`SharedDirectories`), logging, and the supervisor
+(:class:`Host`).
 Separate broker connections are not a cost to cut: the broker checks every
 message's ``user_id`` against the login of its connection, so each CPAS
 needs a connection of its own.
@@ -30,17 +32,20 @@ had: a thread's death ends the run with exit status 1.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import logging
+import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.adapters import AdapterRegistry, load_adapters
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
+from gateway.directory import Directory, check_not_older, load_directory_file
 from gateway.errors import ConfigError, GatewayError
 from gateway.journal import JournalSettings
 from gateway.node import Node, build_node
@@ -54,6 +59,23 @@ TENANT_FILES = "*.toml"
 RETRY_SECONDS = 60.0
 """How often a tenant that could not start has its preflight run again."""
 PROCESS_SETTINGS = ("log_format", "log_level", "log_levels")
+PER_CPAS_VARIABLES = frozenset(
+    f"CPAS_GATEWAY_{name}"
+    for name in (
+        "CPAS_ID",
+        "AMQP_URL",
+        "KEYS",
+        "KEY_PASSPHRASE",
+        "STORE",
+        "JOURNAL",
+        "JOURNAL_SECRET",
+        "JOURNAL_HEAD",
+        "BROKER_TLS__CERT_FILE",
+        "BROKER_TLS__KEY_FILE",
+        "BROKER_TLS__KEY_PASSPHRASE",
+    )
+)
+"""Environment variables naming what belongs to one CPAS: refused when a process serves several."""
 """Settings of the process, not of a CPAS: every tenant's file must agree on them."""
 
 
@@ -108,9 +130,30 @@ def load_tenants(files: Iterable[Path]) -> list[Tenant]:
         (``config.tenants_differ``).
     """
     tenants = [Tenant(path, NodeConfig.load(path)) for path in files]
+    if len(tenants) > 1:
+        check_environment(os.environ)
     check_separate(tenants)
     process_settings(tenants)
     return tenants
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a setting of one CPAS in the environment of a process serving several.
+
+    ``CPAS_GATEWAY_*`` variables override every file the process reads: a
+    broker address, a key passphrase or a client certificate set there would
+    be every tenant's. Each tenant's secrets go in its own file instead.
+
+    :raises ConfigError: such a variable is set (code ``config.tenants_env``).
+    """
+    found = sorted(name for name in environ if name.upper() in PER_CPAS_VARIABLES)
+    if found:
+        raise ConfigError(
+            f"{', '.join(found)} would apply to every CPAS this node serves: unset it, and "
+            "write each CPAS's own value in its configuration file (readable by the "
+            "gateway's user only).",
+            code="config.tenants_env",
+        )
 
 
 def check_separate(tenants: Sequence[Tenant]) -> None:
@@ -183,6 +226,38 @@ def process_settings(tenants: Sequence[Tenant]) -> NodeConfig:
 # ---------------------------------------------------------------- the supervisor
 
 
+class SharedDirectories:
+    """One verified directory for every tenant that reads the same signed edition.
+
+    The parsed directory of every Belgian CPAS is the largest thing a node
+    holds (a few MB); it is immutable, so tenants reading the same bytes
+    under the same trust anchor share one copy, verified once. Each tenant
+    still refuses an edition older than the one its store has seen.
+    """
+
+    def __init__(self) -> None:
+        self._verified: dict[tuple[bytes, bytes], Directory] = {}
+        self._lock = threading.Lock()
+
+    def load(self, path: Path, trust_anchor: Path, *, min_serial: int | None = None) -> Directory:
+        """As :func:`~gateway.directory.load_directory_file`, sharing what it verified before."""
+        try:
+            key = (_digest(path), _digest(trust_anchor))
+        except OSError:
+            return load_directory_file(path, trust_anchor, min_serial=min_serial)
+        with self._lock:
+            directory = self._verified.get(key)
+            if directory is None:
+                directory = load_directory_file(path, trust_anchor)
+                self._verified[key] = directory
+        check_not_older(directory, min_serial)
+        return directory
+
+
+def _digest(path: Path) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
 class Host:
     """The tenants of one process: started, watched and stopped together; failing apart.
 
@@ -215,6 +290,7 @@ class Host:
         self._died: dict[str, str] = {}
         self._lock = threading.Lock()
         self._next_try = 0.0
+        self._directories = SharedDirectories()
 
     # ------------------------------------------------------------ starting
 
@@ -249,7 +325,9 @@ class Host:
             result = self._preflight(tenant)
             if not result.passed:
                 return result
-        node = build_node(tenant.config, adapters=self._adapters)
+        node = build_node(
+            tenant.config, adapters=self._adapters, load_directory=self._directories.load
+        )
         try:
             node.start()
         except BaseException:

@@ -1523,9 +1523,18 @@ def _log_event(
 
 
 def build_node(
-    config: NodeConfig, *, adapters: AdapterRegistry | None = None, consume: bool = True
+    config: NodeConfig,
+    *,
+    adapters: AdapterRegistry | None = None,
+    consume: bool = True,
+    load_directory: Callable[..., Directory] = load_directory_file,
 ) -> Node:
-    """Assemble a node: trust anchor, verified directory, keys, adapter and store."""
+    """Assemble a node: trust anchor, verified directory, keys, adapter and store.
+
+    :param load_directory: reads and verifies the directory file, as
+        :func:`~gateway.directory.load_directory_file` (a process serving
+        several CPAS shares one verified edition between them).
+    """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
     # vendor system is touched.
@@ -1537,9 +1546,7 @@ def build_node(
     # Never go back to an older edition of the directory than one seen before:
     # a replayed old edition could list a key or an institution since removed.
     seen = store.get_meta(DIRECTORY_SERIAL)
-    directory = load_directory_file(
-        config.directory, config.trust_anchor, min_serial=int(seen or 0)
-    )
+    directory = load_directory(config.directory, config.trust_anchor, min_serial=int(seen or 0))
     store.set_meta(DIRECTORY_SERIAL, str(directory.serial))
     passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
     keys = load_node_keys(config.keys, passphrase)

@@ -32,8 +32,8 @@ from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters
 from gateway.envelope import Purpose
-from gateway.errors import ConfigError
-from gateway.hosting import Host, load_tenants, tenant_files
+from gateway.errors import ConfigError, DirectoryError
+from gateway.hosting import Host, SharedDirectories, load_tenants, tenant_files
 from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
 from gateway.node import Node, build_node
 
@@ -500,3 +500,58 @@ def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
         assert f"node {cpas_id} running" in out
         assert f"node {cpas_id} stopped (" in out
         assert (folder / "state" / cpas_id / "node.sqlite3").exists()
+
+
+# ------------------------------------------------------------ one directory for all
+
+
+def test_tenants_reading_one_signed_edition_share_one_verified_directory(
+    world: LocalFederation,
+) -> None:
+    directories = SharedDirectories()
+    first = directories.load(world.directory_path, world.trust_anchor)
+    assert directories.load(world.directory_path, world.trust_anchor, min_serial=1) is first
+
+
+def test_a_shared_directory_older_than_a_tenant_has_seen_is_refused_to_that_tenant(
+    world: LocalFederation,
+) -> None:
+    directories = SharedDirectories()
+    edition = directories.load(world.directory_path, world.trust_anchor)
+    with pytest.raises(DirectoryError) as refused:
+        directories.load(world.directory_path, world.trust_anchor, min_serial=edition.serial + 1)
+    assert refused.value.code == "directory.rollback"
+
+
+def test_a_directory_file_changed_in_one_byte_is_verified_again_not_shared(
+    world: LocalFederation, tmp_path: Path
+) -> None:
+    directories = SharedDirectories()
+    directories.load(world.directory_path, world.trust_anchor)
+    forged = tmp_path / "directory.xml"
+    forged.write_bytes(world.directory_path.read_bytes().replace(b"CPAS de ", b"CPAS du ", 1))
+    assert forged.read_bytes() != world.directory_path.read_bytes()
+    with pytest.raises(DirectoryError) as refused:
+        directories.load(forged, world.trust_anchor)
+    assert refused.value.code == "directory.signature"
+
+
+def test_a_broker_address_in_the_environment_of_several_tenants_is_refused(
+    world: LocalFederation, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [_dev(folder, world, nis) for nis in (GENT, LIEGE)]
+    monkeypatch.setenv("CPAS_GATEWAY_AMQP_URL", "amqp://cpas-x:secret@localhost:5672/dse")
+    with pytest.raises(ConfigError) as refused:
+        load_tenants(files)
+    assert refused.value.code == "config.tenants_env"
+    assert "CPAS_GATEWAY_AMQP_URL" in refused.value.message
+    assert "secret" not in refused.value.message
+
+
+def test_a_broker_address_in_the_environment_of_one_node_still_overrides_its_file(
+    world: LocalFederation, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gent = _dev(folder, world, GENT)
+    monkeypatch.setenv("CPAS_GATEWAY_AMQP_URL", "amqp://cpas-x:secret@mq:5672/dse")
+    (tenant,) = load_tenants([gent])
+    assert tenant.config.amqp_url == "amqp://cpas-x:secret@mq:5672/dse"
