@@ -277,6 +277,7 @@ class Host:
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.tenants = list(tenants)
+        self._ids = frozenset(t.cpas_id for t in self.tenants)
         self._say = say
         self._preflight = preflight
         self._adapters = adapters
@@ -344,12 +345,30 @@ class Host:
         )
         return None
 
+    def log_filter(self) -> logging.Filter:
+        """A filter for log handlers: records of a tenant's threads name its CPAS (``cpas``).
+
+        A line such as "store unavailable, retrying" then says whose store,
+        in text and JSON logs alike.
+        """
+        host = self
+
+        class TenantField(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                if getattr(record, "cpas", None) is None:
+                    owner = host.tenant_of_thread(record.threadName or "")
+                    if owner is not None:
+                        record.cpas = owner
+                return True
+
+        return TenantField()
+
     # ------------------------------------------------------------ watching
 
     def tenant_of_thread(self, thread_name: str) -> str | None:
         """The CPAS whose node a thread belongs to (its name ends with the CPAS id)."""
         owner = thread_name.rsplit("-", 1)[-1]
-        return owner if owner in {t.cpas_id for t in self.tenants} else None
+        return owner if owner in self._ids else None
 
     def thread_died(self, thread_name: str, error: BaseException) -> bool:
         """A thread died of ``error``: stop its tenant (at the next :meth:`watch` turn).

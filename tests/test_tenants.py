@@ -555,3 +555,16 @@ def test_a_broker_address_in_the_environment_of_one_node_still_overrides_its_fil
     monkeypatch.setenv("CPAS_GATEWAY_AMQP_URL", "amqp://cpas-x:secret@mq:5672/dse")
     (tenant,) = load_tenants([gent])
     assert tenant.config.amqp_url == "amqp://cpas-x:secret@mq:5672/dse"
+
+
+def test_a_log_line_from_a_tenants_thread_names_its_cpas(
+    hosting: Hosting, caplog: pytest.LogCaptureFixture
+) -> None:
+    gent = hosting.node(GENT)
+    caplog.handler.addFilter(hosting.host.log_filter())
+    hosting.adapter(GENT).make_store_unavailable()
+    hosting.send(GENT, 1, seed=80)
+    _wait(lambda: gent.health().status == "vendor system unavailable")
+    hosting.adapter(GENT).make_store_available()
+    waiting = [r for r in caplog.records if "retrying until it is back" in r.getMessage()]
+    assert waiting and {getattr(r, "cpas", None) for r in waiting} == {gent.cpas_id}

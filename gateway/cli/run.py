@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         say=lambda line: console.print(line, markup=False, highlight=False),
         preflight=lambda tenant: check.preflight_of(args, tenant.source),
     )
+    tenant_field = host.log_filter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(tenant_field)
     stop = threading.Event()
     died: list[str] = []
 
@@ -88,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_until_stopped(host, stop, died, console)
     finally:
         threading.excepthook = previous_hook
+        for handler in handlers:
+            handler.removeFilter(tenant_field)
 
 
 def _configure_logging(
