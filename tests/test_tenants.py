@@ -33,7 +33,13 @@ from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters
 from gateway.envelope import Purpose
 from gateway.errors import ConfigError, DirectoryError
-from gateway.hosting import Host, SharedDirectories, load_tenants, tenant_files
+from gateway.hosting import (
+    PER_CPAS_VARIABLES,
+    Host,
+    SharedDirectories,
+    load_tenants,
+    tenant_files,
+)
 from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
 from gateway.node import Node, build_node
 
@@ -86,6 +92,14 @@ def write_tenant(
     path = folder / f"{member.nis_code}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_cpas_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported CPAS_GATEWAY_AMQP_URL would be every tenant's: see
+    test_a_broker_address_in_the_environment_of_several_tenants_is_refused."""
+    for name in PER_CPAS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -568,3 +582,10 @@ def test_a_log_line_from_a_tenants_thread_names_its_cpas(
     hosting.adapter(GENT).make_store_available()
     waiting = [r for r in caplog.records if "retrying until it is back" in r.getMessage()]
     assert waiting and {getattr(r, "cpas", None) for r in waiting} == {gent.cpas_id}
+
+
+def test_the_deployed_tenants_example_loads_as_one_hosted_node() -> None:
+    tenants = load_tenants(tenant_files([], REPOSITORY / "deploy" / "tenants"))
+    assert len(tenants) == 2
+    assert all(t.config.broker_mode == "provisioned" for t in tenants)
+    assert all(t.source.stem == t.cpas_id for t in tenants)
