@@ -42,6 +42,7 @@ from gateway.hosting import (
 )
 from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
 from gateway.node import Node, build_node
+from gateway.preflight import run_preflight
 
 ANTWERPEN = "11002"
 """Runs a node of its own, outside the hosted process: it sends to the tenants."""
@@ -450,7 +451,7 @@ def test_each_tenants_journal_and_report_show_only_its_own_exchanges(
 
 
 def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
-    world: LocalFederation, amqp_url: str, tmp_path: Path
+    world: LocalFederation, amqp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
     folder = tmp_path / "tenants"
@@ -476,6 +477,10 @@ def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
         adapter="ocmwdata",
         options={"url": f"sqlite:///{tmp_path}/antwerpen-vendor.sqlite3"},
     )
+    assert main(["check", "--tenants", str(folder)]) == 0
+    checked = " ".join(capsys.readouterr().out.split())
+    assert all(f"CPAS {world.member(nis).cpas_id}" in checked for nis in (GENT, LIEGE))
+    assert "all checks passed for every CPAS" in checked
     run = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "--tenants", str(folder)],
         cwd=REPOSITORY,
@@ -589,3 +594,49 @@ def test_the_deployed_tenants_example_loads_as_one_hosted_node() -> None:
     assert len(tenants) == 2
     assert all(t.config.broker_mode == "provisioned" for t in tenants)
     assert all(t.source.stem == t.cpas_id for t in tenants)
+
+
+def test_a_tenant_failing_its_preflight_waits_while_the_others_run_then_starts(
+    world: LocalFederation, amqp_url: str, tmp_path: Path
+) -> None:
+    names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
+    folder = tmp_path / "tenants"
+    vendor = tmp_path / "not-mounted-yet"
+    gent = write_tenant(
+        folder,
+        world,
+        world.member(GENT),
+        amqp_url=amqp_url,
+        namespace=names.namespace,
+        adapter="ocmwdata",
+        options={"url": f"sqlite:///{vendor}/ocmw.sqlite3"},
+    )
+    liege = write_tenant(
+        folder, world, world.member(LIEGE), amqp_url=amqp_url, namespace=names.namespace
+    )
+    registry = load_adapters(plugins=[MemoryPlugin()])
+    said: list[str] = []
+    host = Host(
+        load_tenants([gent, liege]),
+        say=said.append,
+        preflight=lambda tenant: run_preflight(tenant.source, adapters=registry),
+        adapters=registry,
+        retry_seconds=0.2,
+    )
+    stop = threading.Event()
+    watching = threading.Thread(target=host.watch, args=(stop,), kwargs={"interval": 0.1})
+    try:
+        (refused,) = host.start()
+        assert [c.name for c in refused.failures] == ["adapter"]
+        gent_id, liege_id = world.member(GENT).cpas_id, world.member(LIEGE).cpas_id
+        assert set(host.nodes) == {liege_id} and set(host.waiting) == {gent_id}
+        watching.start()
+        vendor.mkdir()  # the vendor's database is there now
+        _wait(lambda: gent_id in host.nodes)
+        assert host.waiting == {} and f"node {gent_id} running" in " ".join(said)
+    finally:
+        stop.set()
+        if watching.is_alive():
+            watching.join()
+        host.stop()
+        delete_topology(amqp_url, cpas_topology(world.members, names=names))
