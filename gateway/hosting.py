@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 TENANT_FILES = "*.toml"
 """The node configuration files ``--tenants DIR`` serves, one per CPAS."""
+START_AT_ONCE = 8
+"""Tenants checked and started at the same time."""
 RETRY_SECONDS = 60.0
 """How often a tenant that could not start has its preflight run again."""
 PROCESS_SETTINGS = ("log_format", "log_level", "log_levels")
@@ -298,28 +300,46 @@ class Host:
     def start(self) -> list[Preflight]:
         """Start every tenant that passes its preflight; return the failed preflights.
 
-        The others wait and are tried again by :meth:`watch`. When no tenant
-        starts, nothing runs and the error (or failed checks) is raised or returned.
+        Tenants are checked and started a few at a time. The others wait and
+        are tried again by :meth:`watch`. When no tenant starts and none
+        failed a check, the first error is raised.
         """
         if self._adapters is None:
             self._adapters = load_adapters()
         refused: list[Preflight] = []
-        last_error: GatewayError | None = None
-        for tenant in self.tenants:
-            try:
-                result = self._start(tenant)
-            except GatewayError as exc:
-                last_error = exc
-                self._say(f"node {tenant.cpas_id} not started: {exc}")
-                self.waiting[tenant.cpas_id] = tenant
+        errors: list[GatewayError] = []
+        for tenant, outcome in self._start_all(self.tenants):
+            if outcome is None:
                 continue
-            if result is not None:
-                refused.append(result)
-                self.waiting[tenant.cpas_id] = tenant
-        if not self.nodes and last_error is not None and not refused:
-            raise last_error
+            self.waiting[tenant.cpas_id] = tenant
+            if isinstance(outcome, GatewayError):
+                errors.append(outcome)
+                self._say(f"node {tenant.cpas_id} not started: {outcome}")
+            else:
+                refused.append(outcome)
+        if not self.nodes and errors and not refused:
+            raise errors[0]
         self._next_try = time.monotonic() + self._retry_seconds
         return refused
+
+    def _start_all(
+        self, tenants: Sequence[Tenant]
+    ) -> list[tuple[Tenant, Preflight | GatewayError | None]]:
+        """Check and start ``tenants``, :data:`START_AT_ONCE` at a time (a preflight waits on
+        the broker and the vendor system far more than on the processor)."""
+
+        def attempt(tenant: Tenant) -> Preflight | GatewayError | None:
+            try:
+                return self._start(tenant)
+            except GatewayError as exc:
+                return exc
+
+        if len(tenants) == 1:
+            return [(tenants[0], attempt(tenants[0]))]
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(len(tenants), START_AT_ONCE), thread_name_prefix="start"
+        ) as pool:
+            return list(zip(tenants, pool.map(attempt, tenants), strict=True))
 
     def _start(self, tenant: Tenant) -> Preflight | None:
         if self._preflight is not None:
@@ -406,28 +426,26 @@ class Host:
             del self.nodes[cpas_id]
             self.failed[cpas_id] = reason
             log.critical(
-                "node %s stopped on an error (%s); the node's other CPAS keep running",
+                "node %s stopped on an error (%s); %d other CPAS of this process keep running",
                 cpas_id,
                 reason,
+                len(self.nodes),
                 extra={"cpas": cpas_id},
             )
             self._say(f"node {cpas_id} stopped on an error: {reason}")
             _close(node)
 
     def _retry_waiting(self) -> None:
-        for cpas_id, tenant in list(self.waiting.items()):
-            try:
-                result = self._start(tenant)
-            except GatewayError as exc:
-                log.warning("node %s still not started: %s", cpas_id, exc)
-                continue
-            if result is None:
-                del self.waiting[cpas_id]
+        for tenant, outcome in self._start_all(list(self.waiting.values())):
+            if outcome is None:
+                del self.waiting[tenant.cpas_id]
+            elif isinstance(outcome, GatewayError):
+                log.warning("node %s still not started: %s", tenant.cpas_id, outcome)
             else:
                 log.warning(
                     "node %s still not started: %s",
-                    cpas_id,
-                    "; ".join(f"{c.name}: {c.detail}" for c in result.failures),
+                    tenant.cpas_id,
+                    "; ".join(f"{c.name}: {c.detail}" for c in outcome.failures),
                 )
         self._next_try = time.monotonic() + self._retry_seconds
 
