@@ -8,9 +8,11 @@ tests can look at exactly what each vendor system received.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,8 +25,9 @@ from typing import Any
 
 import pika
 import pytest
-from conftest import GENT, LIEGE, NAMUR
+from conftest import GENT, IN_CI, LIEGE, NAMUR
 from memory_adapter import MemoryAdapter, MemoryPlugin
+from postgres_server import PrivatePostgres, postgres_bin
 
 from gateway.adapters import load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology
@@ -285,8 +288,15 @@ class Hosting:
             connection.close()
 
 
-@pytest.fixture
-def hosting(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[Hosting]:
+@contextlib.contextmanager
+def hosted(
+    world: LocalFederation,
+    amqp_url: str,
+    tmp_path: Path,
+    settings: dict[str, dict[str, object]] | None = None,
+) -> Iterator[Hosting]:
+    """The three tenants started in one :class:`Host` (``settings`` by NIS code go to their
+    files), Antwerpen's node started beside them; everything stopped and deleted after."""
     names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
     folder = tmp_path / "tenants"
     files = {
@@ -297,7 +307,7 @@ def hosting(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[H
             world.member(nis),
             amqp_url=amqp_url,
             namespace=names.namespace,
-            import_retry_seconds=0,
+            **({"import_retry_seconds": 0} | (settings or {}).get(nis, {})),
         )
         for nis in HOSTED
     }
@@ -326,6 +336,12 @@ def hosting(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[H
         sender.stop()
         sender.adapter.close()
         delete_topology(amqp_url, cpas_topology(world.members, names=names))
+
+
+@pytest.fixture
+def hosting(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[Hosting]:
+    with hosted(world, amqp_url, tmp_path) as hosting:
+        yield hosting
 
 
 def test_each_tenants_adapter_receives_only_the_dossiers_sent_to_its_cpas(
@@ -640,3 +656,51 @@ def test_a_tenant_failing_its_preflight_waits_while_the_others_run_then_starts(
             watching.join()
         host.stop()
         delete_topology(amqp_url, cpas_topology(world.members, names=names))
+
+
+# ------------------------------------------------------------ one tenant's store away
+
+
+def _free_port_of_this_branch() -> int:
+    """A free port in 28000-28999, the range these tests' private servers use."""
+    for port in range(28000 + os.getpid() % 500, 29000):
+        with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError("no free port in 28000-28999")
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of these tests' own, to stop under one tenant's store."""
+    if postgres_bin() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed", pytrace=False)
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
+    server = PrivatePostgres.create()
+    server.port = _free_port_of_this_branch()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def test_one_tenants_store_outage_does_not_stall_the_others(
+    world: LocalFederation, amqp_url: str, tmp_path: Path, private_postgres: PrivatePostgres
+) -> None:
+    store = private_postgres.database_url(f"tenants_{uuid.uuid4().hex[:10]}")
+    with hosted(world, amqp_url, tmp_path, {GENT: {"store": store}}) as hosting:
+        gent = hosting.node(GENT)
+        private_postgres.stop()
+        try:
+            waiting = hosting.send(GENT, 3, seed=90)
+            _wait(lambda: gent.health().status == "store unavailable")
+            sent = {nis: hosting.send(nis, 5, seed=91 + i) for i, nis in enumerate((LIEGE, NAMUR))}
+            for nis in (LIEGE, NAMUR):
+                assert hosting.outcomes(sent[nis]) == {"imported"}
+            assert gent.health().status == "store unavailable"
+        finally:
+            private_postgres.start()
+        assert hosting.outcomes(waiting) == {"imported"}
+        assert set(hosting.adapter(GENT).people) == set(waiting.values())
