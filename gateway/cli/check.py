@@ -101,13 +101,16 @@ def run(args: argparse.Namespace) -> int:
         console.print(str(exc), markup=False, highlight=False)
         console.print("the node would not start.")
         return 1
+    console.print(f"{MARKS[Status.OK]} CPAS of this node: ", end="")
     console.print(
-        f"{MARKS[Status.OK]} CPAS of this node: {len(tenants)}, each with its own "
-        "databases, keys and broker user"
+        f"{len(tenants)}, none sharing a CPAS id, keys, a store or journal, or a provisioned "
+        "broker user with another",
+        markup=False,
+        highlight=False,
     )
     failed = 0
     for tenant in tenants:
-        console.print(f"\n[bold]CPAS {tenant.cpas_id}[/bold] ({tenant.source})")
+        console.print(f"\nCPAS {tenant.cpas_id} ({tenant.source})", style="bold", markup=False)
         result = preflight_of(args, tenant.source)
         show(result, console)
         failed += bool(result.failures)
