@@ -395,6 +395,31 @@ def test_one_tenants_vendor_outage_does_not_stall_the_others(hosting: Hosting) -
     assert set(hosting.adapter(GENT).people) == set(waiting.values())
 
 
+def test_one_tenants_vendor_system_that_hangs_does_not_stall_the_others(
+    hosting: Hosting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = hosting.adapter(GENT)
+    released = threading.Event()
+    hanging = threading.Event()
+    real = adapter.write_dossier
+
+    def write_dossier(dossier: Any) -> str:
+        hanging.set()
+        released.wait(60)  # a vendor call that never answers (until the test ends)
+        return real(dossier)
+
+    monkeypatch.setattr(adapter, "write_dossier", write_dossier)
+    try:
+        waiting = hosting.send(GENT, 1, seed=95)
+        assert hanging.wait(30)
+        sent = {nis: hosting.send(nis, 5, seed=96 + i) for i, nis in enumerate((LIEGE, NAMUR))}
+        for nis in (LIEGE, NAMUR):
+            assert hosting.outcomes(sent[nis]) == {"imported"}
+    finally:
+        released.set()
+    assert hosting.outcomes(waiting) == {"imported"}
+
+
 def test_a_tenant_whose_thread_dies_stops_alone_and_the_others_keep_importing(
     hosting: Hosting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
