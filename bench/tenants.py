@@ -37,6 +37,7 @@ from gateway.broker import Names, cpas_topology, delete_topology
 from gateway.config import NodeConfig, amqp_url_from_env
 from gateway.envelope import Purpose
 from gateway.errors import GatewayError
+from gateway.hosting import PER_CPAS_VARIABLES, Host, load_tenants
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import build_node
 
@@ -60,8 +61,6 @@ def _status(field: str) -> float:
 
 def serve(files: list[Path], idle_seconds: float) -> None:
     """Serve the tenants of ``files``; answer the parent's ``measure`` and ``stop`` lines."""
-    from gateway.hosting import Host, load_tenants
-
     bare = _status("VmRSS")
     started = time.monotonic()
     host = Host(load_tenants(files), say=lambda line: None)
@@ -171,7 +170,9 @@ def _one_count(files: list[Path], sender: Any, people: list[str], idle: float) -
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=os.environ | {"CPAS_GATEWAY_ADAPTERS": "ocmwdata"},
+        # The files carry each CPAS's broker address: none of it from the environment.
+        env={k: v for k, v in os.environ.items() if k.upper() not in PER_CPAS_VARIABLES}
+        | {"CPAS_GATEWAY_ADAPTERS": "ocmwdata"},
     )
     assert process.stdin is not None and process.stdout is not None
     try:

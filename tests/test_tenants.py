@@ -729,3 +729,26 @@ def test_one_tenants_store_outage_does_not_stall_the_others(
             private_postgres.start()
         assert hosting.outcomes(waiting) == {"imported"}
         assert set(hosting.adapter(GENT).people) == set(waiting.values())
+
+
+# ------------------------------------------------------------ the benchmark keeps working
+
+
+def test_the_tenants_benchmark_serves_and_measures_every_count(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "tenants.json"
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench.tenants", "--counts", "1,3"),
+            *("--idle-seconds", "0.2", "--json", str(output), "--amqp-url", amqp_url),
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    rows = json.loads(output.read_text(encoding="utf-8"))
+    assert [(r["tenants"], r["serving"], r["answered"]) for r in rows] == [(1, 1, 1), (3, 3, 3)]
+    assert all(r["rss_mb"] > 0 and r["threads"] > r["tenants"] for r in rows)
