@@ -12,10 +12,11 @@ chain and threads. Nothing that carries a message, a key or a transaction is
 shared; the process shares only what holds no CPAS's data: the interpreter,
 the loaded adapter plugins, the verified directory (read-only, one copy per
 signed edition: :class:`SharedDirectories`), logging, and the supervisor
-(:class:`Host`).
-Separate broker connections are not a cost to cut: the broker checks every
-message's ``user_id`` against the login of its connection, so each CPAS
-needs a connection of its own.
+(:class:`Host`). Separate broker connections are not a cost to cut: the
+broker checks every message's ``user_id`` against the login of its
+connection, so each CPAS needs a connection of its own. The tenants' memory
+is not walled off from one another: every adapter runs beside every CPAS's
+keys, so one process is one trust domain.
 
 Tenants fail apart. A vendor outage, a store outage or poison messages are
 handled inside the tenant's node and never wait on another tenant. A tenant
@@ -24,9 +25,10 @@ every :data:`RETRY_SECONDS` until it can start; the others run meanwhile. A
 thread of a tenant that dies of an unexpected error stops that tenant only
 (its deliveries go back to the broker), reported with its CPAS id: it is a
 bug, and restarting the tenant in the same process would repeat it. The run
-ends with exit status 1 once no tenant is left running, and after a stop when
-any tenant stopped on an error -- for a single CPAS, the rule a node always
-had: a thread's death ends the run with exit status 1.
+ends with exit status 1 once no tenant is left running or waiting to start,
+when a thread of no tenant dies, and after a stop when any tenant stopped on
+an error -- for a single CPAS, the rule a node always had: a thread's death
+ends the run with exit status 1.
 """
 
 from __future__ import annotations
