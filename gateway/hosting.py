@@ -299,8 +299,8 @@ class Host:
 
     # ------------------------------------------------------------ starting
 
-    def start(self) -> list[Preflight]:
-        """Start every tenant that passes its preflight; return the failed preflights.
+    def start(self) -> dict[str, Preflight]:
+        """Start every tenant that passes its preflight; return the failed preflights by CPAS.
 
         Tenants are checked and started a few at a time. The others wait and
         are tried again by :meth:`watch`. When no tenant starts and none
@@ -308,7 +308,7 @@ class Host:
         """
         if self._adapters is None:
             self._adapters = load_adapters()
-        refused: list[Preflight] = []
+        refused: dict[str, Preflight] = {}
         errors: list[GatewayError] = []
         for tenant, outcome in self._start_all(self.tenants):
             if outcome is None:
@@ -318,7 +318,7 @@ class Host:
                 errors.append(outcome)
                 self._say(f"node {tenant.cpas_id} not started: {outcome}")
             else:
-                refused.append(outcome)
+                refused[tenant.cpas_id] = outcome
         if not self.nodes and errors and not refused:
             raise errors[0]
         self._next_try = time.monotonic() + self._retry_seconds

@@ -329,7 +329,7 @@ def hosted(
     sender = build_node(NodeConfig.load(antwerpen))
     try:
         sender.start()
-        assert host.start() == []
+        assert host.start() == {}
         yield Hosting(world, host, sender, files, amqp_url)
     finally:
         host.stop()
@@ -667,9 +667,10 @@ def test_a_tenant_failing_its_preflight_waits_while_the_others_run_then_starts(
     stop = threading.Event()
     watching = threading.Thread(target=host.watch, args=(stop,), kwargs={"interval": 0.1})
     try:
-        (refused,) = host.start()
-        assert [c.name for c in refused.failures] == ["adapter"]
         gent_id, liege_id = world.member(GENT).cpas_id, world.member(LIEGE).cpas_id
+        refused = host.start()
+        assert set(refused) == {gent_id}
+        assert [c.name for c in refused[gent_id].failures] == ["adapter"]
         assert set(host.nodes) == {liege_id} and set(host.waiting) == {gent_id}
         watching.start()
         vendor.mkdir()  # the vendor's database is there now
@@ -752,3 +753,48 @@ def test_the_tenants_benchmark_serves_and_measures_every_count(
     rows = json.loads(output.read_text(encoding="utf-8"))
     assert [(r["tenants"], r["serving"], r["answered"]) for r in rows] == [(1, 1, 1), (3, 3, 3)]
     assert all(r["rss_mb"] > 0 and r["threads"] > r["tenants"] for r in rows)
+
+
+def test_run_starts_the_cpas_that_pass_their_checks_and_names_the_one_that_does_not(
+    world: LocalFederation, amqp_url: str, tmp_path: Path
+) -> None:
+    names = Names(f"tenants-{uuid.uuid4().hex[:10]}")
+    folder = tmp_path / "tenants"
+    for nis, options in (
+        (GENT, {"url": f"sqlite:///{tmp_path}/not-mounted/ocmw.sqlite3"}),
+        (LIEGE, {"url": f"sqlite:///{tmp_path}/liege.sqlite3"}),
+    ):
+        write_tenant(
+            folder,
+            world,
+            world.member(nis),
+            amqp_url=amqp_url,
+            namespace=names.namespace,
+            adapter="ocmwdata",
+            options=options,
+        )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--tenants", str(folder)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(run.stdout or ()), daemon=True)
+    reader.start()
+    gent, liege = world.member(GENT).cpas_id, world.member(LIEGE).cpas_id
+    try:
+        _wait(lambda: f"node {liege} running" in "".join(lines), 120)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+    out = " ".join("".join(lines).split())
+    assert run.returncode == 0, out[-3000:]
+    assert f"node {gent} not started, its checks failed: FAIL adapter" in out
+    assert f"node {gent} running" not in out
+    assert "1 of 2 CPAS not started" in out

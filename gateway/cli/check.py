@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         tenants = load_tenants(files)
     except ConfigError as exc:
         console.print(f"{MARKS[Status.FAIL]} CPAS of this node: ", end="")
-        console.print(str(exc), markup=False, highlight=False)
+        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         console.print("the node would not start.")
         return 1
     console.print(f"{MARKS[Status.OK]} CPAS of this node: ", end="")

@@ -112,17 +112,17 @@ def _configure_logging(
 
 def _run_until_stopped(host: Host, stop: threading.Event, died: list[str], console: Console) -> int:
     refused = host.start()
+    for cpas_id, result in refused.items():
+        if len(host.tenants) > 1:
+            console.print(f"node {cpas_id} not started, its checks failed:", markup=False)
+        check.show(result, console, failures_only=True)
     if not host.nodes:
-        for result in refused:
-            check.show(result, console, failures_only=True)
-        failures = sum(len(result.failures) for result in refused)
+        failures = sum(len(result.failures) for result in refused.values())
         raise ConfigError(
             f"the node does not start: {failures} preflight check(s) failed "
             "(`cpas-gateway check` shows them all).",
             code="preflight.failed",
         )
-    for result in refused:
-        check.show(result, console, failures_only=True)
     if refused:
         console.print(
             f"{len(refused)} of {len(host.tenants)} CPAS not started (checks failed): "
