@@ -1,10 +1,11 @@
 """Many CPAS on one node: one process serving several CPAS, each a tenant of its own.
 
 A hosting provider configures one file per CPAS -- the same node
-configuration a CPAS running its own node writes -- and runs them together::
+configuration a CPAS running its own node writes -- in one folder, and runs
+them together::
 
+    cpas-gateway check --tenants /etc/cpas-gateway/tenants
     cpas-gateway run --tenants /etc/cpas-gateway/tenants      # every *.toml in the folder
-    cpas-gateway run --config gent.toml --config liege.toml
 
 Each tenant is a whole :class:`~gateway.node.Node`: its own keys, broker
 connection under its own broker user, inbox, adapter instance, store, journal
@@ -95,35 +96,21 @@ class Tenant:
         return self.config.cpas_id
 
 
-def tenant_files(configs: Sequence[Path], folder: Path | None = None) -> list[Path]:
-    """The configuration files to serve: those given, then every ``*.toml`` in ``folder``.
+def tenant_files(folder: Path) -> list[Path]:
+    """The configuration files a node serving several CPAS reads: every ``*.toml`` in ``folder``.
 
-    :raises ConfigError: none at all, a folder that is not one or holds no
-        configuration, or one file named twice.
+    :raises ConfigError: the folder does not exist or holds no configuration.
     """
-    files = list(configs)
-    if folder is not None:
-        if not folder.is_dir():
-            raise ConfigError(f"The tenants folder {folder} does not exist.", code="config.tenants")
-        found = sorted(folder.glob(TENANT_FILES))
-        if not found:
-            raise ConfigError(
-                f"The tenants folder {folder} holds no node configuration ({TENANT_FILES}): "
-                "write one file per CPAS there.",
-                code="config.tenants",
-            )
-        files += found
-    if not files:
+    if not folder.is_dir():
+        raise ConfigError(f"The tenants folder {folder} does not exist.", code="config.tenants")
+    found = sorted(folder.glob(TENANT_FILES))
+    if not found:
         raise ConfigError(
-            "No node configuration: give --config FILE (repeatable) or --tenants DIR.",
+            f"The tenants folder {folder} holds no node configuration ({TENANT_FILES}): "
+            "write one file per CPAS there.",
             code="config.tenants",
         )
-    seen: dict[Path, Path] = {}
-    for path in files:
-        first = seen.setdefault(path.resolve(), path)
-        if first is not path:
-            raise ConfigError(f"The configuration {path} is given twice.", code="config.tenants")
-    return files
+    return found
 
 
 def load_tenants(files: Iterable[Path]) -> list[Tenant]:

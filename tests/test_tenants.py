@@ -136,7 +136,7 @@ def test_each_file_of_a_tenants_folder_is_one_cpas(world: LocalFederation, folde
     for nis in HOSTED:
         _dev(folder, world, nis)
     (folder / "README.txt").write_text("not a configuration")
-    tenants = load_tenants(tenant_files([], folder))
+    tenants = load_tenants(tenant_files(folder))
     assert [t.cpas_id for t in tenants] == sorted(world.member(n).cpas_id for n in HOSTED)
     stores = {t.config.store for t in tenants}
     assert len(stores) == 3 and all(f"state/{t.cpas_id}/" in t.config.store for t in tenants)
@@ -212,24 +212,19 @@ def test_tenants_that_disagree_on_the_log_format_are_refused(
     assert refused.value.code == "config.tenants_differ" and "log_format" in refused.value.message
 
 
-def test_the_same_file_given_twice_is_refused(world: LocalFederation, folder: Path) -> None:
-    gent = _dev(folder, world, GENT)
-    with pytest.raises(ConfigError, match="given twice"):
-        tenant_files([gent], folder)
-
-
 def test_an_empty_tenants_folder_is_refused(folder: Path) -> None:
     folder.mkdir()
     with pytest.raises(ConfigError, match="holds no node configuration"):
-        tenant_files([], folder)
+        tenant_files(folder)
 
 
 def test_run_refuses_colliding_tenants_in_one_line(
     world: LocalFederation, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shared = str(folder / "shared.sqlite3")
-    files = [_dev(folder, world, nis, store=shared) for nis in (GENT, LIEGE)]
-    assert main(["run", "--config", str(files[0]), "--config", str(files[1])]) == 1
+    for nis in (GENT, LIEGE):
+        _dev(folder, world, nis, store=shared)
+    assert main(["run", "--tenants", str(folder)]) == 1
     captured = capsys.readouterr()
     assert "[config.tenants_share]" in captured.err and "Traceback" not in captured.err
     assert "running" not in captured.out
@@ -322,7 +317,7 @@ def hosted(
     )
     said: list[str] = []
     host = Host(
-        load_tenants(tenant_files([], folder)),
+        load_tenants(tenant_files(folder)),
         say=said.append,
         adapters=load_adapters(plugins=[MemoryPlugin()]),
     )
@@ -631,7 +626,7 @@ def test_a_log_line_from_a_tenants_thread_names_its_cpas(
 
 
 def test_the_deployed_tenants_example_loads_as_one_hosted_node() -> None:
-    tenants = load_tenants(tenant_files([], REPOSITORY / "deploy" / "tenants"))
+    tenants = load_tenants(tenant_files(REPOSITORY / "deploy" / "tenants"))
     assert len(tenants) == 2
     assert all(t.config.broker_mode == "provisioned" for t in tenants)
     assert all(t.source.stem == t.cpas_id for t in tenants)

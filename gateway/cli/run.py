@@ -1,4 +1,4 @@
-"""``cpas-gateway run --config FILE``: a node, until stopped (SIGTERM or Ctrl-C).
+"""``cpas-gateway run --config FILE``: one node, until stopped (SIGTERM or Ctrl-C).
 
 The preflight (``cpas-gateway check``) runs first: the node refuses to start
 when a check fails, and says which and how to fix it.
@@ -9,9 +9,8 @@ A thread of the process that dies of an unexpected error ends the process
 with exit status 1 and a clear log line, for the service manager to restart
 it: a node never idles while holding deliveries.
 
-One process may serve several CPAS (``--config`` repeated, or ``--tenants
-DIR``): see :mod:`gateway.hosting` for how they are kept apart and what
-happens when one of them fails.
+``run --tenants DIR`` serves several CPAS in one process, one file per CPAS
+in DIR (:mod:`gateway.cli.tenants`, :mod:`gateway.hosting`).
 """
 
 from __future__ import annotations
@@ -24,10 +23,12 @@ from typing import Any
 
 from rich.console import Console
 
-from gateway.cli import check
-from gateway.errors import ConfigError
-from gateway.hosting import Host, Tenant, load_tenants, process_settings
+from gateway.cli import check, tenants
+from gateway.config import NodeConfig
+from gateway.dead_letters import requeue_after_delivery_limit
+from gateway.errors import ConfigError, GatewayError
 from gateway.logs import configure_logging, parse_levels
+from gateway.node import Node, build_node
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run a node until stopped (one CPAS or several)")
-    check.add_config_arguments(parser)
+    parser = subparsers.add_parser("run", help="run one node (or several CPAS) until stopped")
+    tenants.add_tenants_argument(parser)
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -54,52 +55,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tenants is not None:
+        return tenants.run(args)
     console = Console(highlight=False)
     levels = parse_levels(args.log_level)
-    tenants = load_tenants(check.config_files(args))
-    _configure_logging(args, tenants, levels)
-    host = Host(
-        tenants,
-        say=lambda line: console.print(line, markup=False, highlight=False),
-        preflight=lambda tenant: check.preflight_of(args, tenant.source),
-    )
-    tenant_field = host.log_filter()
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(tenant_field)
-    stop = threading.Event()
-    died: list[str] = []
-
-    def thread_died(hook: threading.ExceptHookArgs) -> None:
-        name = hook.thread.name if hook.thread else "?"
-        log.critical(
-            "thread %s died (%s: %s)",
-            name,
-            hook.exc_type.__name__,
-            hook.exc_value,
-            exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
-        )
-        # A tenant's thread stops that tenant; any other thread stops the run.
-        if not host.thread_died(name, hook.exc_value or hook.exc_type()):
-            died.append(name)
-            stop.set()
-
-    previous_hook = threading.excepthook
-    threading.excepthook = thread_died
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        return _run_until_stopped(host, stop, died, console)
-    finally:
-        threading.excepthook = previous_hook
-        for handler in handlers:
-            handler.removeFilter(tenant_field)
-
-
-def _configure_logging(
-    args: argparse.Namespace, tenants: list[Tenant], levels: dict[str, str]
-) -> None:
-    config = process_settings(tenants)
+    config = NodeConfig.load(args.config)
     verbose = logging.WARNING - 10 * min(args.verbose, 2)
     configure_logging(
         level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
@@ -108,35 +68,59 @@ def _configure_logging(
         log_format=args.log_format or config.log_format,
         levels=config.log_levels | levels,
     )
-
-
-def _run_until_stopped(host: Host, stop: threading.Event, died: list[str], console: Console) -> int:
-    refused = host.start()
-    for cpas_id, result in refused.items():
-        if len(host.tenants) > 1:
-            console.print(f"node {cpas_id} not started, its checks failed:", markup=False)
+    result = check.preflight(args)
+    if not result.passed:
         check.show(result, console, failures_only=True)
-    if not host.nodes:
-        failures = sum(len(result.failures) for result in refused.values())
         raise ConfigError(
-            f"the node does not start: {failures} preflight check(s) failed "
+            f"the node does not start: {len(result.failures)} preflight check(s) failed "
             "(`cpas-gateway check` shows them all).",
             code="preflight.failed",
         )
-    if refused:
-        console.print(
-            f"{len(refused)} of {len(host.tenants)} CPAS not started (checks failed): "
-            "their checks run again every minute; the others run."
+    node = build_node(config)
+    stop = threading.Event()
+    died: list[str] = []
+
+    def thread_died(hook: threading.ExceptHookArgs) -> None:
+        # Any thread (the broker's I/O thread too): stop rather than idle.
+        log.critical(
+            "thread %s died (%s: %s): the node stops",
+            hook.thread.name if hook.thread else "?",
+            hook.exc_type.__name__,
+            hook.exc_value,
+            exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
         )
-    serving = host.watch(stop)
-    if not serving or died:
-        if died:
-            console.print(f"stopped on an error: {', '.join(died)}")
-        host.stop()
+        died.append(hook.thread.name if hook.thread else "?")
+        stop.set()
+
+    previous_hook = threading.excepthook
+    threading.excepthook = thread_died
+    try:
+        return _run_until_stopped(node, stop, died, console)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _run_until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    node.start()
+    try:
+        requeue_after_delivery_limit(node)
+    except GatewayError as exc:
+        log.warning("dead letters not checked at start: %s", exc)
+    console.print(
+        f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
+        f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}"
+    )
+    while not stop.wait(0.5):
+        if node.failed.is_set():
+            break
+    if node.failed.is_set() or died:
+        console.print(f"stopped on an error: {node.health().detail or ', '.join(died)}")
+        node.stop()
         return FAILED
     console.print("stopping: finishing the message in hand…")
-    for cpas_id, stats in host.stop().items():
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(stats.items())) or "nothing"
-        prefix = f"node {cpas_id} " if len(host.tenants) > 1 else ""
-        console.print(f"{prefix}stopped ({counts})")
-    return FAILED if host.failed else 0
+    node.stop()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(node.stats.counts.items())) or "nothing"
+    console.print(f"stopped ({counts})")
+    return 0
