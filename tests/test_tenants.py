@@ -61,6 +61,23 @@ def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_output(
+    run: subprocess.Popen[str], lines: list[str], needles: list[str], timeout: float = 120.0
+) -> None:
+    """Until the running command has printed every needle; fail with what it printed when it
+    ends first or takes longer (then it is stopped)."""
+    deadline = time.monotonic() + timeout
+    while not all(needle in "".join(lines) for needle in needles):
+        if run.poll() is not None or time.monotonic() > deadline:
+            if run.poll() is None:
+                run.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    run.wait(30)
+            time.sleep(0.5)  # the reader takes the last lines
+            pytest.fail(f"exit {run.poll()}; output: {''.join(lines)[-4000:]}", pytrace=False)
+        time.sleep(0.05)
+
+
 def _toml(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value).lower()
 
@@ -531,7 +548,7 @@ def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
     hosted = [world.member(nis).cpas_id for nis in (GENT, LIEGE)]
     sender = build_node(NodeConfig.load(antwerpen))
     try:
-        _wait(lambda: all(f"node {c} running" in "".join(lines) for c in hosted), 120)
+        _wait_for_output(run, lines, [f"node {c} running" for c in hosted])
         sender.start()
         people = sender.adapter.seed(2, seed=70)  # type: ignore[attr-defined]
         sent = [
@@ -780,7 +797,7 @@ def test_run_starts_the_cpas_that_pass_their_checks_and_names_the_one_that_does_
     reader.start()
     gent, liege = world.member(GENT).cpas_id, world.member(LIEGE).cpas_id
     try:
-        _wait(lambda: f"node {liege} running" in "".join(lines), 120)
+        _wait_for_output(run, lines, [f"node {liege} running"])
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)
         reader.join(10)
