@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway import hardened_xml, keys
 from gateway.broker import BrokerClient, Delivery, Names, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
-from gateway.directory import Directory, check_not_older, load_directory
+from gateway.directory import Directory, check_not_older, load_directory, load_directory_file
 from gateway.errors import (
     BrokerError,
     ConfigError,
@@ -70,7 +71,12 @@ RETRY_SECONDS = 2.0
 
 
 def current_edition(
-    store: Store, directory_file: Path, trust_anchor: Path, *, remember: bool = True
+    store: Store,
+    directory_file: Path,
+    trust_anchor: Path,
+    *,
+    remember: bool = True,
+    load_file: Callable[[Path, Path], Directory] = load_directory_file,
 ) -> Directory:
     """The edition a node starts with: the newer of its configured file and the one it kept.
 
@@ -78,10 +84,11 @@ def current_edition(
     the newest edition the node accepted before (``directory.rollback``).
     A kept edition that no longer verifies (the federation's key was
     replaced) is ignored, with a warning. ``remember`` records the edition
-    as the newest accepted.
+    as the newest accepted. ``load_file`` reads and verifies the configured
+    file (a process serving several CPAS shares one verified copy).
     """
     anchor = keys.load_trust_anchor(trust_anchor)
-    configured = load_directory(hardened_xml.read_file(Path(directory_file)), anchor)
+    configured = load_file(Path(directory_file), trust_anchor)
     candidates = [configured]
     kept_bytes = store.directory_edition()
     if kept_bytes is not None:

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -77,7 +78,7 @@ from gateway.adapters import (
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
 from gateway.broker_connection import BrokerTLS
 from gateway.config import NodeConfig
-from gateway.directory import Directory
+from gateway.directory import Directory, load_directory_file
 from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.dossier import Dossier, format_timestamp
 from gateway.envelope import (
@@ -1829,12 +1830,16 @@ def build_node(
     adapters: AdapterRegistry | None = None,
     consume: bool = True,
     follow_directory: bool = False,
+    load_directory: Callable[[Path, Path], Directory] = load_directory_file,
 ) -> Node:
     """Assemble a node: trust anchor, verified directory, keys, adapter and store.
 
     :param follow_directory: take the federation's editions live from the
         node's queue of editions: for ``run`` only -- a command acting beside
         a running node must not take an edition from that node's queue.
+    :param load_directory: reads and verifies the directory file, as
+        :func:`~gateway.directory.load_directory_file` (a process serving
+        several CPAS shares one verified edition between them).
     """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
@@ -1847,7 +1852,9 @@ def build_node(
     # The newer of the configured file and the edition received live, never
     # older than one seen before: a replayed old edition could list a key or
     # an institution since removed.
-    directory = current_edition(store, config.directory, config.trust_anchor)
+    directory = current_edition(
+        store, config.directory, config.trust_anchor, load_file=load_directory
+    )
     passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
     keys = load_node_keys(config.keys, passphrase)
     registry = adapters or load_adapters()

@@ -1,4 +1,8 @@
-"""``cpas-gateway check --config FILE``: the preflight, one line per check."""
+"""``cpas-gateway check --config FILE``: the preflight, one line per check.
+
+``check --tenants DIR`` checks every CPAS of a node serving several
+(:mod:`gateway.cli.tenants`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli import tenants
 from gateway.preflight import Preflight, Status, run_preflight
 
 MARKS = {
@@ -23,7 +28,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check", help="preflight: check everything a node needs before it runs"
     )
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    tenants.add_tenants_argument(parser)
     add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -42,8 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def preflight(args: argparse.Namespace) -> Preflight:
+    return preflight_of(args, args.config)
+
+
+def preflight_of(args: argparse.Namespace, config: Path) -> Preflight:
+    """The preflight of the node configured in ``config``, with the command's options."""
     return run_preflight(
-        args.config, management_url=args.management_url, management_ca=args.management_ca
+        config, management_url=args.management_url, management_ca=args.management_ca
     )
 
 
@@ -60,6 +70,8 @@ def show(result: Preflight, console: Console, *, failures_only: bool = False) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tenants is not None:
+        return tenants.check(args)
     console = Console(highlight=False)
     result = preflight(args)
     show(result, console)

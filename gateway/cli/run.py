@@ -8,6 +8,9 @@ dead-lettered (see :func:`gateway.dead_letters.requeue_after_delivery_limit`).
 A thread of the process that dies of an unexpected error ends the process
 with exit status 1 and a clear log line, for the service manager to restart
 it: a node never idles while holding deliveries.
+
+``run --tenants DIR`` serves several CPAS in one process, one file per CPAS
+in DIR (:mod:`gateway.cli.tenants`, :mod:`gateway.hosting`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ import argparse
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from gateway.cli import check
+from gateway.cli import check, tenants
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import ConfigError, GatewayError
@@ -37,8 +39,8 @@ FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run one node until stopped")
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    parser = subparsers.add_parser("run", help="run one node (or several CPAS) until stopped")
+    tenants.add_tenants_argument(parser)
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -56,6 +58,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tenants is not None:
+        return tenants.run(args)
     console = Console(highlight=False)
     levels = parse_levels(args.log_level)
     config = NodeConfig.load(args.config)
