@@ -49,6 +49,7 @@ from gateway.broker_connection import (
     connection_parameters,
     explain_connection_error,
 )
+from gateway.codes import Fault
 from gateway.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class BrokerClient:
         tls: BrokerTLS | None = None,
     ) -> None:
         if not urls:
-            raise BrokerError("No broker address is configured.", code="broker.config")
+            raise BrokerError("No broker address is configured.", code=Fault.BROKER_CONFIG)
         self._urls = list(urls)
         self._tls = tls
         self._params = [connection_parameters(url, tls, name=name, heartbeat=30) for url in urls]
@@ -322,7 +323,7 @@ class BrokerClient:
                 conn.ioloop.add_callback_threadsafe(self._close_connection)
         if self._thread is not None:
             self._thread.join(timeout)
-        self._fail_pending(BrokerError("The gateway is shutting down.", code="broker.closed"))
+        self._fail_pending(BrokerError("The gateway is shutting down.", code=Fault.BROKER_CLOSED))
 
     def cancel_consumer(self) -> None:
         """Stop taking new deliveries (graceful shutdown); in-flight ones can still be acked."""
@@ -386,13 +387,13 @@ class BrokerClient:
                 if not future.done():
                     future.set_exception(
                         BrokerError(
-                            "The broker connection is not open.", code="broker.connection_lost"
+                            "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
                         )
                     )
             self._fail_pending(
                 BrokerError(
                     "The connection to the broker was lost before it confirmed the message.",
-                    code="broker.connection_lost",
+                    code=Fault.BROKER_CONNECTION_LOST,
                 )
             )
             if self._stopping:
@@ -443,11 +444,11 @@ class BrokerClient:
         # declared with other arguments): surface it and start over.
         if self._stopping:
             return
-        code = "broker.channel"
+        code = Fault.BROKER_CHANNEL
         if "ACCESS_REFUSED" in str(reason):
-            code = "broker.access_refused"
+            code = Fault.BROKER_ACCESS_REFUSED
         elif "NOT_FOUND" in str(reason):
-            code = "broker.not_provisioned"
+            code = Fault.BROKER_NOT_PROVISIONED
         self._last_error = BrokerError(f"The broker closed a channel: {reason}.", code=code)
         log.error("%s: %s", self._name, self._last_error)
         conn = self._connection
@@ -575,7 +576,7 @@ class BrokerClient:
                 if channel is None or not channel.is_open:
                     future.set_exception(
                         BrokerError(
-                            "The broker connection is not open.", code="broker.connection_lost"
+                            "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
                         )
                     )
                     continue
@@ -595,7 +596,7 @@ class BrokerClient:
                     with self._lock:
                         self._pending.pop(tag, None)
                     future.set_exception(
-                        BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
+                        BrokerError(f"Publishing failed: {exc}.", code=Fault.BROKER_CONNECTION_LOST)
                     )
 
         with self._loop_lock:
@@ -605,7 +606,9 @@ class BrokerClient:
                 self._scheduled.difference_update(futures)
             for future in futures:
                 future.set_exception(
-                    BrokerError("The broker connection is not open.", code="broker.connection_lost")
+                    BrokerError(
+                        "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
+                    )
                 )
         return futures
 
@@ -620,7 +623,7 @@ class BrokerClient:
                         BrokerError(
                             f"No queue takes messages for {method.routing_key!r}: "
                             "the recipient has no inbox on this broker.",
-                            code="broker.unroutable",
+                            code=Fault.BROKER_UNROUTABLE,
                         )
                     )
                     break
@@ -640,7 +643,7 @@ class BrokerClient:
                 pending.future.set_result(None)
             else:
                 pending.future.set_exception(
-                    BrokerError("The broker refused the message (nack).", code="broker.nack")
+                    BrokerError("The broker refused the message (nack).", code=Fault.BROKER_NACK)
                 )
 
     def _fail_pending(self, error: BrokerError) -> None:

@@ -26,6 +26,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import PERSISTENT
 from gateway.broker_connection import connect
+from gateway.codes import Outcome, Refusal
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError
 from gateway.journal import Event
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 REQUEUED_HEADER = "x-cpas-requeued"
 """Set on a dead letter the node sent back by itself after the broker's delivery limit."""
-DELIVERY_LIMIT = "broker.delivery_limit"
+DELIVERY_LIMIT = Refusal.BROKER_DELIVERY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def requeue_after_delivery_limit(node: Node) -> list[str]:
         if REQUEUED_HEADER in headers or _describe(properties, body).code != DELIVERY_LIMIT:
             return False
         previous = node.store.received(properties.message_id or "")
-        return previous is None or previous.outcome != "rejected"
+        return previous is None or previous.outcome != Outcome.REJECTED
 
     requeued = _requeue(node, chosen, headers={REQUEUED_HEADER: 1})
     if node.journal is not None:

@@ -52,6 +52,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway import hardened_xml, keys, municipalities
+from gateway.codes import Fault, Refusal
 from gateway.dossier import ContactPoint, Language, format_timestamp
 from gateway.errors import DestinationRefused, DirectoryError, GatewayError
 from gateway.hardened_xml import NS_DIRECTORY
@@ -112,7 +113,7 @@ SIGNING_ALGORITHMS: Final = frozenset({keys.SIGNING_ALGORITHM})
 
 def _utc_seconds(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
-        raise PydanticCustomError("time.naive", "A timestamp must carry its time zone.")
+        raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
     return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
@@ -149,7 +150,7 @@ class KeyEntry(_Model):
     def _coherent(self) -> Self:
         if self.algorithm not in ENCRYPTION_ALGORITHMS | SIGNING_ALGORITHMS:
             raise PydanticCustomError(
-                "directory.key_algorithm",
+                Fault.DIRECTORY_KEY_ALGORITHM,
                 "Key {id}: {algorithm} is not a supported algorithm.",
                 {"id": self.key_id, "algorithm": self.algorithm},
             )
@@ -164,13 +165,13 @@ class KeyEntry(_Model):
             ) from None
         if self.key_id != keys.key_id(self.public_key):
             raise PydanticCustomError(
-                "directory.key_id",
+                Fault.DIRECTORY_KEY_ID,
                 "Key {id} does not match its public key, whose id is {actual}.",
                 {"id": self.key_id, "actual": keys.key_id(self.public_key)},
             )
         if self.valid_from >= self.valid_until:
             raise PydanticCustomError(
-                "directory.key_validity",
+                Fault.DIRECTORY_KEY_VALIDITY,
                 "Key {id} is valid until {until}, which is not after its start {start}.",
                 {
                     "id": self.key_id,
@@ -234,31 +235,31 @@ class Institution(_Model):
         merged = self.status is InstitutionStatus.MERGED
         if merged and self.merged_into is None:
             raise PydanticCustomError(
-                "directory.merged_into",
+                Fault.DIRECTORY_MERGED_INTO,
                 "{id} is merged but does not say into which institution.",
                 {"id": self.id},
             )
         if not merged and self.merged_into is not None:
             raise PydanticCustomError(
-                "directory.merged_into",
+                Fault.DIRECTORY_MERGED_INTO,
                 "{id} names a successor but its status is {status}, not merged.",
                 {"id": self.id, "status": self.status.value},
             )
         if self.merged_into == self.id:
             raise PydanticCustomError(
-                "directory.merged_into", "{id} cannot be merged into itself.", {"id": self.id}
+                Fault.DIRECTORY_MERGED_INTO, "{id} cannot be merged into itself.", {"id": self.id}
             )
         for entry in self.signing_keys:
             if entry.algorithm not in SIGNING_ALGORITHMS:
                 raise PydanticCustomError(
-                    "directory.key_algorithm",
+                    Fault.DIRECTORY_KEY_ALGORITHM,
                     "{id}: signing key {key} is a {algorithm} key.",
                     {"id": self.id, "key": entry.key_id, "algorithm": entry.algorithm},
                 )
         for entry in self.encryption_keys:
             if entry.algorithm not in ENCRYPTION_ALGORITHMS:
                 raise PydanticCustomError(
-                    "directory.key_algorithm",
+                    Fault.DIRECTORY_KEY_ALGORITHM,
                     "{id}: encryption key {key} is a {algorithm} key.",
                     {"id": self.id, "key": entry.key_id, "algorithm": entry.algorithm},
                 )
@@ -308,7 +309,7 @@ class Directory(_Model):
         for institution in self.institutions:
             if institution.id in seen:
                 raise PydanticCustomError(
-                    "directory.duplicate_id",
+                    Fault.DIRECTORY_DUPLICATE_ID,
                     "{id} is listed twice.",
                     {"id": institution.id},
                 )
@@ -318,7 +319,7 @@ class Directory(_Model):
                 # what is meant for the other.
                 if entry.key_id in key_owner:
                     raise PydanticCustomError(
-                        "directory.duplicate_key",
+                        Fault.DIRECTORY_DUPLICATE_KEY,
                         "Key {key} is listed for {first} and again for {second}.",
                         {
                             "key": entry.key_id,
@@ -330,7 +331,7 @@ class Directory(_Model):
         for institution in self.institutions:
             if institution.merged_into is not None and institution.merged_into not in seen:
                 raise PydanticCustomError(
-                    "directory.merged_into",
+                    Fault.DIRECTORY_MERGED_INTO,
                     "{id} is merged into {successor}, which the directory does not list.",
                     {"id": institution.id, "successor": institution.merged_into},
                 )
@@ -357,21 +358,21 @@ class Directory(_Model):
         if institution is None:
             return Verdict(
                 False,
-                "directory.unknown",
+                Refusal.DIRECTORY_UNKNOWN,
                 f"{institution_id} is not in the directory (edition {self.serial}); "
                 "nothing is sent to an institution it does not list.",
             )
         if institution.kind is not InstitutionKind.CPAS:
             return Verdict(
                 False,
-                "directory.not_cpas",
+                Refusal.DIRECTORY_NOT_CPAS,
                 f"{institution.id} is {institution.kind.description} "
                 f"({institution.name()}), not a CPAS.",
             )
         if institution.status is InstitutionStatus.CLOSED:
             return Verdict(
                 False,
-                "directory.closed",
+                Refusal.DIRECTORY_CLOSED,
                 f"{institution.label} is closed and no longer receives dossiers.",
             )
         if institution.status is InstitutionStatus.MERGED:
@@ -379,13 +380,13 @@ class Directory(_Model):
             into = successor.label if successor else str(institution.merged_into)
             return Verdict(
                 False,
-                "directory.merged",
+                Refusal.DIRECTORY_MERGED,
                 f"{institution.label} no longer exists on its own: it merged into {into}.",
             )
         if not any(entry.valid_at(at) for entry in institution.encryption_keys):
             return Verdict(
                 False,
-                "directory.no_key",
+                Refusal.DIRECTORY_NO_KEY,
                 f"{institution.label} has no encryption key valid at "
                 f"{format_timestamp(at)}, so nothing can be sealed for it.",
             )
@@ -556,7 +557,7 @@ def load_directory(
         raise DirectoryError(
             "The directory is not signed; a node accepts only a directory signed by "
             "its federation.",
-            code="directory.unsigned",
+            code=Fault.DIRECTORY_UNSIGNED,
         )
     anchor_id = keys.key_id(trust_anchor.public_bytes_raw())
     signer_id = signature.get("keyId")
@@ -564,12 +565,12 @@ def load_directory(
         raise DirectoryError(
             f"The directory is signed with key {signer_id}, but this node trusts only "
             f"the federation key {anchor_id}.",
-            code="directory.signature",
+            code=Fault.DIRECTORY_SIGNATURE,
         )
     value = hardened_xml.canonical_base64((signature.text or "").strip())
     if value is None:
         raise DirectoryError(
-            "The directory's signature is not canonical base64.", code="directory.signature"
+            "The directory's signature is not canonical base64.", code=Fault.DIRECTORY_SIGNATURE
         )
     root.remove(signature)
     try:
@@ -578,7 +579,7 @@ def load_directory(
         raise DirectoryError(
             "The directory's signature does not match its content: "
             "it was changed after the federation signed it.",
-            code="directory.signature",
+            code=Fault.DIRECTORY_SIGNATURE,
         ) from None
     directory = Directory.from_element(root)
     check_not_older(directory, min_serial)
@@ -601,7 +602,7 @@ def check_not_older(directory: Directory, min_serial: int | None) -> None:
         raise DirectoryError(
             f"This is edition {directory.serial} of the directory, older than edition "
             f"{min_serial} already in use; an older edition is never taken back.",
-            code="directory.rollback",
+            code=Fault.DIRECTORY_ROLLBACK,
         )
 
 
@@ -634,7 +635,7 @@ class SeenEdition:
             raise DirectoryError(
                 f"The record of the last directory edition seen ({self.path}) is unreadable: "
                 f"{exc}.",
-                code="directory.seen",
+                code=Fault.DIRECTORY_SEEN,
             ) from None
 
     def remember(self, serial: int) -> None:
@@ -649,7 +650,7 @@ class SeenEdition:
         except OSError as exc:
             raise DirectoryError(
                 f"The last directory edition seen cannot be recorded in {self.path}: {exc}.",
-                code="directory.seen",
+                code=Fault.DIRECTORY_SEEN,
             ) from None
 
 
@@ -713,11 +714,11 @@ def directory_from_spec(
         issuer, serial = spec["issuer"], spec["serial"]
     except KeyError as exc:
         raise DirectoryError(
-            f"The directory input lacks the field {exc.args[0]!r}.", code="directory.input"
+            f"The directory input lacks the field {exc.args[0]!r}.", code=Fault.DIRECTORY_INPUT
         ) from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DirectoryError(
-            f"The directory input is not in the expected format: {exc}.", code="directory.input"
+            f"The directory input is not in the expected format: {exc}.", code=Fault.DIRECTORY_INPUT
         ) from None
     return build_directory(
         issuer=issuer, serial=serial, institutions=institutions, issued_at=issued_at
@@ -978,7 +979,7 @@ def build(model: type[M], data: Any) -> M:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = _where(first["loc"], data)
-        code = first["type"] if "." in first["type"] else "directory.invalid"
+        code = first["type"] if "." in first["type"] else Fault.DIRECTORY_INVALID
         message = first["msg"].rstrip(".")
         raise DirectoryError(
             f"{where}: {message}." if where else f"{message}.", code=code
@@ -1004,6 +1005,6 @@ def read_spec(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise DirectoryError(f"{path} does not exist.", code="directory.input") from None
+        raise DirectoryError(f"{path} does not exist.", code=Fault.DIRECTORY_INPUT) from None
     except (ValueError, TypeError) as exc:
-        raise DirectoryError(f"{path} is not JSON: {exc}.", code="directory.input") from None
+        raise DirectoryError(f"{path} is not JSON: {exc}.", code=Fault.DIRECTORY_INPUT) from None

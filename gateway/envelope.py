@@ -29,6 +29,7 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from gateway import hardened_xml
+from gateway.codes import Refusal, RefusalReason
 from gateway.directory import Directory, InstitutionKind, InstitutionStatus
 from gateway.dossier import (
     OPAQUE_REFERENCE,
@@ -67,15 +68,6 @@ class Purpose(StrEnum):
     NEW_APPLICATION_INQUIRY = "new-application-inquiry"
     CONTINUITY_AFTER_MOVE = "continuity-after-move"
     COMPETENT_CPAS_DETERMINATION = "competent-cpas-determination"
-
-
-class RefusalReason(StrEnum):
-    """Why a response carries no dossier."""
-
-    UNKNOWN_PERSON = "unknown-person"
-    PURPOSE_NOT_ALLOWED = "purpose-not-allowed"
-    AWAITING_RELEASE = "awaiting-release"
-    REFUSED_BY_SOCIAL_WORKER = "refused-by-social-worker"
 
 
 class Header(FrozenModel):
@@ -194,7 +186,7 @@ class Envelope(FrozenModel):
         root = hardened_xml.parse(data)
         if root.tag != _E + "envelope":
             raise SchemaInvalid(
-                "The message is not an envelope of schema version 1.", code="schema.namespace"
+                "The message is not an envelope of schema version 1.", code=Refusal.SCHEMA_NAMESPACE
             )
         hardened_xml.validate(root, "envelope.xsd")
         header = root.find(_E + "header")
@@ -220,7 +212,7 @@ def _base64(text: str, element: str) -> bytes:
     decoded = hardened_xml.canonical_base64(text)
     if decoded is None:
         raise EnvelopeRefused(
-            f"The content of <{element}> is not canonical base64.", code="envelope.encoding"
+            f"The content of <{element}> is not canonical base64.", code=Refusal.ENVELOPE_ENCODING
         )
     return decoded
 
@@ -281,17 +273,17 @@ def authenticate(envelope: Envelope, *, me: str, directory: Directory) -> None:
     if h.recipient != me:
         raise EnvelopeRefused(
             f"The message is addressed to {h.recipient}, not to this CPAS ({me}).",
-            code="envelope.wrong_recipient",
+            code=Refusal.ENVELOPE_WRONG_RECIPIENT,
         )
     sender = directory.get(h.sender)
     if sender is None:
         raise EnvelopeRefused(
-            f"The sender {h.sender} is not in the directory.", code="envelope.unknown_sender"
+            f"The sender {h.sender} is not in the directory.", code=Refusal.ENVELOPE_UNKNOWN_SENDER
         )
     if sender.kind is not InstitutionKind.CPAS or sender.status is InstitutionStatus.CLOSED:
         raise EnvelopeRefused(
             f"The sender {h.sender} is not an open CPAS in the directory.",
-            code="envelope.sender_not_cpas",
+            code=Refusal.ENVELOPE_SENDER_NOT_CPAS,
         )
     keys = [
         k
@@ -302,14 +294,14 @@ def authenticate(envelope: Envelope, *, me: str, directory: Directory) -> None:
         raise EnvelopeRefused(
             f"The signing key {envelope.signature_key_id} is not a key of {h.sender} valid at "
             f"{format_timestamp(h.created_at)}.",
-            code="envelope.signature",
+            code=Refusal.ENVELOPE_SIGNATURE,
         )
     try:
         public_signing_key(keys[0].public_key).verify(envelope.signature, envelope.signed_bytes())
     except InvalidSignature:
         raise EnvelopeRefused(
             f"The signature does not match the message: it was altered or not made by {h.sender}.",
-            code="envelope.signature",
+            code=Refusal.ENVELOPE_SIGNATURE,
         ) from None
 
 
@@ -318,13 +310,14 @@ def check_fresh(h: Header, *, now: dt.datetime | None = None) -> None:
     now = now or dt.datetime.now(dt.UTC)
     if now > h.expires_at:
         raise EnvelopeRefused(
-            f"The message expired at {format_timestamp(h.expires_at)}.", code="envelope.expired"
+            f"The message expired at {format_timestamp(h.expires_at)}.",
+            code=Refusal.ENVELOPE_EXPIRED,
         )
     if h.created_at > now + CLOCK_SKEW:
         raise EnvelopeRefused(
             f"The message claims to be made at {format_timestamp(h.created_at)}, "
             f"beyond the allowed clock skew of {CLOCK_SKEW}.",
-            code="envelope.future",
+            code=Refusal.ENVELOPE_FUTURE,
         )
 
 
@@ -339,7 +332,7 @@ def decrypt(envelope: Envelope, *, keys: NodeKeys) -> bytes:
         # HPKE says only "it did not open"; every cause (tampering, a moved
         # header, a wrong key) is the same refusal.
         raise EnvelopeRefused(
-            "The sealed body does not open with this CPAS's key.", code="envelope.seal"
+            "The sealed body does not open with this CPAS's key.", code=Refusal.ENVELOPE_SEAL
         ) from None
 
 
@@ -394,14 +387,16 @@ class Body:
         # The XSD has several global elements: a bare <dossier> or <envelope>
         # validates too, and is not a body.
         if root.tag != _E + "body":
-            raise EnvelopeRefused("The sealed content is not a message body.", code="envelope.body")
+            raise EnvelopeRefused(
+                "The sealed content is not a message body.", code=Refusal.ENVELOPE_BODY
+            )
         hardened_xml.validate(root, "envelope.xsd")
         part = root[0]
         kind = MessageType(part.tag[len(_E) :])
         if kind is not expected:
             raise EnvelopeRefused(
                 f"The header announces a {expected.value} but the body is a {kind.value}.",
-                code="envelope.type_mismatch",
+                code=Refusal.ENVELOPE_TYPE_MISMATCH,
             )
         child = part[0]
         if child.tag == f"{{{NS_DOSSIER}}}dossier":

@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gateway.codes import Fault
 from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
@@ -83,7 +84,7 @@ _NONCE_SIZE: Final = 12
 class JournalError(GatewayError):
     """The journal cannot be opened or appended to."""
 
-    code = "journal.unavailable"
+    code = Fault.JOURNAL_UNAVAILABLE
 
 
 class Event(StrEnum):
@@ -243,7 +244,7 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
         raise KeyMaterialError(
             f"The journal secret {path} does not exist: the node has recorded nothing yet, "
             "or the secret was lost.",
-            code="keys.missing",
+            code=Fault.KEYS_MISSING,
         )
     try:
         # O_EXCL: two processes starting together never overwrite each other's secret.
@@ -252,7 +253,7 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
         pass
     except OSError as exc:
         raise KeyMaterialError(
-            f"The journal secret {path} cannot be created: {exc.strerror}.", code="keys.missing"
+            f"The journal secret {path} cannot be created: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
     else:
         try:
@@ -269,12 +270,12 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
         mode = path.stat().st_mode
     except OSError as exc:
         raise KeyMaterialError(
-            f"The journal secret {path} cannot be read: {exc.strerror}.", code="keys.missing"
+            f"The journal secret {path} cannot be read: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
     if len(secret) != SECRET_SIZE:
         raise KeyMaterialError(
             f"The journal secret {path} holds {len(secret)} bytes, not {SECRET_SIZE}.",
-            code="keys.invalid",
+            code=Fault.KEYS_INVALID,
         )
     if mode & 0o077:
         log.warning("the journal secret %s is readable by others than its owner", path)
@@ -427,7 +428,8 @@ class Journal:
     ) -> None:
         if len(secret) != SECRET_SIZE:
             raise KeyMaterialError(
-                f"A journal secret is {SECRET_SIZE} bytes, not {len(secret)}.", code="keys.invalid"
+                f"A journal secret is {SECRET_SIZE} bytes, not {len(secret)}.",
+                code=Fault.KEYS_INVALID,
             )
         if retention_days < 1:
             raise ConfigError("The journal retention is at least one day.")
@@ -445,12 +447,12 @@ class Journal:
             schema=_SCHEMA,
             what="the journal database",
             pragmas=("secure_delete=ON",),
-            unavailable_code="journal.unavailable",
+            unavailable_code=Fault.JOURNAL_UNAVAILABLE,
         )
         self._lock = self._db.lock
         self._postgres = self._db.postgres
         if owner is not None:
-            claim(self._db, owner, what="journal", setting="journal", code="journal.other_node")
+            claim(self._db, owner, what="journal", setting="journal", code=Fault.JOURNAL_OTHER_NODE)
         with self._tx() as cur:
             cur.execute(
                 self._sql(
@@ -608,7 +610,7 @@ class Journal:
                 raise JournalError(
                     "The journal's head does not match this node's journal secret: wrong "
                     "secret, or the journal was altered (run `cpas-gateway journal verify`).",
-                    code="journal.head_invalid",
+                    code=Fault.JOURNAL_HEAD_INVALID,
                 )
             seq = int(head_seq) + 1
             tag = None if person_number is None else self.person_tag(person_number)

@@ -72,6 +72,7 @@ from gateway.adapters import (
 )
 from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
 from gateway.broker_connection import BrokerTLS
+from gateway.codes import Fault, HeldState, Outcome, Refusal
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.dossier import Dossier, format_timestamp
@@ -111,7 +112,7 @@ REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0
-_DECLINED = frozenset({"purpose.not_allowed"})
+_DECLINED = frozenset({Refusal.PURPOSE_NOT_ALLOWED})
 """Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 SEND_BATCH = 200
 BROKER_WAIT_SECONDS = 600.0
@@ -121,9 +122,9 @@ RECEIVE_BATCH = 128
 DIRECTORY_SERIAL = "directory.serial"
 PAUSE_MAX_SECONDS = 5.0
 """Longest wait between two tries while the store or the vendor system is away."""
-VENDOR_UNAVAILABLE = "adapter.unavailable"
+VENDOR_UNAVAILABLE = Refusal.ADAPTER_UNAVAILABLE
 """The adapter's code for "the whole vendor system is away", as opposed to one record failing."""
-ATTEMPTS_EXHAUSTED = "node.attempts_exhausted"
+ATTEMPTS_EXHAUSTED = Refusal.NODE_ATTEMPTS_EXHAUSTED
 
 Reply = tuple[Header, bytes]
 T = TypeVar("T")
@@ -463,7 +464,8 @@ class Node:
         dossier = self._retry(lambda: self.adapter.export_dossier(person_number))
         if dossier is None:
             raise GatewayError(
-                "The vendor system holds no dossier for this person.", code="send.unknown_person"
+                "The vendor system holds no dossier for this person.",
+                code=Refusal.SEND_UNKNOWN_PERSON,
             )
         return self._transfer(dossier, to, purpose, case_reference)
 
@@ -505,7 +507,7 @@ class Node:
             if self.failed.is_set():
                 raise GatewayError(
                     f"The node stopped: {self.failure}; run the same command again.",
-                    code="node.failed",
+                    code=Fault.NODE_FAILED,
                 )
             batch = []
             for number in numbers[start : start + SEND_BATCH]:
@@ -747,7 +749,7 @@ class Node:
 
     def release(self, message_id: str) -> Sent:
         """A social worker releases a held request: the dossier (or 'unknown person') goes out."""
-        _, header, number = self._take_held(message_id, "released")
+        _, header, number = self._take_held(message_id, HeldState.RELEASED)
         dossier = self._retry(lambda: self.adapter.export_dossier(number))
         if dossier is None:
             body = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
@@ -757,24 +759,24 @@ class Node:
 
     def refuse_held(self, message_id: str) -> Sent:
         """A social worker refuses a held request: the requester is told so."""
-        _, header, _ = self._take_held(message_id, "refused")
+        _, header, _ = self._take_held(message_id, HeldState.REFUSED)
         body = Body(MessageType.RESPONSE, refusal=RefusalReason.REFUSED_BY_SOCIAL_WORKER)
         return self._send(self._response_header(header), body)
 
     def _take_held(self, message_id: str, decision: str) -> tuple[HeldRequest, Header, str]:
         held = self.store.held_request(message_id)
-        if held is None or held.state != "held":
+        if held is None or held.state != HeldState.HELD:
             raise GatewayError(
-                f"No request {message_id} is waiting for a decision.", code="pending.unknown"
+                f"No request {message_id} is waiting for a decision.", code=Fault.PENDING_UNKNOWN
             )
         number = self._held_person(held)
         if not self.store.decide(message_id, decision):
             raise GatewayError(
-                f"The request {message_id} was decided meanwhile.", code="pending.unknown"
+                f"The request {message_id} was decided meanwhile.", code=Fault.PENDING_UNKNOWN
             )
         self.stats.add(f"requests.{decision}")
         header = Envelope.from_xml(held.envelope).header
-        event = Event.REQUEST_RELEASED if decision == "released" else Event.REQUEST_REFUSED
+        event = Event.REQUEST_RELEASED if decision == HeldState.RELEASED else Event.REQUEST_REFUSED
         self._journal(event, header, person_number=number)
         return held, header, number
 
@@ -902,7 +904,7 @@ class Node:
         letter with its code): the broker's own count cannot tell a failing
         message from a node that died while holding it.
         """
-        code = exc.code if isinstance(exc, GatewayError) else "node.unexpected_error"
+        code = exc.code if isinstance(exc, GatewayError) else Refusal.NODE_UNEXPECTED_ERROR
         message_id = delivery.properties.message_id or (header and str(header.message_id))
         if not isinstance(exc, GatewayError):
             log.error(
@@ -940,14 +942,14 @@ class Node:
         stamp = format_timestamp(now or dt.datetime.now(dt.UTC))
         expired = self.store.unanswered_requests(stamp)
         for entry in expired:
-            self.store.record_outcome(entry.message_id, "expired", "request.expired")
+            self.store.record_outcome(entry.message_id, Outcome.EXPIRED, Refusal.REQUEST_EXPIRED)
             self._journal(
                 Event.REQUEST_EXPIRED,
                 peer=entry.recipient,
                 correlation_id=entry.message_id,
                 purpose=entry.purpose,
                 case_reference=entry.case_reference,
-                code="request.expired",
+                code=Refusal.REQUEST_EXPIRED,
             )
             log.warning("request %s to %s expired unanswered", entry.message_id, entry.recipient)
             self.stats.add("requests.expired")
@@ -973,7 +975,7 @@ class Node:
             error = EnvelopeRefused(
                 f"The message claims to come from {header.sender} but was published by the "
                 f"broker user {delivery.properties.user_id!r}.",
-                code="envelope.broker_user",
+                code=Refusal.ENVELOPE_BROKER_USER,
             )
             self._refuse(delivery, _Refusal(error, header=header, expose_reason=True))
             return
@@ -992,19 +994,19 @@ class Node:
             # in case the first one was lost.
             self.stats.add("duplicates")
             if not delivery.redelivered:
-                self._journal(Event.REFUSED_INCOMING, header, code="envelope.replay")
+                self._journal(Event.REFUSED_INCOMING, header, code=Refusal.ENVELOPE_REPLAY)
                 log.info(
                     "message %s from %s seen before: not processed again",
                     header.message_id,
                     header.sender,
                 )
-            if previous.outcome == "rejected" and previous.outcome_code not in _DECLINED:
+            if previous.outcome == Outcome.REJECTED and previous.outcome_code not in _DECLINED:
                 # Refused before -- but its dead letter may never have reached
                 # the broker (the connection dropped before the confirm): file
                 # it again rather than ack it away.
                 error = EnvelopeRefused(
                     f"The message was refused before ({previous.outcome_code}).",
-                    code=previous.outcome_code or "envelope.refused",
+                    code=previous.outcome_code or Refusal.ENVELOPE_REFUSED,
                 )
                 # Only a redelivery gets the stored receipt again: a fresh
                 # copy is someone replaying it, and is not answered.
@@ -1051,7 +1053,7 @@ class Node:
             raise _Refusal(exc, header=header, expose_reason=False, authenticated=True) from None
         except Exception as exc:  # whatever else a sender's bytes make a library raise
             log.warning("unreadable body in %s: %s", header.message_id, type(exc).__name__)
-            error = EnvelopeRefused("The sealed body cannot be read.", code="envelope.body")
+            error = EnvelopeRefused("The sealed body cannot be read.", code=Refusal.ENVELOPE_BODY)
             raise _Refusal(error, header=header, expose_reason=False, authenticated=True) from None
 
     def _check_source(self, header: Header, dossier: Dossier) -> None:
@@ -1060,7 +1062,7 @@ class Node:
             error = DossierInvalid(
                 f"The dossier names {dossier.source.cpas_id} as its source, but {header.sender} "
                 "signed it.",
-                code="dossier.source",
+                code=Refusal.DOSSIER_SOURCE,
             )
             raise _Refusal(error, header=header, expose_reason=False, authenticated=True)
 
@@ -1075,7 +1077,7 @@ class Node:
 
     def _on_transfer(self, delivery: Delivery, header: Header, body: Body) -> None:
         if self.policy[header.purpose] is Action.REFUSE:
-            self._decline(delivery, header, body, "purpose.not_allowed")
+            self._decline(delivery, header, body, Refusal.PURPOSE_NOT_ALLOWED)
             return
         assert body.dossier is not None
         self._check_source(header, body.dossier)
@@ -1084,10 +1086,10 @@ class Node:
     def _on_request(self, delivery: Delivery, header: Header, body: Body) -> None:
         self._check_can_answer(header)
         action = self.policy[header.purpose]
-        outcome, code = "answered", None
+        outcome, code = Outcome.ANSWERED, None
         if action is Action.REFUSE:
             answer = Body(MessageType.RESPONSE, refusal=RefusalReason.PURPOSE_NOT_ALLOWED)
-            outcome, code = "refused", "purpose.not_allowed"
+            outcome, code = Outcome.REFUSED, Refusal.PURPOSE_NOT_ALLOWED
         elif action is Action.HOLD:
             self.store.hold(
                 message_id=str(header.message_id),
@@ -1098,7 +1100,7 @@ class Node:
                 expires_at=format_timestamp(header.expires_at),
             )
             answer = Body(MessageType.RESPONSE, refusal=RefusalReason.AWAITING_RELEASE)
-            outcome = "held"
+            outcome = Outcome.HELD
         else:
             number = body.person_number or ""
             try:
@@ -1108,7 +1110,7 @@ class Node:
                 return
             if dossier is None:
                 answer = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
-                outcome, code = "refused", "request.unknown_person"
+                outcome, code = Outcome.REFUSED, Refusal.REQUEST_UNKNOWN_PERSON
             else:
                 answer = Body(MessageType.RESPONSE, dossier=dossier)
         self.stats.add(f"requests.{outcome}")
@@ -1134,20 +1136,24 @@ class Node:
         ):
             error = EnvelopeRefused(
                 f"The response from {header.sender} answers no request this node sent to it.",
-                code="envelope.unsolicited",
+                code=Refusal.ENVELOPE_UNSOLICITED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
-        if request.final and request.outcome != "expired":
+        if request.final and request.outcome != Outcome.EXPIRED:
             error = EnvelopeRefused(
                 f"The request {request_id} was answered already ({request.outcome}).",
-                code="response.already_answered",
+                code=Refusal.RESPONSE_ALREADY_ANSWERED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         if body.dossier is None:
             reason = body.refusal or RefusalReason.UNKNOWN_PERSON
-            outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
+            outcome = (
+                Outcome.AWAITING_RELEASE
+                if reason is RefusalReason.AWAITING_RELEASE
+                else Outcome.REFUSED
+            )
             self.store.record_outcome(request_id, outcome, reason.value)
-            self._record(header, "recorded", None)
+            self._record(header, Outcome.RECORDED, None)
             self._journal_message(Event.RESPONSE_RECEIVED, header, body)
             self.stats.add(f"responses.{reason.value}")
             self._notify()
@@ -1156,8 +1162,8 @@ class Node:
         self._check_source(header, body.dossier)
 
         def answered() -> None:
-            self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
-            self.store.record_outcome(request_id, "answered", None)
+            self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome=Outcome.IMPORTED)
+            self.store.record_outcome(request_id, Outcome.ANSWERED, None)
             self.stats.add("responses.dossier")
             self._notify()
 
@@ -1176,28 +1182,30 @@ class Node:
             error = EnvelopeRefused(
                 f"The receipt from {header.sender} is for a message this node sent to "
                 f"{sent.recipient}.",
-                code="envelope.unsolicited",
+                code=Refusal.ENVELOPE_UNSOLICITED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         elif sent.final and (sent.outcome, sent.outcome_code) == (body.outcome, body.code):
             # The same outcome told again (the receiver answered a republished
             # copy): nothing changes, nothing to refuse.
             log.info("receipt %s repeats the outcome of %s", header.message_id, correlation)
-            self._record(header, "recorded", None)
+            self._record(header, Outcome.RECORDED, None)
             self.stats.add("receipts.repeated")
             self._defer(lambda: self.broker.ack(delivery))
             return
-        elif sent.final and not (sent.outcome == "rejected" and body.outcome == "imported"):
+        elif sent.final and not (
+            sent.outcome == Outcome.REJECTED and body.outcome == Outcome.IMPORTED
+        ):
             # Imported is the last word. Rejected may still become imported:
             # the recipient fixed the cause and requeued its dead letter.
             error = EnvelopeRefused(
                 f"The outcome of {correlation} was recorded already ({sent.outcome}).",
-                code="receipt.already_recorded",
+                code=Refusal.RECEIPT_ALREADY_RECORDED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         else:
-            self.store.record_outcome(correlation, body.outcome or "rejected", body.code)
-        self._record(header, "recorded", None)
+            self.store.record_outcome(correlation, body.outcome or Outcome.REJECTED, body.code)
+        self._record(header, Outcome.RECORDED, None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
         self._notify()
@@ -1247,9 +1255,13 @@ class Node:
                 self._adapter_failed(item.delivery, item.header, result)
                 continue
             self.stats.add("imported" if result.created else "duplicates")
-            reply = self._receipt(item.header, "imported", None)
+            reply = self._receipt(item.header, Outcome.IMPORTED, None)
             self._record(
-                item.header, "imported", None, reply=reply, local_reference=result.local_reference
+                item.header,
+                Outcome.IMPORTED,
+                None,
+                reply=reply,
+                local_reference=result.local_reference,
             )
             if item.then is not None:
                 item.then()
@@ -1257,7 +1269,7 @@ class Node:
                 # A dossier the vendor already had was journaled when it came
                 # first -- unless the node stopped in between.
                 body = Body(item.header.type, dossier=item.dossier)
-                self._journal_message(Event.RECEIVED, item.header, body, outcome="imported")
+                self._journal_message(Event.RECEIVED, item.header, body, outcome=Outcome.IMPORTED)
             self._reply_then_ack(item.delivery, reply)
 
     def _import_one(self, item: _Import) -> ImportResult | AdapterError:
@@ -1305,7 +1317,7 @@ class Node:
                     raise
                 except Exception as exc:  # an adapter bug: a project error, not a crash
                     raise AdapterError(
-                        f"The adapter failed: {type(exc).__name__}.", code="adapter.crashed"
+                        f"The adapter failed: {type(exc).__name__}.", code=Refusal.ADAPTER_CRASHED
                     ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1409,7 +1421,7 @@ class Node:
 
         def settle(f: Future[None]) -> None:
             error = f.exception()
-            if isinstance(error, BrokerError) and error.code == "broker.unroutable":
+            if isinstance(error, BrokerError) and error.code == Fault.BROKER_UNROUTABLE:
                 log.warning(
                     "reply %s could not be routed to %s", header.message_id, header.recipient
                 )
@@ -1429,8 +1441,8 @@ class Node:
             "declined %s %s from %s: %s", header.type.value, header.message_id, header.sender, code
         )
         self.stats.add(f"refused.{code}")
-        reply = self._receipt(header, "rejected", code)
-        self._record(header, "rejected", code, reply=reply)
+        reply = self._receipt(header, Outcome.REJECTED, code)
+        self._record(header, Outcome.REJECTED, code, reply=reply)
         self._reply_then_ack(delivery, reply)
 
     def _refuse(self, delivery: Delivery, refusal: _Refusal, *, reply: Reply | None = None) -> None:
@@ -1450,8 +1462,8 @@ class Node:
         self.stats.add("refused")
         self.stats.add(f"refused.{error.code}")
         if header is not None and refusal.authenticated:
-            reply = self._receipt(header, "rejected", error.code)
-            self._record(header, "rejected", error.code, reply=reply)
+            reply = self._receipt(header, Outcome.REJECTED, error.code)
+            self._record(header, Outcome.REJECTED, error.code, reply=reply)
         headers = {REFUSAL_CODE_HEADER: error.code}
         if refusal.expose_reason:
             headers[REFUSAL_REASON_HEADER] = error.message
@@ -1488,7 +1500,7 @@ def _parse(data: bytes) -> Envelope:
     except Exception as exc:  # a parser's surprise is still the publisher's bytes
         log.warning("unreadable envelope: %s", type(exc).__name__)
         error = EnvelopeRefused(
-            "The message cannot be read as an envelope.", code="envelope.unreadable"
+            "The message cannot be read as an envelope.", code=Refusal.ENVELOPE_UNREADABLE
         )
         raise _Refusal(error, header=None, expose_reason=True) from None
 

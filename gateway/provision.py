@@ -35,6 +35,7 @@ from typing import Any
 
 from gateway.broker import Names, Topology, cpas_topology
 from gateway.broker_connection import BrokerTLS, connect
+from gateway.codes import Fault
 from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
 
@@ -54,7 +55,7 @@ class ManagementApi:
     def __init__(self, url: str, timeout: float = 15.0, *, ca_file: Path | None = None) -> None:
         parsed = urllib.parse.urlparse(url)
         if not parsed.hostname:
-            raise BrokerError(f"{url!r} is not a management API URL.", code="broker.config")
+            raise BrokerError(f"{url!r} is not a management API URL.", code=Fault.BROKER_CONFIG)
         self._base = f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 15672}/api"
         self._context = None
         if parsed.scheme == "https":
@@ -82,7 +83,7 @@ class ManagementApi:
                 return None
             raise BrokerError(
                 f"The management API refused {method} {path}: HTTP {exc.code}.",
-                code="broker.management",
+                code=Fault.BROKER_MANAGEMENT,
             ) from None
         except OSError as exc:
             reason = getattr(exc, "reason", exc)
@@ -91,12 +92,12 @@ class ManagementApi:
                     f"The management API at {self._base} presented a certificate this "
                     f"machine does not trust ({reason.verify_message}): pass the CA that "
                     "signed it with --ca-file.",
-                    code="broker.tls_untrusted",
+                    code=Fault.BROKER_TLS_UNTRUSTED,
                 ) from None
             raise BrokerError(
                 f"The management API at {self._base} is unreachable ({reason}); is the "
                 "rabbitmq_management plugin enabled?",
-                code="broker.management",
+                code=Fault.BROKER_MANAGEMENT,
             ) from None
         return json.loads(payload) if payload else None
 

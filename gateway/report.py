@@ -39,6 +39,7 @@ from babel.numbers import format_currency
 from lxml import etree
 from lxml.html import builder as E
 
+from gateway.codes import Fault, Outcome, Refusal, RefusalReason
 from gateway.directory import Directory, InstitutionKind
 from gateway.dossier import (
     AidKind,
@@ -48,7 +49,7 @@ from gateway.dossier import (
     LegalBasis,
     Person,
 )
-from gateway.envelope import Purpose, RefusalReason
+from gateway.envelope import Purpose
 from gateway.errors import GatewayError
 from gateway.identifiers import person_number_kind, validate_person_number
 from gateway.journal import ContentState, Entry, Event, Journal, VerifyResult
@@ -122,45 +123,12 @@ EVENTS: Final = {
     Event.RESPONSE_RECEIVED: N_("answer received"),
     Event.REQUEUED: N_("delivered again"),
 }
-REASONS: Final = {
-    # Refusal and rejection codes (gateway.errors and the modules that raise them).
-    "directory.not_cpas": N_("the recipient is not a CPAS"),
-    "directory.unknown": N_("the recipient is not in the directory of CPAS"),
-    "directory.closed": N_("the recipient CPAS has closed"),
-    "directory.merged": N_("the recipient CPAS has merged into another CPAS"),
-    "directory.no_key": N_("the recipient CPAS has no valid encryption key"),
-    "envelope.signature": N_("the sender's signature could not be verified"),
-    "envelope.expired": N_("the message had expired"),
-    "envelope.future": N_("the message was dated in the future"),
-    "envelope.replay": N_("the message had already been received"),
-    "envelope.wrong_recipient": N_("the message was addressed to another CPAS"),
-    "envelope.unknown_sender": N_("the sender is not in the directory of CPAS"),
-    "envelope.sender_not_cpas": N_("the sender is not an active CPAS"),
-    "envelope.broker_user": N_("the message did not come from the CPAS it claims to come from"),
-    "envelope.seal": N_("the sealed content could not be opened"),
-    "envelope.type_mismatch": N_("the content did not match the kind of message"),
-    "envelope.type_unsupported": N_("this kind of message is not handled here"),
-    "envelope.unsolicited": N_("the answer matched no request"),
-    "envelope.refused": N_("the message was refused"),
-    "purpose.not_allowed": N_("the purpose is not one of the legal missions allowed"),
-    "xml.malformed": N_("the message could not be read"),
-    "schema.invalid": N_("the dossier did not follow the common format"),
-    "dossier.invalid": N_("the dossier contained inconsistent data"),
-    "identifier.invalid": N_("an identification number in the dossier was not valid"),
-    "adapter.failed": N_("the software of the CPAS could not import the dossier"),
-    "adapter.crashed": N_("the software of the CPAS could not import the dossier"),
-    "adapter.unknown_person": N_("the CPAS holds no dossier about you"),
-    "send.unknown_person": N_("the CPAS holds no dossier about you"),
-    # Reasons a response carries no dossier (RefusalReason) and request outcomes.
-    RefusalReason.UNKNOWN_PERSON.value: N_("the CPAS holds no dossier about you"),
-    RefusalReason.PURPOSE_NOT_ALLOWED.value: N_(
-        "the purpose is not one for which this CPAS hands over a dossier"
-    ),
-    RefusalReason.AWAITING_RELEASE.value: N_("a social worker has yet to decide"),
-    RefusalReason.REFUSED_BY_SOCIAL_WORKER.value: N_(
-        "a social worker decided not to hand over the dossier"
-    ),
-    "expired": N_("no answer came before the request expired"),
+# Refusal codes, reasons a response carries no dossier and outcomes: the words
+# sit beside each code in gateway.codes.
+REASONS: Final[dict[str, str]] = {
+    member.value: member.words
+    for vocabulary in (Refusal, RefusalReason, Outcome)
+    for member in vocabulary
 }
 
 
@@ -173,7 +141,7 @@ def translations(lang: str) -> gettext.NullTranslations:
     if lang not in LANGUAGES:
         raise GatewayError(
             f"There is no report in {lang!r}: choose one of {', '.join(LANGUAGES)}.",
-            code="report.language",
+            code=Fault.REPORT_LANGUAGE,
         )
     source = resources.files("gateway").joinpath(f"locale/{lang}/LC_MESSAGES/{DOMAIN}.po")
     with source.open("rb") as po:
@@ -467,10 +435,8 @@ def _outcome(group: list[Entry], words: _Words) -> str:
         return words(N_("refused: nothing was sent"))
     if event in (Event.REFUSED_INCOMING, Event.REQUEST_REFUSED, Event.REQUEST_EXPIRED):
         return words.label(EVENTS, event.value)
-    if last.outcome == "imported":
-        return words(N_("imported"))
-    if last.outcome == "rejected":
-        return words(N_("not imported"))
+    if last.outcome in (Outcome.IMPORTED, Outcome.REJECTED):
+        return words(Outcome(last.outcome).words)
     answers = (Event.RESPONSE_SENT, Event.RESPONSE_RECEIVED)
     if event in answers and last.content_state is ContentState.NONE:
         return words(N_("answered without the dossier"))
@@ -480,7 +446,7 @@ def _outcome(group: list[Entry], words: _Words) -> str:
 def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
     event = Event(entry.event)
     reason_code = entry.code or (
-        entry.outcome if entry.outcome not in (None, "imported", "rejected") else None
+        entry.outcome if entry.outcome not in (None, Outcome.IMPORTED, Outcome.REJECTED) else None
     )
     reason = words.label(REASONS, reason_code) if reason_code else None
     values = {"this": this, "peer": peer, "reason": reason or ""}
@@ -502,13 +468,13 @@ def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
     elif event is Event.RECEIPT_RECEIVED:
         message = (
             N_("{peer} confirmed that it imported your dossier.")
-            if entry.outcome == "imported"
+            if entry.outcome == Outcome.IMPORTED
             else N_("{peer} did not import your dossier: {reason}.")
         )
     elif event is Event.RECEIPT_SENT:
         message = (
             N_("{this} imported your dossier and confirmed it to {peer}.")
-            if entry.outcome == "imported"
+            if entry.outcome == Outcome.IMPORTED
             else N_("{this} did not import the dossier ({reason}) and told {peer}.")
         )
     elif event is Event.REFUSED_OUTGOING:
@@ -987,5 +953,5 @@ def render(report: Report, fmt: str) -> str:
     except KeyError:
         raise GatewayError(
             f"There is no report format {fmt!r}: choose one of {', '.join(FORMATS)}.",
-            code="report.format",
+            code=Fault.REPORT_FORMAT,
         ) from None

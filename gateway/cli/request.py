@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.node import build_node
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
         entry = node.wait_for_outcomes([sent.message_id], args.wait).get(sent.message_id)
     outcome = entry.outcome if entry else None
     expires = entry.expires_at if entry else "?"
-    if outcome == "answered":
+    if outcome == Outcome.ANSWERED:
         console.print("answered: the dossier was imported into this CPAS's vendor system")
         return 0
-    if outcome == "awaiting-release":
+    if outcome == Outcome.AWAITING_RELEASE:
         console.print(
             f"held by {args.source} for a social worker's decision; the answer will arrive "
             f"before the request expires ({expires})"

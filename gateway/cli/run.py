@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.cli import check
+from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import ConfigError, GatewayError
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the node does not start: {len(result.failures)} preflight check(s) failed "
             "(`cpas-gateway check` shows them all).",
-            code="preflight.failed",
+            code=Fault.PREFLIGHT_FAILED,
         )
     node = build_node(config)
     stop = threading.Event()

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.errors import StoreUnavailable
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if entry is None or entry.outcome is None:
         console.print(f"no receipt yet after {args.wait:.0f} s; `cpas-gateway run` will record it")
         return 0
-    if entry.outcome == "imported":
+    if entry.outcome == Outcome.IMPORTED:
         console.print(f"receipt: imported by {sent.recipient}")
         return 0
     console.print(f"receipt: rejected by {sent.recipient} [{entry.outcome_code}]")
@@ -94,6 +95,6 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
             console.print(f"{unconfirmed} not confirmed yet: published again at the next start")
         if args.wait > 0 and sent:
             outcomes = node.wait_for_outcomes(sent, args.wait)
-            imported = sum(1 for e in outcomes.values() if e.outcome == "imported")
+            imported = sum(1 for e in outcomes.values() if e.outcome == Outcome.IMPORTED)
             console.print(f"receipts: {imported} imported of {len(sent)}")
     return 1 if unconfirmed else 0
