@@ -60,6 +60,10 @@ BROKER_DELIVERY_LIMIT = 50
 crash-looping node costs a message, so it only catches a message that kills the
 node every time it is delivered."""
 PERSISTENT = pika.DeliveryMode.Persistent
+REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
+"""On a dead letter: the code of the node's refusal (gateway.codes)."""
+REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
+"""On a dead letter: the refusal in one sentence, when the sender may read it."""
 
 
 # ------------------------------------------------------------------ topology

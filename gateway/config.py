@@ -56,13 +56,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.broker_connection import BrokerTLS, TlsVersion
 from gateway.envelope import Purpose
 from gateway.errors import ConfigError
+from gateway.journal import DEFAULT_RETENTION_DAYS
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 STATE_FOLDER = "state"
 """The folder, beside the configuration file, holding one folder of state per CPAS."""
 STORE_FILE = "node.sqlite3"
-DEFAULT_RETENTION_DAYS = 730
-"""How long the journal keeps the content of a dossier readable (two years)."""
 
 
 def amqp_url_from_env() -> str:

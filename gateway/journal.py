@@ -50,7 +50,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -58,7 +58,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.codes import Fault
-from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
 from gateway.ownership import claim
@@ -282,6 +281,33 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
     return secret
 
 
+DEFAULT_RETENTION_DAYS: Final = 730
+"""How long the journal keeps the content of a dossier readable (two years)."""
+
+
+class JournalConfig(Protocol):
+    """What the journal reads of a node's configuration (:class:`gateway.config.NodeConfig`).
+
+    The journal sits below the configuration: it names the fields it reads
+    instead of importing the node's configuration model.
+    """
+
+    @property
+    def cpas_id(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def keys(self) -> Path: ...
+    @property
+    def journal(self) -> str | None: ...
+    @property
+    def journal_secret(self) -> Path | None: ...
+    @property
+    def journal_head(self) -> Path | None: ...
+    @property
+    def journal_retention_days(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class JournalSettings:
     """Where a node's journal, secret and head witness are, and how long content is kept."""
@@ -293,7 +319,7 @@ class JournalSettings:
     owner: str | None = None
 
     @classmethod
-    def from_config(cls, config: NodeConfig) -> JournalSettings:
+    def from_config(cls, config: JournalConfig) -> JournalSettings:
         """Read the journal settings of a node configuration, with defaults for those absent.
 
         Defaults: the journal beside the store (``journal.sqlite3`` in the
@@ -321,7 +347,7 @@ class JournalSettings:
         )
 
 
-def open_journal(config: NodeConfig) -> Journal:
+def open_journal(config: JournalConfig) -> Journal:
     """The journal of the node configured by ``config``."""
     return JournalSettings.from_config(config).open()
 

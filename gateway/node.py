@@ -70,7 +70,15 @@ from gateway.adapters import (
     Inspectable,
     load_adapters,
 )
-from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
+from gateway.broker import (
+    REFUSAL_CODE_HEADER,
+    REFUSAL_REASON_HEADER,
+    BrokerClient,
+    Delivery,
+    Names,
+    Outgoing,
+    cpas_topology,
+)
 from gateway.broker_connection import BrokerTLS
 from gateway.codes import Fault, HeldState, Outcome, Refusal
 from gateway.config import NodeConfig
@@ -107,8 +115,6 @@ log = logging.getLogger(__name__)
 events_log = logging.getLogger("gateway.node.events")
 """One line per message event (sent, received, receipt, refusal...): see gateway.logs."""
 
-REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
-REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gateway.dossier import Dossier
-from gateway.synthetic import SensitiveData
+from gateway.sensitive import SensitiveData
 
 
 @dataclass(frozen=True)
