@@ -19,7 +19,8 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
-from test_journal import (
+from helpers.ci import unavailable
+from helpers.journal_run import (
     EUPEN_ID,
     GENT_ID,
     POLICE_ID,
@@ -41,7 +42,6 @@ from gateway.journal import Event, Journal, JournalSettings
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.report import LANGUAGES, Report, build_report, render
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = Path("/usr/bin/chromium")
 REPORT_SOURCE = Path(gateway.report.__file__)
 CODES_SOURCE = Path(gateway.codes.__file__)
@@ -439,9 +439,7 @@ def test_the_html_report_renders_in_headless_chromium(
     journal: Journal, federation: LocalFederation, run: Run, tmp_path: Path, lang: str
 ) -> None:
     if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("CI must render the report: install Chromium (apt-get install chromium)")
-        pytest.skip("headless Chromium is not installed at /usr/bin/chromium")
+        unavailable("headless Chromium is not installed at /usr/bin/chromium")
     page = tmp_path / f"report-{lang}.html"
     shot = tmp_path / f"report-{lang}.png"
     page.write_text(
