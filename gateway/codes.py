@@ -62,8 +62,9 @@ class Refusal(Worded):
     DIRECTORY_MERGED = "directory.merged", N_("the recipient CPAS has merged into another CPAS")
     DIRECTORY_NO_KEY = "directory.no_key", N_("the recipient CPAS has no valid encryption key")
     DIRECTORY_REFUSED = "directory.refused", N_("the recipient may not receive a dossier")
-    PURPOSE_NOT_ALLOWED = "purpose.not_allowed", N_(
-        "the purpose is not one of the legal missions allowed"
+    PURPOSE_NOT_ALLOWED = (
+        "purpose.not_allowed",
+        N_("the purpose is not one of the legal missions allowed"),
     )
     SEND_UNKNOWN_PERSON = "send.unknown_person", _NO_DOSSIER
 
@@ -76,30 +77,37 @@ class Refusal(Worded):
     ENVELOPE_EXPIRED = "envelope.expired", N_("the message had expired")
     ENVELOPE_FUTURE = "envelope.future", N_("the message was dated in the future")
     ENVELOPE_REPLAY = "envelope.replay", N_("the message had already been received")
-    ENVELOPE_WRONG_RECIPIENT = "envelope.wrong_recipient", N_(
-        "the message was addressed to another CPAS"
+    ENVELOPE_WRONG_RECIPIENT = (
+        "envelope.wrong_recipient",
+        N_("the message was addressed to another CPAS"),
     )
-    ENVELOPE_UNKNOWN_SENDER = "envelope.unknown_sender", N_(
-        "the sender is not in the directory of CPAS"
+    ENVELOPE_UNKNOWN_SENDER = (
+        "envelope.unknown_sender",
+        N_("the sender is not in the directory of CPAS"),
     )
     ENVELOPE_SENDER_NOT_CPAS = "envelope.sender_not_cpas", N_("the sender is not an active CPAS")
-    ENVELOPE_BROKER_USER = "envelope.broker_user", N_(
-        "the message did not come from the CPAS it claims to come from"
+    ENVELOPE_BROKER_USER = (
+        "envelope.broker_user",
+        N_("the message did not come from the CPAS it claims to come from"),
     )
     ENVELOPE_SEAL = "envelope.seal", N_("the sealed content could not be opened")
     KEYS_UNKNOWN_KEY = "keys.unknown_key", N_("the sealed content could not be opened")
-    ENVELOPE_TYPE_MISMATCH = "envelope.type_mismatch", N_(
-        "the content did not match the kind of message"
+    ENVELOPE_TYPE_MISMATCH = (
+        "envelope.type_mismatch",
+        N_("the content did not match the kind of message"),
     )
-    ENVELOPE_TYPE_UNSUPPORTED = "envelope.type_unsupported", N_(
-        "this kind of message is not handled here"
+    ENVELOPE_TYPE_UNSUPPORTED = (
+        "envelope.type_unsupported",
+        N_("this kind of message is not handled here"),
     )
     ENVELOPE_UNSOLICITED = "envelope.unsolicited", N_("the answer matched no request")
-    RESPONSE_ALREADY_ANSWERED = "response.already_answered", N_(
-        "the request had already been answered"
+    RESPONSE_ALREADY_ANSWERED = (
+        "response.already_answered",
+        N_("the request had already been answered"),
     )
-    RECEIPT_ALREADY_RECORDED = "receipt.already_recorded", N_(
-        "the outcome of the message had already been received"
+    RECEIPT_ALREADY_RECORDED = (
+        "receipt.already_recorded",
+        N_("the outcome of the message had already been received"),
     )
     REQUEST_EXPIRED = "request.expired", _EXPIRED
     REQUEST_UNKNOWN_PERSON = "request.unknown_person", _NO_DOSSIER
@@ -116,8 +124,9 @@ class Refusal(Worded):
 
     # The dossier: rules the XSD cannot express.
     DOSSIER_INVALID = "dossier.invalid", _INCONSISTENT
-    DOSSIER_SOURCE = "dossier.source", N_(
-        "the dossier named another CPAS as its source than the one that sent it"
+    DOSSIER_SOURCE = (
+        "dossier.source",
+        N_("the dossier named another CPAS as its source than the one that sent it"),
     )
     PERSON_NAME = "person.name", _INCONSISTENT
     PERSON_NUMBER = "person.number", _INCONSISTENT
@@ -162,12 +171,14 @@ class RefusalReason(Worded):
     """Why a response carries no dossier."""
 
     UNKNOWN_PERSON = "unknown-person", _NO_DOSSIER
-    PURPOSE_NOT_ALLOWED = "purpose-not-allowed", N_(
-        "the purpose is not one for which this CPAS hands over a dossier"
+    PURPOSE_NOT_ALLOWED = (
+        "purpose-not-allowed",
+        N_("the purpose is not one for which this CPAS hands over a dossier"),
     )
     AWAITING_RELEASE = "awaiting-release", N_("a social worker has yet to decide")
-    REFUSED_BY_SOCIAL_WORKER = "refused-by-social-worker", N_(
-        "a social worker decided not to hand over the dossier"
+    REFUSED_BY_SOCIAL_WORKER = (
+        "refused-by-social-worker",
+        N_("a social worker decided not to hand over the dossier"),
     )
 
 

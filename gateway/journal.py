@@ -61,6 +61,7 @@ from gateway.codes import Fault
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
 from gateway.ownership import claim
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +247,8 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
             code=Fault.KEYS_MISSING,
         )
     try:
-        # O_EXCL: two processes starting together never overwrite each other's secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Exclusive: two processes starting together never overwrite each other's secret.
+        write_private_file(path, os.urandom(SECRET_SIZE), exclusive=True)
     except FileExistsError:
         pass
     except OSError as exc:
@@ -255,14 +256,6 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
             f"The journal secret {path} cannot be created: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
     else:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(os.urandom(SECRET_SIZE))
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
         log.info("created the journal secret %s", path)
     try:
         secret = path.read_bytes()
@@ -703,12 +696,9 @@ class Journal:
         if self.head_path is None:
             return
         document = {"seq": seq, "entry_hash": entry_hash, "seal": self._head_seal(seq, entry_hash)}
-        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                json.dump(document, out)
-            os.replace(tmp, self.head_path)
+            # Written at every commit: replaced atomically, not flushed to disk each time.
+            write_private_file(self.head_path, json.dumps(document).encode("ascii"), durable=False)
         except OSError as exc:
             log.error("the journal head witness %s cannot be written: %s", self.head_path, exc)
 

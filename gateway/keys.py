@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from gateway.codes import Fault, Refusal
 from gateway.errors import KeyMaterialError
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -451,23 +452,13 @@ def _write_private(path: Path, keys: list[Any], passphrase: bytes | None) -> Non
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         for key in keys
     )
-    # Created 0600 in the same system call that creates it: the secret is
-    # never readable by anyone else, not even for a moment. O_EXCL: never
-    # overwrite a key, which would lose every message sealed for it.
+    # Never overwrite a key, which would lose every message sealed for it.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private_file(path, pem, exclusive=True)
     except FileExistsError:
         raise KeyMaterialError(
             f"{path} already exists; a key is never overwritten.", code=Fault.KEYS_EXISTS
         ) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> bytes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 import secrets
 import ssl
@@ -38,6 +37,7 @@ from gateway.broker_connection import BrokerTLS, connect
 from gateway.codes import Fault
 from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +258,7 @@ def node_url(user: str, password: str, admin_url: str, vhost: str, host: str | N
 def _write_credentials(folder: Path, cpas_id: str, url: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{cpas_id}.amqp-url"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(url + "\n")
+    write_private_file(path, (url + "\n").encode("utf-8"))
     return path
 
 
