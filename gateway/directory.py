@@ -45,15 +45,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from gateway import hardened_xml, keys, municipalities
-from gateway.codes import Fault, Refusal
+from gateway.codes import N_, Fault, Refusal, Worded
 from gateway.dossier import ContactPoint, Language, format_timestamp
+from gateway.dossier import build as build_model
 from gateway.errors import DestinationRefused, DirectoryError, GatewayError
 from gateway.hardened_xml import NS_DIRECTORY
 from gateway.identifiers import make_enterprise_number, validate_enterprise_number
@@ -71,32 +71,25 @@ DEFAULT_KEY_VALIDITY: Final = dt.timedelta(days=730)
 """How long a key listed from a node's ``public.json`` stays valid, unless the input says."""
 
 
-class InstitutionKind(StrEnum):
-    """Kind of institution; only ``cpas`` can ever receive a dossier."""
+class InstitutionKind(Worded):
+    """Kind of institution; only ``cpas`` can ever receive a dossier.
 
-    CPAS = "cpas"
-    JUDICIAL = "judicial"
-    POLICE = "police"
-    SOCIAL_SECURITY = "social-security"
-    EMPLOYMENT = "employment"
-    TAX = "tax"
-    OTHER = "other"
+    Beside each kind, the phrase a refusal and the person's report use (an
+    English message id, translated in the report's catalogues).
+    """
+
+    CPAS = "cpas", N_("a CPAS")
+    JUDICIAL = "judicial", N_("a judicial authority")
+    POLICE = "police", N_("a police service")
+    SOCIAL_SECURITY = "social-security", N_("a social-security institution")
+    EMPLOYMENT = "employment", N_("an employment service")
+    TAX = "tax", N_("a tax administration")
+    OTHER = "other", N_("an institution of another kind")
 
     @property
     def description(self) -> str:
         """What the kind is, as a phrase for a refusal ("a police service")."""
-        return _KIND_DESCRIPTIONS[self]
-
-
-_KIND_DESCRIPTIONS: Final = {
-    InstitutionKind.CPAS: "a CPAS",
-    InstitutionKind.JUDICIAL: "a judicial authority",
-    InstitutionKind.POLICE: "a police service",
-    InstitutionKind.SOCIAL_SECURITY: "a social-security institution",
-    InstitutionKind.EMPLOYMENT: "an employment service",
-    InstitutionKind.TAX: "a tax administration",
-    InstitutionKind.OTHER: "an institution of another kind",
-}
+        return self.words
 
 
 class InstitutionStatus(StrEnum):
@@ -974,16 +967,7 @@ def _key(el: etree._Element) -> dict[str, Any]:
 
 def build(model: type[M], data: Any) -> M:
     """Validate ``data`` into ``model``; pydantic's first error becomes a ``DirectoryError``."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = _where(first["loc"], data)
-        code = first["type"] if "." in first["type"] else Fault.DIRECTORY_INVALID
-        message = first["msg"].rstrip(".")
-        raise DirectoryError(
-            f"{where}: {message}." if where else f"{message}.", code=code
-        ) from None
+    return build_model(model, data, error=DirectoryError, where=lambda loc: _where(loc, data))
 
 
 def _where(loc: tuple[int | str, ...], data: Any) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -456,18 +457,41 @@ def checked_identifier(validator: Any, value: str) -> str:
         raise PydanticCustomError(exc.code, exc.message) from None
 
 
-def build(model: type[M], data: Any) -> M:
-    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error."""
+Location = tuple[int | str, ...]
+
+
+def build(
+    model: type[M],
+    data: Any,
+    *,
+    error: type[GatewayError] = DossierInvalid,
+    where: Callable[[Location], str] | None = None,
+) -> M:
+    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error.
+
+    :param error: the project error raised (:class:`DossierInvalid` unless told).
+    :param where: names the place of the problem for a person (by default
+        the dotted field path).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise refusal_from(exc) from None
+        raise refusal_from(exc, error=error, where=where) from None
 
 
-def refusal_from(exc: ValidationError) -> DossierInvalid:
-    """The first problem of a pydantic error, as a :class:`DossierInvalid` with a stable code."""
+def refusal_from(
+    exc: ValidationError,
+    *,
+    error: type[GatewayError] = DossierInvalid,
+    where: Callable[[Location], str] | None = None,
+) -> GatewayError:
+    """The first problem of a pydantic error, as a project error with a stable code.
+
+    A problem our validators raise keeps its code (``niss.checksum``...);
+    any other (a pattern, a missing field) takes the code of ``error``.
+    """
     first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    code = first["type"] if "." in first["type"] else Refusal.DOSSIER_INVALID
+    place = where(first["loc"]) if where else ".".join(str(part) for part in first["loc"])
+    code = first["type"] if "." in first["type"] else error.code
     message = first["msg"].rstrip(".")
-    return DossierInvalid(f"{where}: {message}." if where else f"{message}.", code=code)
+    return error(f"{place}: {message}." if place else f"{message}.", code=code)

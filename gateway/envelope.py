@@ -124,9 +124,9 @@ class Header(FrozenModel):
             },
         )
 
-    def canonical(self) -> bytes:
-        """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
-        fields = (
+    def fields(self) -> tuple[tuple[str, str | None], ...]:
+        """The header's elements in the XSD's order, as text (``None``: the element is absent)."""
+        return (
             ("messageId", str(self.message_id)),
             ("type", self.type.value),
             ("sender", self.sender),
@@ -135,9 +135,12 @@ class Header(FrozenModel):
             ("caseReference", self.case_reference),
             ("createdAt", format_timestamp(self.created_at)),
             ("expiresAt", format_timestamp(self.expires_at)),
-            ("correlationId", str(self.correlation_id or "")),
+            ("correlationId", None if self.correlation_id is None else str(self.correlation_id)),
         )
-        return "".join(f"{name}={value}\n" for name, value in fields).encode()
+
+    def canonical(self) -> bytes:
+        """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
+        return "".join(f"{name}={value or ''}\n" for name, value in self.fields()).encode()
 
 
 class Envelope(FrozenModel):
@@ -158,20 +161,9 @@ class Envelope(FrozenModel):
         root = etree.Element(_E + "envelope", nsmap={None: NS_ENVELOPE})
         root.set("version", "1")
         header = etree.SubElement(root, _E + "header")
-        h = self.header
-        for name, value in (
-            ("messageId", str(h.message_id)),
-            ("type", h.type.value),
-            ("sender", h.sender),
-            ("recipient", h.recipient),
-            ("purpose", h.purpose.value),
-            ("caseReference", h.case_reference),
-            ("createdAt", format_timestamp(h.created_at)),
-            ("expiresAt", format_timestamp(h.expires_at)),
-        ):
-            etree.SubElement(header, _E + name).text = value
-        if h.correlation_id is not None:
-            etree.SubElement(header, _E + "correlationId").text = str(h.correlation_id)
+        for name, value in self.header.fields():
+            if value is not None:
+                etree.SubElement(header, _E + name).text = value
         sealed = etree.SubElement(root, _E + "sealed", kem=self.kem, keyId=self.key_id)
         sealed.text = base64.b64encode(self.ciphertext).decode("ascii")
         sig = etree.SubElement(

@@ -99,15 +99,7 @@ PURPOSES: Final = {
     Purpose.COMPETENT_CPAS_DETERMINATION: N_("determination of the competent CPAS"),
 }
 LANGUAGE_NAMES: Final = {"fr": N_("French"), "nl": N_("Dutch"), "de": N_("German")}
-INSTITUTION_KINDS: Final = {
-    InstitutionKind.CPAS: N_("a CPAS"),
-    InstitutionKind.JUDICIAL: N_("a judicial authority"),
-    InstitutionKind.POLICE: N_("a police service"),
-    InstitutionKind.SOCIAL_SECURITY: N_("a social-security institution"),
-    InstitutionKind.EMPLOYMENT: N_("an employment service"),
-    InstitutionKind.TAX: N_("a tax administration"),
-    InstitutionKind.OTHER: N_("an institution of another kind"),
-}
+INSTITUTION_KINDS: Final = {kind: kind.words for kind in InstitutionKind}
 EVENTS: Final = {
     Event.SENT: N_("sent"),
     Event.RECEIVED: N_("received"),

@@ -33,6 +33,7 @@ from helpers.journal_run import (
 )
 
 import gateway.codes
+import gateway.directory
 import gateway.report
 from gateway.codes import Outcome, Refusal, RefusalReason, Worded
 from gateway.config import NodeConfig
@@ -45,6 +46,7 @@ from gateway.report import LANGUAGES, Report, build_report, render
 CHROMIUM = Path("/usr/bin/chromium")
 REPORT_SOURCE = Path(gateway.report.__file__)
 CODES_SOURCE = Path(gateway.codes.__file__)
+DIRECTORY_SOURCE = Path(gateway.directory.__file__)
 CATALOGUES = REPORT_SOURCE.parent / "locale"
 
 
@@ -292,7 +294,7 @@ def test_a_journal_that_is_not_intact_is_stated_in_the_report(
 def _messages() -> list[str | tuple[str, ...]]:
     found = [
         message
-        for source in (REPORT_SOURCE, CODES_SOURCE)
+        for source in (REPORT_SOURCE, CODES_SOURCE, DIRECTORY_SOURCE)
         for _, message, _, _ in extract_from_file(
             "python", str(source), keywords={"N_": None, "ngettext": (1, 2)}
         )
