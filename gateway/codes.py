@@ -207,6 +207,7 @@ class Fault(StrEnum):
     """What went wrong with the node itself: for the people who run it."""
 
     GATEWAY_ERROR = "gateway.error"
+    USAGE_INVALID = "usage.invalid"
     NODE_FAILED = "node.failed"
     CONFIG_INVALID = "config.invalid"
     FILE_UNREADABLE = "file.unreadable"

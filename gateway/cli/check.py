@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.style import CONFIG
 from gateway.preflight import Preflight, Status, run_preflight
 
 MARKS = {
@@ -21,9 +22,8 @@ MARKS = {
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "check", help="preflight: check everything a node needs before it runs"
+        "check", parents=[CONFIG], help="preflight: check everything a node needs before it runs"
     )
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
     add_arguments(parser)
     parser.set_defaults(func=run)
 

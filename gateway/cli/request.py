@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.style import CONFIG
 from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
@@ -18,9 +18,8 @@ EXIT_REFUSED, EXIT_NO_ANSWER = 1, 3
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("request", help="ask another CPAS for a person's dossier")
-    parser.add_argument(
-        "--config", type=Path, required=True, help="the requesting node's TOML file"
+    parser = subparsers.add_parser(
+        "request", parents=[CONFIG], help="ask another CPAS for a person's dossier"
     )
     parser.add_argument("--niss", required=True, help="NISS or BIS number of the person")
     parser.add_argument(

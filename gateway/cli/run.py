@@ -16,12 +16,12 @@ import argparse
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway.cli import check
+from gateway.cli.style import CONFIG
 from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
@@ -35,8 +35,7 @@ FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run one node until stopped")
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
+    parser = subparsers.add_parser("run", parents=[CONFIG], help="run one node until stopped")
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),

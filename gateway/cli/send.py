@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
+from gateway.cli.style import CONFIG
 from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
@@ -17,8 +17,9 @@ from gateway.node import STORE_WAIT_SECONDS, Node, build_node
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("send", help="send a transfer from a node's configuration")
-    parser.add_argument("--config", type=Path, required=True, help="the sending node's TOML file")
+    parser = subparsers.add_parser(
+        "send", parents=[CONFIG], help="send a transfer from a node's configuration"
+    )
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--niss", help="NISS or BIS number of the person")
     who.add_argument(
