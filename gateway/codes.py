@@ -16,6 +16,7 @@ the report in each language, so a new code without words fails the tests.
 - :class:`RefusalReason` -- why a response carries no dossier.
 - :class:`Outcome` -- what came of a message (in the store and the journal).
 - :class:`HeldState` -- where a request held for a social worker stands.
+- :class:`PolicyAction` -- what a node does with a request for a purpose.
 - :class:`Fault` -- what went wrong with the node itself (configuration,
   keys, broker, store): for the people who run it, never in a person's report.
 """
@@ -201,6 +202,17 @@ class HeldState(Worded):
     HELD = "held", N_("waiting for a social worker")
     RELEASED = "released", N_("released by a social worker")
     REFUSED = "refused", N_("refused by a social worker")
+
+
+class PolicyAction(StrEnum):
+    """What a node does with a request for a given purpose (its configuration's ``[policy]``)."""
+
+    AUTO = "auto"
+    """Answer at once with the dossier (or 'unknown person')."""
+    HOLD = "hold"
+    """Answer 'awaiting release' and wait for a social worker's decision."""
+    REFUSE = "refuse"
+    """Answer 'purpose not allowed'."""
 
 
 class Fault(StrEnum):

@@ -50,7 +50,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -80,7 +79,7 @@ from gateway.broker import (
     cpas_topology,
 )
 from gateway.broker_connection import BrokerTLS
-from gateway.codes import Fault, HeldState, Outcome, Refusal
+from gateway.codes import Fault, HeldState, Outcome, PolicyAction, Refusal
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.dossier import Dossier, format_timestamp
@@ -136,15 +135,8 @@ Reply = tuple[Header, bytes]
 T = TypeVar("T")
 
 
-class Action(StrEnum):
-    """What a node does with a request for a given purpose."""
-
-    AUTO = "auto"
-    """Answer at once with the dossier (or 'unknown person')."""
-    HOLD = "hold"
-    """Answer 'awaiting release' and wait for a social worker's decision."""
-    REFUSE = "refuse"
-    """Answer 'purpose not allowed'."""
+Action = PolicyAction
+"""What a node does with a request for a given purpose (:class:`gateway.codes.PolicyAction`)."""
 
 
 @dataclass(frozen=True)
@@ -1559,7 +1551,9 @@ def build_node(
         config.directory, config.trust_anchor, min_serial=int(seen or 0)
     )
     store.set_meta(DIRECTORY_SERIAL, str(directory.serial))
-    passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
+    passphrase = (
+        None if config.key_passphrase is None else config.key_passphrase.get_secret_value().encode()
+    )
     keys = load_node_keys(config.keys, passphrase)
     registry = adapters or load_adapters()
     adapter = registry.create(config.adapter.name, config.cpas_id, config.adapter.options)
@@ -1575,7 +1569,7 @@ def build_node(
         delivery_limit=config.delivery_limit,
         prefetch=config.prefetch,
         import_retry_seconds=config.import_retry_seconds,
-        policy={Purpose(p): Action(a) for p, a in config.policy.items()},
+        policy=config.policy,
         provisioned=config.broker_mode == "provisioned",
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,

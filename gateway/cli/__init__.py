@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "adapter",
 )
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
