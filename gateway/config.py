@@ -55,6 +55,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.broker_connection import BrokerTLS, TlsVersion
 from gateway.codes import PolicyAction
+from gateway.dossier import refusal_from
 from gateway.envelope import Purpose
 from gateway.errors import ConfigError
 from gateway.journal import DEFAULT_RETENTION_DAYS
@@ -224,6 +225,8 @@ class NodeConfig(BaseSettings):
         try:
             return cls(**raw)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: {where}: {first['msg']}.") from None
+
+            def where(loc: tuple[int | str, ...]) -> str:
+                return f"{path}: " + ".".join(str(part) for part in loc)
+
+            raise refusal_from(exc, error=ConfigError, where=where) from None

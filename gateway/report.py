@@ -39,7 +39,7 @@ from babel.numbers import format_currency
 from lxml import etree
 from lxml.html import builder as E
 
-from gateway.codes import Fault, Outcome, Refusal, RefusalReason
+from gateway.codes import N_, Fault, Outcome, Refusal, RefusalReason
 from gateway.directory import Directory, InstitutionKind
 from gateway.dossier import (
     AidKind,
@@ -59,11 +59,6 @@ FORMATS: Final = ("text", "html", "json")
 BELGIAN_TIME: Final = ZoneInfo("Europe/Brussels")
 DOMAIN: Final = "gateway"
 _LOCALES: Final = {"fr": "fr_BE", "nl": "nl_BE", "de": "de_BE"}
-
-
-def N_(message: str) -> str:
-    """Mark a message for translation where it is defined; it is translated where shown."""
-    return message
 
 
 # ---------------------------------------------------------- vocabularies
