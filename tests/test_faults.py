@@ -74,6 +74,7 @@ from brokers import BrokerNode, BrokerUnavailable, Cluster, rabbitmq_installed
 from conftest import GENT, LIEGE
 from helpers.ci import unavailable
 from postgres_server import PrivatePostgres, postgres_bin
+from pydantic import SecretStr
 
 from gateway.broker import Names
 from gateway.config import split_urls
@@ -826,7 +827,7 @@ class Batch:
         figures.dead_lettered = depths["liege dead"]
         config = self.liege_config
         if listing_url is not None:
-            config = config.model_copy(update={"amqp_url": listing_url})
+            config = config.model_copy(update={"amqp_url": SecretStr(listing_url)})
         letters = list_dead_letters(build_node(config, consume=False))
         assert {d.message_id: d.code for d in letters}.keys() == {p.message_id for p in self.poison}
         for letter in letters:
