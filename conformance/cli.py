@@ -12,9 +12,11 @@ Exit status of a run: 0 when the adapter conforms (every mandatory requirement
 passed or does not apply), 1 when it does not, 2 when no verdict can be given
 (an unknown adapter, a bad option, an unreadable key, a broken installation),
 3 when the adapter cannot start at all (a missing option, an unreachable
-store), each of the last two as one line on stderr, never a traceback.
+store), each of the last two as one line on stderr,
+``cpas-conformance: error: [code] message``, never a traceback.
 ``verify`` exits 0 when every published file is what the federation signed,
-1 otherwise.
+1 otherwise. The error line and the statuses 0, 1, 2 and 130 mean the same
+as in ``cpas-gateway`` (:mod:`gateway.cli.style`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ from rich.table import Table
 
 from gateway import keys
 from gateway.cli.keys import add_passphrase_env, passphrase_from_env
+from gateway.cli.style import (
+    EXIT_INTERRUPTED,
+    EXIT_NO,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    print_error,
+)
+from gateway.codes import Fault
 from gateway.errors import GatewayError
 
 from . import SUITE_VERSION
@@ -54,9 +65,8 @@ from .signing import sign_report, verify_report
 
 PROG: Final = "cpas-conformance"
 LOG_FILE: Final = "run.log"
-EXIT_CONFORMANT: Final = 0
-EXIT_NOT_CONFORMANT: Final = 1
-EXIT_USAGE: Final = 2
+EXIT_CONFORMANT: Final = EXIT_OK
+EXIT_NOT_CONFORMANT: Final = EXIT_NO
 EXIT_CANNOT_START: Final = 3
 
 _STYLE = {
@@ -65,10 +75,6 @@ _STYLE = {
     Outcome.FAILED: "bold red",
     Outcome.SKIPPED: "yellow",
 }
-
-
-class UsageError(Exception):
-    """A problem with what was asked: reported in one line, exit status 2."""
 
 
 # ---------------------------------------------------------------- parsers
@@ -143,16 +149,15 @@ def main(argv: Sequence[str] | None = None, *, plugins: Iterable[object] = ()) -
             return _list_requirements()
         return _run(_run_parser().parse_args(args), err, plugins)
     except UsageError as exc:
-        # print, not rich: one line must stay one line, whatever the terminal's width.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print_error(PROG, exc)
         return EXIT_USAGE
     except GatewayError as exc:
         # The installation itself is broken (a schema or the corpus missing):
         # no verdict can be given about the adapter.
-        print(f"{PROG}: error: the suite cannot run: {exc}", file=sys.stderr)
+        print_error(PROG, f"[{exc.code}] the suite cannot run: {exc.message}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, err: Console, plugins: Iterable[object]) -> int:
@@ -165,11 +170,11 @@ def _run(args: argparse.Namespace, err: Console, plugins: Iterable[object]) -> i
         try:
             key = keys.load_signing_key(args.sign_with, passphrase_from_env(args.passphrase_env))
         except GatewayError as exc:
-            raise UsageError(exc.message) from None
+            raise UsageError(exc.message, code=exc.code) from None
     try:
         target = installed_adapter(args.adapter, options, plugins=plugins)
     except GatewayError as exc:
-        raise UsageError(exc.message) from None
+        raise UsageError(exc.message, code=exc.code) from None
     report_dir: Path = args.report
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -192,10 +197,10 @@ def _run(args: argparse.Namespace, err: Console, plugins: Iterable[object]) -> i
     if result is None:
         # One line, not a failed row per case: nothing could be judged.
         reason = start_error.removeprefix("the adapter could not start: ")
-        print(
-            f"{PROG}: error: the adapter {args.adapter} could not start, so nothing was "
-            f"judged: {reason} (details in {report_dir / LOG_FILE})",
-            file=sys.stderr,
+        print_error(
+            PROG,
+            f"[{Fault.ADAPTER_START}] the adapter {args.adapter} could not start, so nothing "
+            f"was judged: {reason} (details in {report_dir / LOG_FILE})",
         )
         return EXIT_CANNOT_START
     signer = keys.key_id(keys.signing_public_raw(key)) if key is not None else None
@@ -277,8 +282,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         signed = verify_report(report, args.trust, args.signature)
     except GatewayError as exc:
-        print(f"{PROG}: [{exc.code}] {exc.message}", file=sys.stderr)
-        return 1
+        print_error(PROG, exc)
+        return EXIT_NO
     print(f"OK  {report}: signed by federation key {signed.key_id}")
     return 0
 

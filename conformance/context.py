@@ -52,6 +52,7 @@ from gateway.adapters import (
     load_adapters,
 )
 from gateway.adapters.manager import ENTRY_POINT_GROUP
+from gateway.codes import Fault
 from gateway.dossier import Dossier
 from gateway.errors import ConfigError, GatewayError
 from gateway.identifiers import make_enterprise_number
@@ -155,7 +156,7 @@ def installed_adapter(
         known = ", ".join(registry.names) or "none"
         raise ConfigError(
             f"No adapter named {name!r} is installed (installed: {known}).",
-            code="adapter.unknown",
+            code=Fault.ADAPTER_UNKNOWN,
         )
     templates = {
         **FRESH_STORE_OPTIONS.get(name, {}),

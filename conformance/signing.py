@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import keys
+from gateway.codes import Fault
 from gateway.errors import GatewayError
 
 ALGORITHM: Final = "ed25519"
@@ -42,7 +43,7 @@ PUBLISHED: Final = ("report.json", "report.html", "junit.xml")
 class ReportSignatureError(GatewayError):
     """A report's signature is missing, malformed, by another key, or does not match."""
 
-    code = "report.signature"
+    code = Fault.REPORT_SIGNATURE
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def read_signature(path: Path) -> Signature:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReportSignatureError(
-            f"{path} does not exist: the report is not signed.", code="report.unsigned"
+            f"{path} does not exist: the report is not signed.", code=Fault.REPORT_UNSIGNED
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportSignatureError(f"{path} is not a signature file ({exc}).") from None
@@ -132,7 +133,7 @@ def verify_report(report: Path, trust_anchor: Path, signature: Path | None = Non
     if signed.key_id != anchor_id:
         raise ReportSignatureError(
             f"The report is signed by key {signed.key_id}, not by the trusted key {anchor_id}.",
-            code="report.untrusted_key",
+            code=Fault.REPORT_UNTRUSTED_KEY,
         )
     try:
         anchor.verify(signed.signature, signed.signed_bytes())
@@ -144,7 +145,7 @@ def verify_report(report: Path, trust_anchor: Path, signature: Path | None = Non
     uncovered = [name for name in PUBLISHED if name not in signed.files]
     if uncovered:
         raise ReportSignatureError(
-            f"The signature does not cover {', '.join(uncovered)}.", code="report.uncovered"
+            f"The signature does not cover {', '.join(uncovered)}.", code=Fault.REPORT_UNCOVERED
         )
     # report.json first: the record itself, then the files published beside it.
     for name, digest in sorted(signed.files.items(), key=lambda item: item[0] != report.name):
@@ -153,7 +154,7 @@ def verify_report(report: Path, trust_anchor: Path, signature: Path | None = Non
             actual = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as exc:
             raise ReportSignatureError(
-                f"{path} cannot be read: {exc.strerror or exc}.", code="report.unreadable"
+                f"{path} cannot be read: {exc.strerror or exc}.", code=Fault.REPORT_UNREADABLE
             ) from None
         if actual != digest:
             raise ReportSignatureError(

@@ -54,6 +54,7 @@ from gateway.broker_connection import (
     connection_parameters,
     explain_connection_error,
 )
+from gateway.codes import Fault
 from gateway.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ BROKER_DELIVERY_LIMIT = 50
 crash-looping node costs a message, so it only catches a message that kills the
 node every time it is delivered."""
 PERSISTENT = pika.DeliveryMode.Persistent
+REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
+"""On a dead letter: the code of the node's refusal (gateway.codes)."""
+REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
+"""On a dead letter: the refusal in one sentence, when the sender may read it."""
 
 
 # ------------------------------------------------------------------ topology
@@ -289,7 +294,7 @@ class BrokerClient:
         tls: BrokerTLS | None = None,
     ) -> None:
         if not urls:
-            raise BrokerError("No broker address is configured.", code="broker.config")
+            raise BrokerError("No broker address is configured.", code=Fault.BROKER_CONFIG)
         self._urls = list(urls)
         self._tls = tls
         self._params = [connection_parameters(url, tls, name=name, heartbeat=30) for url in urls]
@@ -366,7 +371,7 @@ class BrokerClient:
                 conn.ioloop.add_callback_threadsafe(self._close_connection)
         if self._thread is not None:
             self._thread.join(timeout)
-        self._fail_pending(BrokerError("The gateway is shutting down.", code="broker.closed"))
+        self._fail_pending(BrokerError("The gateway is shutting down.", code=Fault.BROKER_CLOSED))
 
     def cancel_consumer(self) -> None:
         """Stop taking new deliveries (graceful shutdown); in-flight ones can still be acked."""
@@ -430,13 +435,13 @@ class BrokerClient:
                 if not future.done():
                     future.set_exception(
                         BrokerError(
-                            "The broker connection is not open.", code="broker.connection_lost"
+                            "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
                         )
                     )
             self._fail_pending(
                 BrokerError(
                     "The connection to the broker was lost before it confirmed the message.",
-                    code="broker.connection_lost",
+                    code=Fault.BROKER_CONNECTION_LOST,
                 )
             )
             if self._stopping:
@@ -487,11 +492,11 @@ class BrokerClient:
         # declared with other arguments): surface it and start over.
         if self._stopping:
             return
-        code = "broker.channel"
+        code = Fault.BROKER_CHANNEL
         if "ACCESS_REFUSED" in str(reason):
-            code = "broker.access_refused"
+            code = Fault.BROKER_ACCESS_REFUSED
         elif "NOT_FOUND" in str(reason):
-            code = "broker.not_provisioned"
+            code = Fault.BROKER_NOT_PROVISIONED
         self._last_error = BrokerError(f"The broker closed a channel: {reason}.", code=code)
         log.error("%s: %s", self._name, self._last_error)
         conn = self._connection
@@ -619,7 +624,7 @@ class BrokerClient:
                 if channel is None or not channel.is_open:
                     future.set_exception(
                         BrokerError(
-                            "The broker connection is not open.", code="broker.connection_lost"
+                            "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
                         )
                     )
                     continue
@@ -639,7 +644,7 @@ class BrokerClient:
                     with self._lock:
                         self._pending.pop(tag, None)
                     future.set_exception(
-                        BrokerError(f"Publishing failed: {exc}.", code="broker.connection_lost")
+                        BrokerError(f"Publishing failed: {exc}.", code=Fault.BROKER_CONNECTION_LOST)
                     )
 
         with self._loop_lock:
@@ -649,7 +654,9 @@ class BrokerClient:
                 self._scheduled.difference_update(futures)
             for future in futures:
                 future.set_exception(
-                    BrokerError("The broker connection is not open.", code="broker.connection_lost")
+                    BrokerError(
+                        "The broker connection is not open.", code=Fault.BROKER_CONNECTION_LOST
+                    )
                 )
         return futures
 
@@ -664,7 +671,7 @@ class BrokerClient:
                         BrokerError(
                             f"No queue takes messages for {method.routing_key!r}: "
                             "the recipient has no inbox on this broker.",
-                            code="broker.unroutable",
+                            code=Fault.BROKER_UNROUTABLE,
                         )
                     )
                     break
@@ -684,7 +691,7 @@ class BrokerClient:
                 pending.future.set_result(None)
             else:
                 pending.future.set_exception(
-                    BrokerError("The broker refused the message (nack).", code="broker.nack")
+                    BrokerError("The broker refused the message (nack).", code=Fault.BROKER_NACK)
                 )
 
     def _fail_pending(self, error: BrokerError) -> None:

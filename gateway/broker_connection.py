@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from gateway.codes import Fault
 from gateway.errors import BrokerError, ConfigError
 
 TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
@@ -246,7 +247,7 @@ def connect(
         except (pika.exceptions.AMQPError, OSError) as exc:
             reasons.append(explain_connection_error(url, exc, tls))
     if not reasons:
-        raise BrokerError("No broker address is configured.", code="broker.config")
+        raise BrokerError("No broker address is configured.", code=Fault.BROKER_CONFIG)
     error = reasons[-1] if len(reasons) == 1 else _combined(reasons)
     raise error
 

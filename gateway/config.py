@@ -57,15 +57,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.broker_connection import BrokerTLS, TlsVersion
+from gateway.codes import PolicyAction
+from gateway.dossier import refusal_from
 from gateway.envelope import Purpose
 from gateway.errors import ConfigError
+from gateway.journal import DEFAULT_RETENTION_DAYS
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 STATE_FOLDER = "state"
 """The folder, beside the configuration file, holding one folder of state per CPAS."""
 STORE_FILE = "node.sqlite3"
-DEFAULT_RETENTION_DAYS = 730
-"""How long the journal keeps the content of a dossier readable (two years)."""
 
 
 def amqp_url_from_env() -> str:
@@ -191,18 +192,19 @@ class NodeConfig(BaseSettings):
     directory: Path
     trust_anchor: Path
     adapter: AdapterConfig
-    amqp_url: str = DEFAULT_AMQP_URL
+    amqp_url: SecretStr = SecretStr(DEFAULT_AMQP_URL)
+    """The broker (a comma-separated list of cluster members); it holds the password."""
     namespace: str = "dse"
-    key_passphrase: str | None = None
+    key_passphrase: SecretStr | None = None
+    """The passphrase of the node's private keys; better in ``CPAS_GATEWAY_KEY_PASSPHRASE``."""
     delivery_limit: int = Field(default=5, ge=1, le=100)
     """Failed attempts at one message, while the node is healthy, before the node refuses it."""
     prefetch: int = Field(default=64, ge=1, le=10_000)
     import_retry_seconds: float = Field(default=120.0, ge=0)
     request_ttl_seconds: float = Field(default=86_400.0, gt=0)
     broker_mode: Literal["development", "provisioned"] = "development"
-    policy: dict[str, Literal["auto", "hold", "two-person-hold", "refuse"]] = Field(
-        default_factory=dict
-    )
+    policy: dict[Purpose, PolicyAction] = Field(default_factory=dict)
+    """What the node does with a request, by purpose (``auto`` when not named)."""
     journal: str | None = None
     """Where the journal is (URL or path); default: ``journal.sqlite3`` beside the store."""
     journal_secret: Path | None = None
@@ -243,7 +245,7 @@ class NodeConfig(BaseSettings):
 
     @property
     def amqp_urls(self) -> list[str]:
-        return split_urls(self.amqp_url)
+        return split_urls(self.amqp_url.get_secret_value())
 
     @property
     def tls(self) -> BrokerTLS | None:
@@ -287,14 +289,11 @@ class NodeConfig(BaseSettings):
             value = raw.get(key)
             if isinstance(value, str) and "://" not in value:
                 raw[key] = "sqlite:///" + str(base / value)
-        unknown = set(raw.get("policy", {})) - {p.value for p in Purpose}
-        if unknown:
-            raise ConfigError(
-                f"{path}: [policy] names unknown purposes: {', '.join(sorted(unknown))}."
-            )
         try:
             return cls(**raw)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: {where}: {first['msg']}.") from None
+
+            def where(loc: tuple[int | str, ...]) -> str:
+                return f"{path}: " + ".".join(str(part) for part in loc)
+
+            raise refusal_from(exc, error=ConfigError, where=where) from None

@@ -19,23 +19,36 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.broker import PERSISTENT
-from gateway.broker_connection import connect
+from gateway.broker import PERSISTENT, REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Names
+from gateway.broker_connection import BrokerTLS, connect
+from gateway.codes import Outcome, Refusal
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError
-from gateway.journal import Event
-from gateway.node import REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Node
+from gateway.journal import Event, Journal
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
 REQUEUED_HEADER = "x-cpas-requeued"
 """Set on a dead letter the node sent back by itself after the broker's delivery limit."""
-DELIVERY_LIMIT = "broker.delivery_limit"
+DELIVERY_LIMIT = Refusal.BROKER_DELIVERY_LIMIT
+
+
+class Node(Protocol):
+    """What dead-letter handling needs of a node (:class:`gateway.node.Node` has it all)."""
+
+    cpas_id: str
+    names: Names
+    amqp_urls: list[str]
+    broker_tls: BrokerTLS | None
+    amqp_user: str
+    store: Store
+    journal: Journal | None
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,7 @@ def requeue_after_delivery_limit(node: Node) -> list[str]:
         if REQUEUED_HEADER in headers or _describe(properties, body).code != DELIVERY_LIMIT:
             return False
         previous = node.store.received(properties.message_id or "")
-        return previous is None or previous.outcome != "rejected"
+        return previous is None or previous.outcome != Outcome.REJECTED
 
     requeued = _requeue(node, chosen, headers={REQUEUED_HEADER: 1})
     if node.journal is not None:

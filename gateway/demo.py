@@ -33,6 +33,7 @@ from rich.table import Table
 from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect, where
+from gateway.codes import Fault
 from gateway.config import split_urls
 from gateway.demo_api import HELD_PURPOSE, show_api_story
 from gateway.directory import InstitutionKind, InstitutionStatus
@@ -109,7 +110,7 @@ def run_demo(
         raise ConfigError(
             f"No adapter named {gent_adapter!r} is installed "
             f"(installed: {', '.join(registry.names) or 'none'}).",
-            code="adapter.unknown",
+            code=Fault.ADAPTER_UNKNOWN,
         )
     liege_adapter = "ocmwdata" if gent_adapter == "fichesociale" else "fichesociale"
     root = workdir or Path(tempfile.mkdtemp(prefix="cpas-demo-"))

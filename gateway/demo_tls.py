@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gateway.broker_connection import BrokerTLS
+from gateway.codes import Fault
 from gateway.errors import BrokerError
 from gateway.local_broker import (
     RABBITMQ_SCRIPTS,
@@ -37,7 +38,7 @@ def private_tls_broker(folder: Path, console: Console) -> Iterator[tuple[str, Br
             f"demo --tls starts a RabbitMQ node of its own, but RabbitMQ is not installed here "
             f"({RABBITMQ_SCRIPTS}/rabbitmq-server and erl are needed); install rabbitmq-server "
             "or run the demo without --tls.",
-            code="broker.unavailable",
+            code=Fault.BROKER_UNAVAILABLE,
         )
     pki = make_local_pki(folder / "pki", client_name="demo-node")
     node = BrokerNode.single(
@@ -49,7 +50,7 @@ def private_tls_broker(folder: Path, console: Console) -> Iterator[tuple[str, Br
     except BrokerUnavailable as exc:
         node.remove()
         raise BrokerError(
-            f"The private TLS broker did not start: {exc}", code="broker.unavailable"
+            f"The private TLS broker did not start: {exc}", code=Fault.BROKER_UNAVAILABLE
         ) from None
     try:
         yield (

@@ -45,14 +45,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from gateway import hardened_xml, keys, municipalities
+from gateway.codes import N_, Fault, Refusal, Worded
 from gateway.dossier import ContactPoint, Language, format_timestamp
+from gateway.dossier import build as build_model
 from gateway.errors import DestinationRefused, DirectoryError, GatewayError
 from gateway.hardened_xml import NS_DIRECTORY
 from gateway.identifiers import make_enterprise_number, validate_enterprise_number
@@ -70,32 +71,25 @@ DEFAULT_KEY_VALIDITY: Final = dt.timedelta(days=730)
 """How long a key listed from a node's ``public.json`` stays valid, unless the input says."""
 
 
-class InstitutionKind(StrEnum):
-    """Kind of institution; only ``cpas`` can ever receive a dossier."""
+class InstitutionKind(Worded):
+    """Kind of institution; only ``cpas`` can ever receive a dossier.
 
-    CPAS = "cpas"
-    JUDICIAL = "judicial"
-    POLICE = "police"
-    SOCIAL_SECURITY = "social-security"
-    EMPLOYMENT = "employment"
-    TAX = "tax"
-    OTHER = "other"
+    Beside each kind, the phrase a refusal and the person's report use (an
+    English message id, translated in the report's catalogues).
+    """
+
+    CPAS = "cpas", N_("a CPAS")
+    JUDICIAL = "judicial", N_("a judicial authority")
+    POLICE = "police", N_("a police service")
+    SOCIAL_SECURITY = "social-security", N_("a social-security institution")
+    EMPLOYMENT = "employment", N_("an employment service")
+    TAX = "tax", N_("a tax administration")
+    OTHER = "other", N_("an institution of another kind")
 
     @property
     def description(self) -> str:
         """What the kind is, as a phrase for a refusal ("a police service")."""
-        return _KIND_DESCRIPTIONS[self]
-
-
-_KIND_DESCRIPTIONS: Final = {
-    InstitutionKind.CPAS: "a CPAS",
-    InstitutionKind.JUDICIAL: "a judicial authority",
-    InstitutionKind.POLICE: "a police service",
-    InstitutionKind.SOCIAL_SECURITY: "a social-security institution",
-    InstitutionKind.EMPLOYMENT: "an employment service",
-    InstitutionKind.TAX: "a tax administration",
-    InstitutionKind.OTHER: "an institution of another kind",
-}
+        return self.words
 
 
 class InstitutionStatus(StrEnum):
@@ -112,7 +106,7 @@ SIGNING_ALGORITHMS: Final = frozenset({keys.SIGNING_ALGORITHM})
 
 def _utc_seconds(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
-        raise PydanticCustomError("time.naive", "A timestamp must carry its time zone.")
+        raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
     return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
@@ -149,7 +143,7 @@ class KeyEntry(_Model):
     def _coherent(self) -> Self:
         if self.algorithm not in ENCRYPTION_ALGORITHMS | SIGNING_ALGORITHMS:
             raise PydanticCustomError(
-                "directory.key_algorithm",
+                Fault.DIRECTORY_KEY_ALGORITHM,
                 "Key {id}: {algorithm} is not a supported algorithm.",
                 {"id": self.key_id, "algorithm": self.algorithm},
             )
@@ -164,13 +158,13 @@ class KeyEntry(_Model):
             ) from None
         if self.key_id != keys.key_id(self.public_key):
             raise PydanticCustomError(
-                "directory.key_id",
+                Fault.DIRECTORY_KEY_ID,
                 "Key {id} does not match its public key, whose id is {actual}.",
                 {"id": self.key_id, "actual": keys.key_id(self.public_key)},
             )
         if self.valid_from >= self.valid_until:
             raise PydanticCustomError(
-                "directory.key_validity",
+                Fault.DIRECTORY_KEY_VALIDITY,
                 "Key {id} is valid until {until}, which is not after its start {start}.",
                 {
                     "id": self.key_id,
@@ -234,31 +228,31 @@ class Institution(_Model):
         merged = self.status is InstitutionStatus.MERGED
         if merged and self.merged_into is None:
             raise PydanticCustomError(
-                "directory.merged_into",
+                Fault.DIRECTORY_MERGED_INTO,
                 "{id} is merged but does not say into which institution.",
                 {"id": self.id},
             )
         if not merged and self.merged_into is not None:
             raise PydanticCustomError(
-                "directory.merged_into",
+                Fault.DIRECTORY_MERGED_INTO,
                 "{id} names a successor but its status is {status}, not merged.",
                 {"id": self.id, "status": self.status.value},
             )
         if self.merged_into == self.id:
             raise PydanticCustomError(
-                "directory.merged_into", "{id} cannot be merged into itself.", {"id": self.id}
+                Fault.DIRECTORY_MERGED_INTO, "{id} cannot be merged into itself.", {"id": self.id}
             )
         for entry in self.signing_keys:
             if entry.algorithm not in SIGNING_ALGORITHMS:
                 raise PydanticCustomError(
-                    "directory.key_algorithm",
+                    Fault.DIRECTORY_KEY_ALGORITHM,
                     "{id}: signing key {key} is a {algorithm} key.",
                     {"id": self.id, "key": entry.key_id, "algorithm": entry.algorithm},
                 )
         for entry in self.encryption_keys:
             if entry.algorithm not in ENCRYPTION_ALGORITHMS:
                 raise PydanticCustomError(
-                    "directory.key_algorithm",
+                    Fault.DIRECTORY_KEY_ALGORITHM,
                     "{id}: encryption key {key} is a {algorithm} key.",
                     {"id": self.id, "key": entry.key_id, "algorithm": entry.algorithm},
                 )
@@ -308,7 +302,7 @@ class Directory(_Model):
         for institution in self.institutions:
             if institution.id in seen:
                 raise PydanticCustomError(
-                    "directory.duplicate_id",
+                    Fault.DIRECTORY_DUPLICATE_ID,
                     "{id} is listed twice.",
                     {"id": institution.id},
                 )
@@ -318,7 +312,7 @@ class Directory(_Model):
                 # what is meant for the other.
                 if entry.key_id in key_owner:
                     raise PydanticCustomError(
-                        "directory.duplicate_key",
+                        Fault.DIRECTORY_DUPLICATE_KEY,
                         "Key {key} is listed for {first} and again for {second}.",
                         {
                             "key": entry.key_id,
@@ -330,7 +324,7 @@ class Directory(_Model):
         for institution in self.institutions:
             if institution.merged_into is not None and institution.merged_into not in seen:
                 raise PydanticCustomError(
-                    "directory.merged_into",
+                    Fault.DIRECTORY_MERGED_INTO,
                     "{id} is merged into {successor}, which the directory does not list.",
                     {"id": institution.id, "successor": institution.merged_into},
                 )
@@ -357,21 +351,21 @@ class Directory(_Model):
         if institution is None:
             return Verdict(
                 False,
-                "directory.unknown",
+                Refusal.DIRECTORY_UNKNOWN,
                 f"{institution_id} is not in the directory (edition {self.serial}); "
                 "nothing is sent to an institution it does not list.",
             )
         if institution.kind is not InstitutionKind.CPAS:
             return Verdict(
                 False,
-                "directory.not_cpas",
+                Refusal.DIRECTORY_NOT_CPAS,
                 f"{institution.id} is {institution.kind.description} "
                 f"({institution.name()}), not a CPAS.",
             )
         if institution.status is InstitutionStatus.CLOSED:
             return Verdict(
                 False,
-                "directory.closed",
+                Refusal.DIRECTORY_CLOSED,
                 f"{institution.label} is closed and no longer receives dossiers.",
             )
         if institution.status is InstitutionStatus.MERGED:
@@ -379,13 +373,13 @@ class Directory(_Model):
             into = successor.label if successor else str(institution.merged_into)
             return Verdict(
                 False,
-                "directory.merged",
+                Refusal.DIRECTORY_MERGED,
                 f"{institution.label} no longer exists on its own: it merged into {into}.",
             )
         if not any(entry.valid_at(at) for entry in institution.encryption_keys):
             return Verdict(
                 False,
-                "directory.no_key",
+                Refusal.DIRECTORY_NO_KEY,
                 f"{institution.label} has no encryption key valid at "
                 f"{format_timestamp(at)}, so nothing can be sealed for it.",
             )
@@ -556,7 +550,7 @@ def load_directory(
         raise DirectoryError(
             "The directory is not signed; a node accepts only a directory signed by "
             "its federation.",
-            code="directory.unsigned",
+            code=Fault.DIRECTORY_UNSIGNED,
         )
     anchor_id = keys.key_id(trust_anchor.public_bytes_raw())
     signer_id = signature.get("keyId")
@@ -564,12 +558,12 @@ def load_directory(
         raise DirectoryError(
             f"The directory is signed with key {signer_id}, but this node trusts only "
             f"the federation key {anchor_id}.",
-            code="directory.signature",
+            code=Fault.DIRECTORY_SIGNATURE,
         )
     value = hardened_xml.canonical_base64((signature.text or "").strip())
     if value is None:
         raise DirectoryError(
-            "The directory's signature is not canonical base64.", code="directory.signature"
+            "The directory's signature is not canonical base64.", code=Fault.DIRECTORY_SIGNATURE
         )
     root.remove(signature)
     try:
@@ -578,7 +572,7 @@ def load_directory(
         raise DirectoryError(
             "The directory's signature does not match its content: "
             "it was changed after the federation signed it.",
-            code="directory.signature",
+            code=Fault.DIRECTORY_SIGNATURE,
         ) from None
     directory = Directory.from_element(root)
     check_not_older(directory, min_serial)
@@ -601,7 +595,7 @@ def check_not_older(directory: Directory, min_serial: int | None) -> None:
         raise DirectoryError(
             f"This is edition {directory.serial} of the directory, older than edition "
             f"{min_serial} already in use; an older edition is never taken back.",
-            code="directory.rollback",
+            code=Fault.DIRECTORY_ROLLBACK,
         )
 
 
@@ -634,7 +628,7 @@ class SeenEdition:
             raise DirectoryError(
                 f"The record of the last directory edition seen ({self.path}) is unreadable: "
                 f"{exc}.",
-                code="directory.seen",
+                code=Fault.DIRECTORY_SEEN,
             ) from None
 
     def remember(self, serial: int) -> None:
@@ -649,7 +643,7 @@ class SeenEdition:
         except OSError as exc:
             raise DirectoryError(
                 f"The last directory edition seen cannot be recorded in {self.path}: {exc}.",
-                code="directory.seen",
+                code=Fault.DIRECTORY_SEEN,
             ) from None
 
 
@@ -713,11 +707,11 @@ def directory_from_spec(
         issuer, serial = spec["issuer"], spec["serial"]
     except KeyError as exc:
         raise DirectoryError(
-            f"The directory input lacks the field {exc.args[0]!r}.", code="directory.input"
+            f"The directory input lacks the field {exc.args[0]!r}.", code=Fault.DIRECTORY_INPUT
         ) from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DirectoryError(
-            f"The directory input is not in the expected format: {exc}.", code="directory.input"
+            f"The directory input is not in the expected format: {exc}.", code=Fault.DIRECTORY_INPUT
         ) from None
     return build_directory(
         issuer=issuer, serial=serial, institutions=institutions, issued_at=issued_at
@@ -973,16 +967,7 @@ def _key(el: etree._Element) -> dict[str, Any]:
 
 def build(model: type[M], data: Any) -> M:
     """Validate ``data`` into ``model``; pydantic's first error becomes a ``DirectoryError``."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = _where(first["loc"], data)
-        code = first["type"] if "." in first["type"] else "directory.invalid"
-        message = first["msg"].rstrip(".")
-        raise DirectoryError(
-            f"{where}: {message}." if where else f"{message}.", code=code
-        ) from None
+    return build_model(model, data, error=DirectoryError, where=lambda loc: _where(loc, data))
 
 
 def _where(loc: tuple[int | str, ...], data: Any) -> str:
@@ -1004,6 +989,6 @@ def read_spec(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise DirectoryError(f"{path} does not exist.", code="directory.input") from None
+        raise DirectoryError(f"{path} does not exist.", code=Fault.DIRECTORY_INPUT) from None
     except (ValueError, TypeError) as exc:
-        raise DirectoryError(f"{path} is not JSON: {exc}.", code="directory.input") from None
+        raise DirectoryError(f"{path} is not JSON: {exc}.", code=Fault.DIRECTORY_INPUT) from None

@@ -37,7 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pika
 import pika.exceptions
@@ -54,11 +54,20 @@ from gateway.errors import (
     GatewayError,
     StoreUnavailable,
 )
-from gateway.journal import Event, JournalError
+from gateway.journal import Event, Journal, JournalError
 from gateway.store import DIRECTORY_SERIAL, Store
 
-if TYPE_CHECKING:
-    from gateway.node import Node
+
+class Node(Protocol):
+    """What following the directory needs of a node (:class:`gateway.node.Node` has it all)."""
+
+    cpas_id: str
+    names: Names
+    amqp_urls: list[str]
+    broker_tls: BrokerTLS | None
+    store: Store
+    journal: Journal | None
+    directory: Directory
 
 log = logging.getLogger(__name__)
 

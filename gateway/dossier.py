@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -33,6 +34,7 @@ from pydantic_core import PydanticCustomError
 from stdnum.be import bis, nn
 
 from gateway import hardened_xml
+from gateway.codes import Refusal
 from gateway.errors import DossierInvalid, GatewayError, SchemaInvalid
 from gateway.hardened_xml import NS_DOSSIER, simple_type_accepts
 from gateway.identifiers import (
@@ -60,7 +62,7 @@ def _name_the_xsd_accepts(value: str) -> str:
     # XSD would refuse must be refused here, not when the XML is written.
     if not simple_type_accepts(NS_DOSSIER, "dossier.xsd", "PersonName", value):
         raise PydanticCustomError(
-            "person.name",
+            Refusal.PERSON_NAME,
             "The name {value!r} uses characters the schema does not accept.",
             {"value": value},
         )
@@ -188,15 +190,15 @@ class Person(FrozenModel):
     def _birth(cls, value: dt.date) -> dt.date:
         if value.year < 1900:
             raise PydanticCustomError(
-                "person.birth_date", "A birth date before 1900 is not plausible."
+                Refusal.PERSON_BIRTH_DATE, "A birth date before 1900 is not plausible."
             )
-        return _not_in_future(value, "person.birth_date", "The birth date")
+        return _not_in_future(value, Refusal.PERSON_BIRTH_DATE, "The birth date")
 
     @model_validator(mode="after")
     def _one_number_matching_birth(self) -> Self:
         if (self.niss is None) == (self.bis is None):
             raise PydanticCustomError(
-                "person.number", "A person has exactly one NISS or one BIS number."
+                Refusal.PERSON_NUMBER, "A person has exactly one NISS or one BIS number."
             )
         module = nn if self.niss is not None else bis
         # stdnum reads the century from the check digits. Numbers given when
@@ -209,7 +211,7 @@ class Person(FrozenModel):
         actual = (self.birth_date.year, self.birth_date.month, self.birth_date)
         if any(k is not None and k != a for k, a in zip(known, actual, strict=True)):
             raise PydanticCustomError(
-                "person.birth_date_mismatch",
+                Refusal.PERSON_BIRTH_DATE_MISMATCH,
                 "The birth date {birth} does not match the one encoded in the number.",
                 {"birth": str(self.birth_date)},
             )
@@ -243,7 +245,7 @@ class Decision(FrozenModel):
     @field_validator("decision_date")
     @classmethod
     def _decided(cls, value: dt.date) -> dt.date:
-        return _not_in_future(value, "decision.future", "The decision date")
+        return _not_in_future(value, Refusal.DECISION_FUTURE, "The decision date")
 
     @field_validator("monthly_amount")
     @classmethod
@@ -251,22 +253,22 @@ class Decision(FrozenModel):
         if value is None:
             return None
         if not value.is_finite():
-            raise PydanticCustomError("amount.invalid", "An amount must be a number.")
+            raise PydanticCustomError(Refusal.AMOUNT_INVALID, "An amount must be a number.")
         if value < 0:
             raise PydanticCustomError(
-                "amount.negative",
+                Refusal.AMOUNT_NEGATIVE,
                 "An amount cannot be negative ({value} €).",
                 {"value": str(value)},
             )
         if value.as_tuple().exponent < -2:  # type: ignore[operator]
             raise PydanticCustomError(
-                "amount.precision",
+                Refusal.AMOUNT_PRECISION,
                 "An amount has at most two decimals ({value}).",
                 {"value": str(value)},
             )
         if value > Decimal("99999.99"):
             raise PydanticCustomError(
-                "amount.too_large", "A monthly amount above 99,999.99 € is not plausible."
+                Refusal.AMOUNT_TOO_LARGE, "A monthly amount above 99,999.99 € is not plausible."
             )
         return value.quantize(Decimal("0.01"))
 
@@ -274,7 +276,7 @@ class Decision(FrozenModel):
     def _coherent(self) -> Self:
         if self.period_end is not None and self.period_end < self.period_start:
             raise PydanticCustomError(
-                "period.reversed",
+                Refusal.PERIOD_REVERSED,
                 "Decision {id}: the period ends ({end}) before it starts ({start}).",
                 {
                     "id": self.decision_id,
@@ -284,7 +286,7 @@ class Decision(FrozenModel):
             )
         if self.legal_basis is not legal_basis_for(self.kind):
             raise PydanticCustomError(
-                "decision.legal_basis",
+                Refusal.DECISION_LEGAL_BASIS,
                 "Decision {id}: {kind} does not rest on {basis}.",
                 {"id": self.decision_id, "kind": self.kind.value, "basis": self.legal_basis.value},
             )
@@ -307,7 +309,7 @@ class Dossier(FrozenModel):
     @classmethod
     def _utc_seconds(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
-            raise PydanticCustomError("time.naive", "A timestamp must carry its time zone.")
+            raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
         return value.astimezone(dt.UTC).replace(microsecond=0)
 
     @field_validator("last_social_inquiry")
@@ -316,7 +318,7 @@ class Dossier(FrozenModel):
         return (
             None
             if value is None
-            else _not_in_future(value, "inquiry.future", "The last social inquiry")
+            else _not_in_future(value, Refusal.INQUIRY_FUTURE, "The last social inquiry")
         )
 
     # ---------------------------------------------------------------- XML
@@ -420,7 +422,7 @@ class Dossier(FrozenModel):
         if root.tag != _NS + "dossier":
             raise SchemaInvalid(
                 f"The root element {root.tag} is not a dossier of schema version 1.",
-                code="schema.namespace",
+                code=Refusal.SCHEMA_NAMESPACE,
             )
         hardened_xml.validate(root, "dossier.xsd")
         return cls.from_element(root)
@@ -438,7 +440,7 @@ def _sub(parent: etree._Element, name: str, text: str) -> None:
 def _child(parent: etree._Element, name: str) -> etree._Element:
     el = parent.find(_NS + name)
     if el is None:  # the XSD guarantees it; this guards use without it
-        raise DossierInvalid(f"The element {name} is missing.", code="schema.invalid")
+        raise DossierInvalid(f"The element {name} is missing.", code=Refusal.SCHEMA_INVALID)
     return el
 
 
@@ -455,18 +457,41 @@ def checked_identifier(validator: Any, value: str) -> str:
         raise PydanticCustomError(exc.code, exc.message) from None
 
 
-def build(model: type[M], data: Any) -> M:
-    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error."""
+Location = tuple[int | str, ...]
+
+
+def build(
+    model: type[M],
+    data: Any,
+    *,
+    error: type[GatewayError] = DossierInvalid,
+    where: Callable[[Location], str] | None = None,
+) -> M:
+    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error.
+
+    :param error: the project error raised (:class:`DossierInvalid` unless told).
+    :param where: names the place of the problem for a person (by default
+        the dotted field path).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise refusal_from(exc) from None
+        raise refusal_from(exc, error=error, where=where) from None
 
 
-def refusal_from(exc: ValidationError) -> DossierInvalid:
-    """The first problem of a pydantic error, as a :class:`DossierInvalid` with a stable code."""
+def refusal_from(
+    exc: ValidationError,
+    *,
+    error: type[GatewayError] = DossierInvalid,
+    where: Callable[[Location], str] | None = None,
+) -> GatewayError:
+    """The first problem of a pydantic error, as a project error with a stable code.
+
+    A problem our validators raise keeps its code (``niss.checksum``...);
+    any other (a pattern, a missing field) takes the code of ``error``.
+    """
     first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    code = first["type"] if "." in first["type"] else "dossier.invalid"
+    place = where(first["loc"]) if where else ".".join(str(part) for part in first["loc"])
+    code = first["type"] if "." in first["type"] else error.code
     message = first["msg"].rstrip(".")
-    return DossierInvalid(f"{where}: {message}." if where else f"{message}.", code=code)
+    return error(f"{place}: {message}." if place else f"{message}.", code=code)

@@ -29,6 +29,7 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from gateway import hardened_xml
+from gateway.codes import Refusal, RefusalReason
 from gateway.directory import Directory, InstitutionKind, InstitutionStatus
 from gateway.dossier import (
     OPAQUE_REFERENCE,
@@ -68,15 +69,6 @@ class Purpose(StrEnum):
     NEW_APPLICATION_INQUIRY = "new-application-inquiry"
     CONTINUITY_AFTER_MOVE = "continuity-after-move"
     COMPETENT_CPAS_DETERMINATION = "competent-cpas-determination"
-
-
-class RefusalReason(StrEnum):
-    """Why a response carries no dossier."""
-
-    UNKNOWN_PERSON = "unknown-person"
-    PURPOSE_NOT_ALLOWED = "purpose-not-allowed"
-    AWAITING_RELEASE = "awaiting-release"
-    REFUSED_BY_SOCIAL_WORKER = "refused-by-social-worker"
 
 
 class Header(FrozenModel):
@@ -137,9 +129,9 @@ class Header(FrozenModel):
             },
         )
 
-    def canonical(self) -> bytes:
-        """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
-        fields = [
+    def fields(self) -> tuple[tuple[str, str | None], ...]:
+        """The header's elements in the XSD's order, as text (``None``: the element is absent)."""
+        fields: tuple[tuple[str, str | None], ...] = (
             ("messageId", str(self.message_id)),
             ("type", self.type.value),
             ("sender", self.sender),
@@ -148,12 +140,16 @@ class Header(FrozenModel):
             ("caseReference", self.case_reference),
             ("createdAt", format_timestamp(self.created_at)),
             ("expiresAt", format_timestamp(self.expires_at)),
-            ("correlationId", str(self.correlation_id or "")),
-        ]
-        if self.actor is not None:
-            # Only when present: envelopes signed before the field existed still verify.
-            fields.append(("actor", self.actor))
-        return "".join(f"{name}={value}\n" for name, value in fields).encode()
+            ("correlationId", None if self.correlation_id is None else str(self.correlation_id)),
+        )
+        if self.actor is None:
+            return fields
+        # Only when present: envelopes signed before the element existed still verify.
+        return (*fields, ("actor", self.actor))
+
+    def canonical(self) -> bytes:
+        """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
+        return "".join(f"{name}={value or ''}\n" for name, value in self.fields()).encode()
 
 
 class Envelope(FrozenModel):
@@ -174,22 +170,9 @@ class Envelope(FrozenModel):
         root = etree.Element(_E + "envelope", nsmap={None: NS_ENVELOPE})
         root.set("version", "1")
         header = etree.SubElement(root, _E + "header")
-        h = self.header
-        for name, value in (
-            ("messageId", str(h.message_id)),
-            ("type", h.type.value),
-            ("sender", h.sender),
-            ("recipient", h.recipient),
-            ("purpose", h.purpose.value),
-            ("caseReference", h.case_reference),
-            ("createdAt", format_timestamp(h.created_at)),
-            ("expiresAt", format_timestamp(h.expires_at)),
-        ):
-            etree.SubElement(header, _E + name).text = value
-        if h.correlation_id is not None:
-            etree.SubElement(header, _E + "correlationId").text = str(h.correlation_id)
-        if h.actor is not None:
-            etree.SubElement(header, _E + "actor").text = h.actor
+        for name, value in self.header.fields():
+            if value is not None:
+                etree.SubElement(header, _E + name).text = value
         sealed = etree.SubElement(root, _E + "sealed", kem=self.kem, keyId=self.key_id)
         sealed.text = base64.b64encode(self.ciphertext).decode("ascii")
         sig = etree.SubElement(
@@ -204,7 +187,7 @@ class Envelope(FrozenModel):
         root = hardened_xml.parse(data)
         if root.tag != _E + "envelope":
             raise SchemaInvalid(
-                "The message is not an envelope of schema version 1.", code="schema.namespace"
+                "The message is not an envelope of schema version 1.", code=Refusal.SCHEMA_NAMESPACE
             )
         hardened_xml.validate(root, "envelope.xsd")
         header = root.find(_E + "header")
@@ -230,7 +213,7 @@ def _base64(text: str, element: str) -> bytes:
     decoded = hardened_xml.canonical_base64(text)
     if decoded is None:
         raise EnvelopeRefused(
-            f"The content of <{element}> is not canonical base64.", code="envelope.encoding"
+            f"The content of <{element}> is not canonical base64.", code=Refusal.ENVELOPE_ENCODING
         )
     return decoded
 
@@ -291,17 +274,17 @@ def authenticate(envelope: Envelope, *, me: str, directory: Directory) -> None:
     if h.recipient != me:
         raise EnvelopeRefused(
             f"The message is addressed to {h.recipient}, not to this CPAS ({me}).",
-            code="envelope.wrong_recipient",
+            code=Refusal.ENVELOPE_WRONG_RECIPIENT,
         )
     sender = directory.get(h.sender)
     if sender is None:
         raise EnvelopeRefused(
-            f"The sender {h.sender} is not in the directory.", code="envelope.unknown_sender"
+            f"The sender {h.sender} is not in the directory.", code=Refusal.ENVELOPE_UNKNOWN_SENDER
         )
     if sender.kind is not InstitutionKind.CPAS or sender.status is InstitutionStatus.CLOSED:
         raise EnvelopeRefused(
             f"The sender {h.sender} is not an open CPAS in the directory.",
-            code="envelope.sender_not_cpas",
+            code=Refusal.ENVELOPE_SENDER_NOT_CPAS,
         )
     keys = [
         k
@@ -312,14 +295,14 @@ def authenticate(envelope: Envelope, *, me: str, directory: Directory) -> None:
         raise EnvelopeRefused(
             f"The signing key {envelope.signature_key_id} is not a key of {h.sender} valid at "
             f"{format_timestamp(h.created_at)}.",
-            code="envelope.signature",
+            code=Refusal.ENVELOPE_SIGNATURE,
         )
     try:
         public_signing_key(keys[0].public_key).verify(envelope.signature, envelope.signed_bytes())
     except InvalidSignature:
         raise EnvelopeRefused(
             f"The signature does not match the message: it was altered or not made by {h.sender}.",
-            code="envelope.signature",
+            code=Refusal.ENVELOPE_SIGNATURE,
         ) from None
 
 
@@ -328,13 +311,14 @@ def check_fresh(h: Header, *, now: dt.datetime | None = None) -> None:
     now = now or dt.datetime.now(dt.UTC)
     if now > h.expires_at:
         raise EnvelopeRefused(
-            f"The message expired at {format_timestamp(h.expires_at)}.", code="envelope.expired"
+            f"The message expired at {format_timestamp(h.expires_at)}.",
+            code=Refusal.ENVELOPE_EXPIRED,
         )
     if h.created_at > now + CLOCK_SKEW:
         raise EnvelopeRefused(
             f"The message claims to be made at {format_timestamp(h.created_at)}, "
             f"beyond the allowed clock skew of {CLOCK_SKEW}.",
-            code="envelope.future",
+            code=Refusal.ENVELOPE_FUTURE,
         )
 
 
@@ -349,7 +333,7 @@ def decrypt(envelope: Envelope, *, keys: NodeKeys) -> bytes:
         # HPKE says only "it did not open"; every cause (tampering, a moved
         # header, a wrong key) is the same refusal.
         raise EnvelopeRefused(
-            "The sealed body does not open with this CPAS's key.", code="envelope.seal"
+            "The sealed body does not open with this CPAS's key.", code=Refusal.ENVELOPE_SEAL
         ) from None
 
 
@@ -404,14 +388,16 @@ class Body:
         # The XSD has several global elements: a bare <dossier> or <envelope>
         # validates too, and is not a body.
         if root.tag != _E + "body":
-            raise EnvelopeRefused("The sealed content is not a message body.", code="envelope.body")
+            raise EnvelopeRefused(
+                "The sealed content is not a message body.", code=Refusal.ENVELOPE_BODY
+            )
         hardened_xml.validate(root, "envelope.xsd")
         part = root[0]
         kind = MessageType(part.tag[len(_E) :])
         if kind is not expected:
             raise EnvelopeRefused(
                 f"The header announces a {expected.value} but the body is a {kind.value}.",
-                code="envelope.type_mismatch",
+                code=Refusal.ENVELOPE_TYPE_MISMATCH,
             )
         child = part[0]
         if child.tag == f"{{{NS_DOSSIER}}}dossier":

@@ -2,11 +2,15 @@
 
 Every refusal carries a stable, dotted ``code`` (``xml.doctype``,
 ``niss.checksum``, ``directory.not_cpas`` ...) that logs, receipts and the
-person's report can rely on, and a sentence a person understands. Codes are
-part of the public contract: never rename one, add a new one instead.
+person's report can rely on, and a sentence a person understands. The codes
+are the members of :mod:`gateway.codes` (strings, with the words a person
+reads beside them). Codes are part of the public contract: never rename one,
+add a new one instead.
 """
 
 from __future__ import annotations
+
+from gateway.codes import Fault, Refusal
 
 
 class GatewayError(Exception):
@@ -16,7 +20,7 @@ class GatewayError(Exception):
     :param message: one sentence for a person, without a traceback.
     """
 
-    code: str = "gateway.error"
+    code: str = Fault.GATEWAY_ERROR
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -31,55 +35,55 @@ class GatewayError(Exception):
 class XmlRefused(GatewayError):
     """The bytes are not XML we are willing to parse (DOCTYPE, too big, too deep...)."""
 
-    code = "xml.malformed"
+    code = Refusal.XML_MALFORMED
 
 
 class SchemaInvalid(GatewayError):
     """The document is well-formed XML but does not satisfy its XSD."""
 
-    code = "schema.invalid"
+    code = Refusal.SCHEMA_INVALID
 
 
 class DossierInvalid(GatewayError):
     """The document satisfies the XSD but breaks a rule the XSD cannot express."""
 
-    code = "dossier.invalid"
+    code = Refusal.DOSSIER_INVALID
 
 
 class IdentifierInvalid(DossierInvalid):
     """A NISS, BIS or enterprise number with a wrong format or check digits."""
 
-    code = "identifier.invalid"
+    code = Refusal.IDENTIFIER_INVALID
 
 
 class DirectoryError(GatewayError):
     """The directory is unsigned, badly signed, unknown to us or inconsistent."""
 
-    code = "directory.invalid"
+    code = Fault.DIRECTORY_INVALID
 
 
 class DestinationRefused(GatewayError):
     """The directory says this institution may not receive a dossier."""
 
-    code = "directory.refused"
+    code = Refusal.DIRECTORY_REFUSED
 
 
 class KeyMaterialError(GatewayError):
     """A key file is missing, unreadable, of the wrong kind or expired."""
 
-    code = "keys.invalid"
+    code = Fault.KEYS_INVALID
 
 
 class EnvelopeRefused(GatewayError):
     """An envelope failed a check: signature, seal, expiry, replay, recipient..."""
 
-    code = "envelope.refused"
+    code = Refusal.ENVELOPE_REFUSED
 
 
 class AdapterError(GatewayError):
     """A vendor adapter failed; ``transient`` tells whether a retry may help."""
 
-    code = "adapter.failed"
+    code = Refusal.ADAPTER_FAILED
 
     def __init__(self, message: str, *, code: str | None = None, transient: bool = False) -> None:
         super().__init__(message, code=code)
@@ -89,13 +93,13 @@ class AdapterError(GatewayError):
 class BrokerError(GatewayError):
     """The broker is unreachable, refused a message or returned it."""
 
-    code = "broker.unavailable"
+    code = Fault.BROKER_UNAVAILABLE
 
 
 class ConfigError(GatewayError):
     """A node's configuration file is missing or wrong."""
 
-    code = "config.invalid"
+    code = Fault.CONFIG_INVALID
 
 
 class StoreUnavailable(GatewayError):
@@ -106,4 +110,4 @@ class StoreUnavailable(GatewayError):
     again; it never spends a delivery attempt on it.
     """
 
-    code = "store.unavailable"
+    code = Fault.STORE_UNAVAILABLE

@@ -21,6 +21,7 @@ from typing import Final
 
 from lxml import etree
 
+from gateway.codes import Fault, Refusal
 from gateway.errors import GatewayError, SchemaInvalid, XmlRefused
 
 MAX_BYTES: Final = 8 * 1024 * 1024
@@ -85,7 +86,7 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
     if len(data) > max_bytes:
         raise XmlRefused(
             f"The document is {len(data):,} bytes, more than the {max_bytes:,} bytes accepted.",
-            code="xml.too_large",
+            code=Refusal.XML_TOO_LARGE,
         )
     # Only UTF-8 (or plain ASCII) is accepted: another encoding (UTF-7,
     # UTF-16...) could hide a DOCTYPE from the byte-level check below.
@@ -95,20 +96,21 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
         or b"\x00" in data[:2]
         or (declared and declared.group(1).decode().lower() not in _ACCEPTED_ENCODINGS)
     ):
-        raise XmlRefused("The document is not encoded in UTF-8.", code="xml.encoding")
+        raise XmlRefused("The document is not encoded in UTF-8.", code=Refusal.XML_ENCODING)
     # A DOCTYPE is never legitimate here. Refusing it before libxml2 sees it
     # means no entity of any kind is ever declared, let alone expanded.
     if _DOCTYPE.search(data):
         raise XmlRefused(
             "The document declares a DOCTYPE; DTDs and entities are not accepted.",
-            code="xml.doctype",
+            code=Refusal.XML_DOCTYPE,
         )
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
         if exc.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT and "depth" in (exc.msg or ""):
             raise XmlRefused(
-                f"The document nests elements deeper than {MAX_DEPTH} levels.", code="xml.too_deep"
+                f"The document nests elements deeper than {MAX_DEPTH} levels.",
+                code=Refusal.XML_TOO_DEEP,
             ) from None
         raise XmlRefused(f"The document is not well-formed XML: {exc.msg}.") from None
     if root is None:
@@ -117,14 +119,17 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
     if tree.docinfo.doctype:
         raise XmlRefused(
             "The document declares a DOCTYPE; DTDs and entities are not accepted.",
-            code="xml.doctype",
+            code=Refusal.XML_DOCTYPE,
         )
     if _TOO_DEEP_XPATH(tree):
         raise XmlRefused(
-            f"The document nests elements deeper than {MAX_DEPTH} levels.", code="xml.too_deep"
+            f"The document nests elements deeper than {MAX_DEPTH} levels.",
+            code=Refusal.XML_TOO_DEEP,
         )
     if _HAS_XINCLUDE(tree, ns=XINCLUDE_NS):
-        raise XmlRefused("The document uses XInclude, which is not accepted.", code="xml.xinclude")
+        raise XmlRefused(
+            "The document uses XInclude, which is not accepted.", code=Refusal.XML_XINCLUDE
+        )
     return root
 
 
@@ -145,13 +150,15 @@ def read_file(path: Path, *, max_bytes: int = MAX_BYTES) -> bytes:
             if size > max_bytes:
                 raise XmlRefused(
                     f"The document is {size:,} bytes, more than the {max_bytes:,} bytes accepted.",
-                    code="xml.too_large",
+                    code=Refusal.XML_TOO_LARGE,
                 )
         with path.open("rb") as stream:
             return stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise GatewayError(f"{path} cannot be read: {reason}.", code="file.unreadable") from None
+        raise GatewayError(
+            f"{path} cannot be read: {reason}.", code=Fault.FILE_UNREADABLE
+        ) from None
 
 
 def schema_dir() -> Path:
@@ -175,7 +182,7 @@ def load_schema(filename: str) -> etree.XMLSchema:
     except (OSError, etree.XMLSchemaParseError) as exc:
         raise SchemaInvalid(
             f"The schema {filename} is not installed or unreadable ({exc}); reinstall the gateway.",
-            code="schema.unavailable",
+            code=Fault.SCHEMA_UNAVAILABLE,
         ) from None
 
 
@@ -191,7 +198,7 @@ def validate(root: etree._Element, filename: str | None = None) -> str:
             raise SchemaInvalid(
                 f"The root element {root.tag} is not a dossier, envelope or directory "
                 "of a supported schema version (check its namespace).",
-                code="schema.namespace",
+                code=Refusal.SCHEMA_NAMESPACE,
             )
         filename = kind[0]
     schema = load_schema(filename)

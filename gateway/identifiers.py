@@ -14,6 +14,7 @@ from typing import Literal
 from stdnum import exceptions as stdnum_errors
 from stdnum.be import bis, nn, vat
 
+from gateway.codes import Refusal
 from gateway.errors import IdentifierInvalid
 
 PersonNumberKind = Literal["niss", "bis"]
@@ -26,31 +27,35 @@ def _digits(value: str) -> str:
 
 def validate_niss(value: str) -> str:
     """Return the 11 digits of a valid NISS, or raise ``niss.checksum``/``niss.format``."""
-    return _validate_person(value, nn, "niss", "national register number (NISS)")
+    return _validate_person(
+        value, nn, Refusal.NISS_FORMAT, Refusal.NISS_CHECKSUM, "national register number (NISS)"
+    )
 
 
 def validate_bis(value: str) -> str:
     """Return the 11 digits of a valid BIS number, or raise ``bis.checksum``/``bis.format``."""
-    return _validate_person(value, bis, "bis", "BIS number")
+    return _validate_person(value, bis, Refusal.BIS_FORMAT, Refusal.BIS_CHECKSUM, "BIS number")
 
 
-def _validate_person(value: str, module: object, code: str, label: str) -> str:
+def _validate_person(
+    value: str, module: object, malformed: Refusal, checksum: Refusal, label: str
+) -> str:
     # A person's number is never quoted back: the message reaches terminals,
     # logs and dead-letter headers.
     compact = _digits(value)
     if len(compact) != 11 or compact != value.replace(".", "").replace("-", "").replace(" ", ""):
-        raise IdentifierInvalid(f"The {label} given is not 11 digits.", code=f"{code}.format")
+        raise IdentifierInvalid(f"The {label} given is not 11 digits.", code=malformed)
     try:
         return str(module.validate(compact))  # type: ignore[attr-defined]
     except stdnum_errors.InvalidChecksum:
         raise IdentifierInvalid(
             f"The {label} given is not valid: its check digits do not match.",
-            code=f"{code}.checksum",
+            code=checksum,
         ) from None
     except stdnum_errors.ValidationError:
         raise IdentifierInvalid(
             f"The {label} given is not valid: it encodes no possible birth date.",
-            code=f"{code}.format",
+            code=malformed,
         ) from None
 
 
@@ -72,18 +77,18 @@ def validate_enterprise_number(value: str) -> str:
     # Only the usual separators may surround the digits (BE prefix, dots, spaces).
     if len(compact) != 10 or value.upper().removeprefix("BE").strip(" .-0123456789"):
         raise IdentifierInvalid(
-            f"{value!r} is not a 10-digit enterprise number.", code="enterprise.format"
+            f"{value!r} is not a 10-digit enterprise number.", code=Refusal.ENTERPRISE_FORMAT
         )
     try:
         return str(vat.validate(compact))
     except stdnum_errors.InvalidChecksum:
         raise IdentifierInvalid(
             f"{value!r} is not a valid enterprise number: its check digits do not match.",
-            code="enterprise.checksum",
+            code=Refusal.ENTERPRISE_CHECKSUM,
         ) from None
     except stdnum_errors.ValidationError:
         raise IdentifierInvalid(
-            f"{value!r} is not a valid enterprise number.", code="enterprise.format"
+            f"{value!r} is not a valid enterprise number.", code=Refusal.ENTERPRISE_FORMAT
         ) from None
 
 

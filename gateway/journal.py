@@ -51,18 +51,19 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.config import DEFAULT_RETENTION_DAYS, NodeConfig
+from gateway.codes import Fault
 from gateway.database import Database
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError
 from gateway.migrations import Migration, MigrationReport, Schema
 from gateway.ownership import claim
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ _NONCE_SIZE: Final = 12
 class JournalError(GatewayError):
     """The journal cannot be opened or appended to."""
 
-    code = "journal.unavailable"
+    code = Fault.JOURNAL_UNAVAILABLE
 
 
 class Event(StrEnum):
@@ -259,42 +260,61 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
         raise KeyMaterialError(
             f"The journal secret {path} does not exist: the node has recorded nothing yet, "
             "or the secret was lost.",
-            code="keys.missing",
+            code=Fault.KEYS_MISSING,
         )
     try:
-        # O_EXCL: two processes starting together never overwrite each other's secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Exclusive: two processes starting together never overwrite each other's secret.
+        write_private_file(path, os.urandom(SECRET_SIZE), exclusive=True)
     except FileExistsError:
         pass
     except OSError as exc:
         raise KeyMaterialError(
-            f"The journal secret {path} cannot be created: {exc.strerror}.", code="keys.missing"
+            f"The journal secret {path} cannot be created: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
     else:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(os.urandom(SECRET_SIZE))
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
         log.info("created the journal secret %s", path)
     try:
         secret = path.read_bytes()
         mode = path.stat().st_mode
     except OSError as exc:
         raise KeyMaterialError(
-            f"The journal secret {path} cannot be read: {exc.strerror}.", code="keys.missing"
+            f"The journal secret {path} cannot be read: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
     if len(secret) != SECRET_SIZE:
         raise KeyMaterialError(
             f"The journal secret {path} holds {len(secret)} bytes, not {SECRET_SIZE}.",
-            code="keys.invalid",
+            code=Fault.KEYS_INVALID,
         )
     if mode & 0o077:
         log.warning("the journal secret %s is readable by others than its owner", path)
     return secret
+
+
+DEFAULT_RETENTION_DAYS: Final = 730
+"""How long the journal keeps the content of a dossier readable (two years)."""
+
+
+class JournalConfig(Protocol):
+    """What the journal reads of a node's configuration (:class:`gateway.config.NodeConfig`).
+
+    The journal sits below the configuration: it names the fields it reads
+    instead of importing the node's configuration model.
+    """
+
+    @property
+    def cpas_id(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def keys(self) -> Path: ...
+    @property
+    def journal(self) -> str | None: ...
+    @property
+    def journal_secret(self) -> Path | None: ...
+    @property
+    def journal_head(self) -> Path | None: ...
+    @property
+    def journal_retention_days(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -308,7 +328,7 @@ class JournalSettings:
     owner: str | None = None
 
     @classmethod
-    def from_config(cls, config: NodeConfig) -> JournalSettings:
+    def from_config(cls, config: JournalConfig) -> JournalSettings:
         """Read the journal settings of a node configuration, with defaults for those absent.
 
         Defaults: the journal beside the store (``journal.sqlite3`` in the
@@ -336,7 +356,7 @@ class JournalSettings:
         )
 
 
-def open_journal(config: NodeConfig) -> Journal:
+def open_journal(config: JournalConfig) -> Journal:
     """The journal of the node configured by ``config``."""
     return JournalSettings.from_config(config).open()
 
@@ -462,7 +482,8 @@ class Journal:
     ) -> None:
         if len(secret) != SECRET_SIZE:
             raise KeyMaterialError(
-                f"A journal secret is {SECRET_SIZE} bytes, not {len(secret)}.", code="keys.invalid"
+                f"A journal secret is {SECRET_SIZE} bytes, not {len(secret)}.",
+                code=Fault.KEYS_INVALID,
             )
         if retention_days < 1:
             raise ConfigError("The journal retention is at least one day.")
@@ -481,12 +502,12 @@ class Journal:
             schema=SCHEMA,
             what="the journal database",
             pragmas=("secure_delete=ON",),
-            unavailable_code="journal.unavailable",
+            unavailable_code=Fault.JOURNAL_UNAVAILABLE,
         )
         self._lock = self._db.lock
         self._postgres = self._db.postgres
         if owner is not None:
-            claim(self._db, owner, what="journal", setting="journal", code="journal.other_node")
+            claim(self._db, owner, what="journal", setting="journal", code=Fault.JOURNAL_OTHER_NODE)
         with self._tx() as cur:
             cur.execute(
                 self._sql(
@@ -664,7 +685,7 @@ class Journal:
                 raise JournalError(
                     "The journal's head does not match this node's journal secret: wrong "
                     "secret, or the journal was altered (run `cpas-gateway journal verify`).",
-                    code="journal.head_invalid",
+                    code=Fault.JOURNAL_HEAD_INVALID,
                 )
             seq = int(head_seq) + 1
             tag = None if person_number is None else self.person_tag(person_number)
@@ -731,12 +752,9 @@ class Journal:
         if self.head_path is None:
             return
         document = {"seq": seq, "entry_hash": entry_hash, "seal": self._head_seal(seq, entry_hash)}
-        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                json.dump(document, out)
-            os.replace(tmp, self.head_path)
+            # Written at every commit: replaced atomically, not flushed to disk each time.
+            write_private_file(self.head_path, json.dumps(document).encode("ascii"), durable=False)
         except OSError as exc:
             log.error("the journal head witness %s cannot be written: %s", self.head_path, exc)
 

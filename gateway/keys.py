@@ -56,7 +56,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from gateway.codes import Fault, Refusal
 from gateway.errors import KeyMaterialError
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def hpke_suite(kem: str) -> hpke.Suite:
     else:
         raise KeyMaterialError(
             f"{kem!r} is not a supported key encapsulation; use one of {', '.join(KEMS)}.",
-            code="keys.kem_unknown",
+            code=Fault.KEYS_KEM_UNKNOWN,
         )
     return hpke.Suite(kem_id, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 
@@ -128,7 +130,7 @@ def public_encryption_key(kem: str, raw: bytes) -> PublicEncryptionKey:
         )
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyMaterialError(
-            f"These bytes are not a {kem} public key: {exc}.", code="keys.invalid"
+            f"These bytes are not a {kem} public key: {exc}.", code=Fault.KEYS_INVALID
         ) from None
 
 
@@ -144,7 +146,7 @@ def public_signing_key(raw: bytes) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as exc:
         raise KeyMaterialError(
-            f"These bytes are not an Ed25519 public key: {exc}.", code="keys.invalid"
+            f"These bytes are not an Ed25519 public key: {exc}.", code=Fault.KEYS_INVALID
         ) from None
 
 
@@ -231,7 +233,7 @@ class NodeKeys:
             raise KeyMaterialError(
                 f"This node holds no encryption key {key_id!r} "
                 f"(it holds {', '.join(sorted(self.encryption)) or 'none'}).",
-                code="keys.unknown_key",
+                code=Refusal.KEYS_UNKNOWN_KEY,
             ) from None
 
     @property
@@ -302,14 +304,14 @@ def load_node_keys(directory: Path, passphrase: bytes | None = None) -> NodeKeys
             raise KeyMaterialError(
                 f"{path} holds key {pair.key_id}, not the {expected} its name says; "
                 "was it renamed or replaced?",
-                code="keys.invalid",
+                code=Fault.KEYS_INVALID,
             )
         encryption[pair.key_id] = pair
     if not encryption:
         raise KeyMaterialError(
             f"{directory} holds no {ENCRYPTION_PREFIX}*{KEY_SUFFIX} file; "
             "run 'cpas-gateway keys generate' or 'keys rotate'.",
-            code="keys.missing",
+            code=Fault.KEYS_MISSING,
         )
     return NodeKeys(signing, key_id(signing_public_raw(signing)), encryption)
 
@@ -362,12 +364,12 @@ def _load_public_document(path: Path) -> dict[str, Any]:
         for entry in document["encryptionKeys"]:
             _decode_entry(entry)
     except FileNotFoundError:
-        raise KeyMaterialError(f"{path} does not exist.", code="keys.missing") from None
+        raise KeyMaterialError(f"{path} does not exist.", code=Fault.KEYS_MISSING) from None
     except KeyMaterialError as exc:
         raise KeyMaterialError(f"{path}: {exc.message}", code=exc.code) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise KeyMaterialError(
-            f"{path} is not a public key file of this gateway ({exc}).", code="keys.invalid"
+            f"{path} is not a public key file of this gateway ({exc}).", code=Fault.KEYS_INVALID
         ) from None
     return dict(document)
 
@@ -427,12 +429,12 @@ def load_trust_anchor(path: Path) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
         raise KeyMaterialError(
-            f"{path} is not a PEM public key file.", code="keys.invalid"
+            f"{path} is not a PEM public key file.", code=Fault.KEYS_INVALID
         ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyMaterialError(
             f"{path} holds a {type(key).__name__}, not the Ed25519 key a federation signs with.",
-            code="keys.invalid",
+            code=Fault.KEYS_INVALID,
         )
     return key
 
@@ -450,33 +452,23 @@ def _write_private(path: Path, keys: list[Any], passphrase: bytes | None) -> Non
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         for key in keys
     )
-    # Created 0600 in the same system call that creates it: the secret is
-    # never readable by anyone else, not even for a moment. O_EXCL: never
-    # overwrite a key, which would lose every message sealed for it.
+    # Never overwrite a key, which would lose every message sealed for it.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private_file(path, pem, exclusive=True)
     except FileExistsError:
         raise KeyMaterialError(
-            f"{path} already exists; a key is never overwritten.", code="keys.exists"
+            f"{path} already exists; a key is never overwritten.", code=Fault.KEYS_EXISTS
         ) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise KeyMaterialError(f"{path} does not exist.", code="keys.missing") from None
+        raise KeyMaterialError(f"{path} does not exist.", code=Fault.KEYS_MISSING) from None
     except OSError as exc:
         raise KeyMaterialError(
-            f"{path} cannot be read: {exc.strerror}.", code="keys.missing"
+            f"{path} cannot be read: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
 
 
@@ -490,28 +482,28 @@ def _read_private(path: Path) -> bytes:
                 raise KeyMaterialError(
                     f"{path} may be read by other users (mode {mode:04o}); "
                     f"refusing to use it. Run: chmod 600 {path}",
-                    code="keys.permissions",
+                    code=Fault.KEYS_PERMISSIONS,
                 )
             return stream.read()
     except FileNotFoundError:
-        raise KeyMaterialError(f"{path} does not exist.", code="keys.missing") from None
+        raise KeyMaterialError(f"{path} does not exist.", code=Fault.KEYS_MISSING) from None
     except OSError as exc:
         raise KeyMaterialError(
-            f"{path} cannot be read: {exc.strerror}.", code="keys.missing"
+            f"{path} cannot be read: {exc.strerror}.", code=Fault.KEYS_MISSING
         ) from None
 
 
 def _load_pem_blocks(path: Path, passphrase: bytes | None) -> list[Any]:
     blocks = [match.group(0) for match in _PEM_BLOCK.finditer(_read_private(path))]
     if not blocks:
-        raise KeyMaterialError(f"{path} holds no PEM private key.", code="keys.invalid")
+        raise KeyMaterialError(f"{path} holds no PEM private key.", code=Fault.KEYS_INVALID)
     keys = []
     for block in blocks:
         encrypted = b"BEGIN ENCRYPTED PRIVATE KEY" in block
         if encrypted and not passphrase:
             raise KeyMaterialError(
                 f"{path} is protected by a passphrase, and none was given.",
-                code="keys.passphrase",
+                code=Fault.KEYS_PASSPHRASE,
             )
         if passphrase and not encrypted:
             log.warning("%s is not protected by a passphrase; loading it anyway", path)
@@ -522,14 +514,14 @@ def _load_pem_blocks(path: Path, passphrase: bytes | None) -> list[Any]:
         except ValueError:
             if encrypted:
                 raise KeyMaterialError(
-                    f"The passphrase does not open {path}.", code="keys.passphrase"
+                    f"The passphrase does not open {path}.", code=Fault.KEYS_PASSPHRASE
                 ) from None
             raise KeyMaterialError(
-                f"{path} is not a readable private key.", code="keys.invalid"
+                f"{path} is not a readable private key.", code=Fault.KEYS_INVALID
             ) from None
         except UnsupportedAlgorithm:
             raise KeyMaterialError(
-                f"{path} holds a key of an unsupported kind.", code="keys.invalid"
+                f"{path} holds a key of an unsupported kind.", code=Fault.KEYS_INVALID
             ) from None
     return keys
 
@@ -538,7 +530,7 @@ def _load_signing_file(path: Path, passphrase: bytes | None) -> Ed25519PrivateKe
     keys = _load_pem_blocks(path, passphrase)
     if len(keys) != 1 or not isinstance(keys[0], Ed25519PrivateKey):
         raise KeyMaterialError(
-            f"{path} does not hold one Ed25519 private key.", code="keys.invalid"
+            f"{path} does not hold one Ed25519 private key.", code=Fault.KEYS_INVALID
         )
     return keys[0]
 
@@ -556,5 +548,5 @@ def _load_encryption_file(path: Path, passphrase: bytes | None) -> EncryptionKey
         return _hybrid_pair(keys[0], keys[1])
     raise KeyMaterialError(
         f"{path} holds neither an X25519 key nor an ML-KEM-768 key followed by an X25519 key.",
-        code="keys.invalid",
+        code=Fault.KEYS_INVALID,
     )

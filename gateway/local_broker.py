@@ -54,6 +54,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.private_files import write_private_file
+
 HOST = "localhost"
 """The host part of every node name: the nodes only ever talk over the loopback interface."""
 
@@ -87,9 +89,9 @@ def ensure_cookie(home: Path) -> None:
     """Give ``home`` an Erlang cookie of its own (nodes and CLI sharing it can talk)."""
     home.mkdir(parents=True, exist_ok=True)
     cookie = home / ".erlang.cookie"
-    if not cookie.exists():
-        cookie.write_text(secrets.token_hex(20), encoding="ascii")
     # Erlang refuses a cookie file that others can read.
+    if not cookie.exists():
+        write_private_file(cookie, secrets.token_hex(20).encode("ascii"), mode=0o400)
     cookie.chmod(0o400)
 
 

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.private_files import write_private_file
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 
 
@@ -126,12 +128,12 @@ class CertificateAuthority:
             if passphrase
             else serialization.NoEncryption()
         )
-        files.key.write_bytes(
+        write_private_file(
+            files.key,
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-            )
+            ),
         )
-        files.key.chmod(0o600)
         return files
 
 

@@ -50,7 +50,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,8 +74,17 @@ from gateway.adapters import (
     VendorEventKind,
     load_adapters,
 )
-from gateway.broker import BrokerClient, Delivery, Names, Outgoing, cpas_topology
+from gateway.broker import (
+    REFUSAL_CODE_HEADER,
+    REFUSAL_REASON_HEADER,
+    BrokerClient,
+    Delivery,
+    Names,
+    Outgoing,
+    cpas_topology,
+)
 from gateway.broker_connection import BrokerTLS
+from gateway.codes import Fault, HeldState, Outcome, PolicyAction, Refusal, RefusalGround
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
@@ -113,12 +121,10 @@ log = logging.getLogger(__name__)
 events_log = logging.getLogger("gateway.node.events")
 """One line per message event (sent, received, receipt, refusal...): see gateway.logs."""
 
-REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
-REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
 SWEEP_SECONDS = 5.0
-_DECLINED = frozenset({"purpose.not_allowed"})
+_DECLINED = frozenset({Refusal.PURPOSE_NOT_ALLOWED})
 """Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 SEND_BATCH = 200
 BROKER_WAIT_SECONDS = 600.0
@@ -127,49 +133,16 @@ STORE_WAIT_SECONDS = 300.0
 RECEIVE_BATCH = 128
 PAUSE_MAX_SECONDS = 5.0
 """Longest wait between two tries while the store or the vendor system is away."""
-VENDOR_UNAVAILABLE = "adapter.unavailable"
+VENDOR_UNAVAILABLE = Refusal.ADAPTER_UNAVAILABLE
 """The adapter's code for "the whole vendor system is away", as opposed to one record failing."""
-ATTEMPTS_EXHAUSTED = "node.attempts_exhausted"
+ATTEMPTS_EXHAUSTED = Refusal.NODE_ATTEMPTS_EXHAUSTED
 
 Reply = tuple[Header, bytes]
 T = TypeVar("T")
 
 
-class Action(StrEnum):
-    """What a node does with a request for a given purpose."""
-
-    AUTO = "auto"
-    """Answer at once with the dossier (or 'unknown person')."""
-    HOLD = "hold"
-    """Answer 'awaiting release' and wait for a social worker's decision."""
-    REFUSE = "refuse"
-    """Answer 'purpose not allowed'."""
-    TWO_PERSON_HOLD = "two-person-hold"
-    """Like ``hold``, but two social workers (two distinct staff references) must release."""
-
-    @property
-    def holds(self) -> bool:
-        return self in (Action.HOLD, Action.TWO_PERSON_HOLD)
-
-    @property
-    def releases_needed(self) -> int:
-        return 2 if self is Action.TWO_PERSON_HOLD else 1
-
-
-class RefusalGround(StrEnum):
-    """Why a social worker refuses a held request: a closed list, recorded in the journal.
-
-    The requester is told only that a social worker refused
-    (``refused-by-social-worker``); the ground stays in this CPAS's journal
-    and the person's report.
-    """
-
-    OUTSIDE_LEGAL_MISSION = "outside-legal-mission"
-    """The request does not fall within the requester's legal missions."""
-    REQUESTER_NOT_COMPETENT = "requester-not-competent"
-    """The requesting CPAS is not the competent one for this person."""
-    IDENTITY_UNCERTAIN = "identity-uncertain"
-    """The person asked about cannot be identified with certainty."""
+Action = PolicyAction
+"""What a node does with a request for a given purpose (:class:`gateway.codes.PolicyAction`)."""
 
 
 @dataclass(frozen=True)
@@ -534,7 +507,8 @@ class Node:
         dossier = self._retry(lambda: self.adapter.export_dossier(person_number))
         if dossier is None:
             raise GatewayError(
-                "The vendor system holds no dossier for this person.", code="send.unknown_person"
+                "The vendor system holds no dossier for this person.",
+                code=Refusal.SEND_UNKNOWN_PERSON,
             )
         return dossier
 
@@ -598,7 +572,7 @@ class Node:
             if self.failed.is_set():
                 raise GatewayError(
                     f"The node stopped: {self.failure}; run the same command again.",
-                    code="node.failed",
+                    code=Fault.NODE_FAILED,
                 )
             batch = []
             for number in numbers[start : start + SEND_BATCH]:
@@ -903,7 +877,7 @@ class Node:
         held = self._held_waiting(message_id)
         if not self._enough_releases(held, staff):
             return None
-        _, header, number = self._take_held(message_id, "released", staff)
+        _, header, number = self._take_held(message_id, HeldState.RELEASED, staff)
         dossier = self._retry(lambda: self.adapter.export_dossier(number))
         if dossier is None:
             body = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
@@ -924,7 +898,7 @@ class Node:
         learns that a social worker refused.
         """
         self._held_waiting(message_id)
-        _, header, _ = self._take_held(message_id, "refused", staff, ground)
+        _, header, _ = self._take_held(message_id, HeldState.REFUSED, staff, ground)
         body = Body(MessageType.RESPONSE, refusal=RefusalReason.REFUSED_BY_SOCIAL_WORKER)
         return self._send(self._response_header(header, staff), body, staff=staff)
 
@@ -944,9 +918,9 @@ class Node:
 
     def _held_waiting(self, message_id: str) -> HeldRequest:
         held = self.store.held_request(message_id)
-        if held is None or held.state != "held":
+        if held is None or held.state != HeldState.HELD:
             raise GatewayError(
-                f"No request {message_id} is waiting for a decision.", code="pending.unknown"
+                f"No request {message_id} is waiting for a decision.", code=Fault.PENDING_UNKNOWN
             )
         if held.sender == self.cpas_id:
             raise GatewayError(
@@ -996,11 +970,11 @@ class Node:
         number = self._held_person(held)
         if not self.store.decide(message_id, decision):
             raise GatewayError(
-                f"The request {message_id} was decided meanwhile.", code="pending.unknown"
+                f"The request {message_id} was decided meanwhile.", code=Fault.PENDING_UNKNOWN
             )
         self.stats.add(f"requests.{decision}")
         header = Envelope.from_xml(held.envelope).header
-        event = Event.REQUEST_RELEASED if decision == "released" else Event.REQUEST_REFUSED
+        event = Event.REQUEST_RELEASED if decision == HeldState.RELEASED else Event.REQUEST_REFUSED
         outcome = None if ground is None else ground.value
         self._journal(event, header, person_number=number, actor=staff, outcome=outcome)
         return held, header, number
@@ -1132,7 +1106,7 @@ class Node:
         letter with its code): the broker's own count cannot tell a failing
         message from a node that died while holding it.
         """
-        code = exc.code if isinstance(exc, GatewayError) else "node.unexpected_error"
+        code = exc.code if isinstance(exc, GatewayError) else Refusal.NODE_UNEXPECTED_ERROR
         message_id = delivery.properties.message_id or (header and str(header.message_id))
         if not isinstance(exc, GatewayError):
             log.error(
@@ -1170,14 +1144,14 @@ class Node:
         stamp = format_timestamp(now or dt.datetime.now(dt.UTC))
         expired = self.store.unanswered_requests(stamp)
         for entry in expired:
-            self.store.record_outcome(entry.message_id, "expired", "request.expired")
+            self.store.record_outcome(entry.message_id, Outcome.EXPIRED, Refusal.REQUEST_EXPIRED)
             self._journal(
                 Event.REQUEST_EXPIRED,
                 peer=entry.recipient,
                 correlation_id=entry.message_id,
                 purpose=entry.purpose,
                 case_reference=entry.case_reference,
-                code="request.expired",
+                code=Refusal.REQUEST_EXPIRED,
             )
             log.warning("request %s to %s expired unanswered", entry.message_id, entry.recipient)
             self._vendor_event(
@@ -1214,7 +1188,7 @@ class Node:
             error = EnvelopeRefused(
                 f"The message claims to come from {header.sender} but was published by the "
                 f"broker user {delivery.properties.user_id!r}.",
-                code="envelope.broker_user",
+                code=Refusal.ENVELOPE_BROKER_USER,
             )
             self._refuse(delivery, _Refusal(error, header=header, expose_reason=True))
             return
@@ -1233,19 +1207,19 @@ class Node:
             # in case the first one was lost.
             self.stats.add("duplicates")
             if not delivery.redelivered:
-                self._journal(Event.REFUSED_INCOMING, header, code="envelope.replay")
+                self._journal(Event.REFUSED_INCOMING, header, code=Refusal.ENVELOPE_REPLAY)
                 log.info(
                     "message %s from %s seen before: not processed again",
                     header.message_id,
                     header.sender,
                 )
-            if previous.outcome == "rejected" and previous.outcome_code not in _DECLINED:
+            if previous.outcome == Outcome.REJECTED and previous.outcome_code not in _DECLINED:
                 # Refused before -- but its dead letter may never have reached
                 # the broker (the connection dropped before the confirm): file
                 # it again rather than ack it away.
                 error = EnvelopeRefused(
                     f"The message was refused before ({previous.outcome_code}).",
-                    code=previous.outcome_code or "envelope.refused",
+                    code=previous.outcome_code or Refusal.ENVELOPE_REFUSED,
                 )
                 # Only a redelivery gets the stored receipt again: a fresh
                 # copy is someone replaying it, and is not answered.
@@ -1292,7 +1266,7 @@ class Node:
             raise _Refusal(exc, header=header, expose_reason=False, authenticated=True) from None
         except Exception as exc:  # whatever else a sender's bytes make a library raise
             log.warning("unreadable body in %s: %s", header.message_id, type(exc).__name__)
-            error = EnvelopeRefused("The sealed body cannot be read.", code="envelope.body")
+            error = EnvelopeRefused("The sealed body cannot be read.", code=Refusal.ENVELOPE_BODY)
             raise _Refusal(error, header=header, expose_reason=False, authenticated=True) from None
 
     def _check_source(self, header: Header, dossier: Dossier) -> None:
@@ -1301,7 +1275,7 @@ class Node:
             error = DossierInvalid(
                 f"The dossier names {dossier.source.cpas_id} as its source, but {header.sender} "
                 "signed it.",
-                code="dossier.source",
+                code=Refusal.DOSSIER_SOURCE,
             )
             raise _Refusal(error, header=header, expose_reason=False, authenticated=True)
 
@@ -1316,7 +1290,7 @@ class Node:
 
     def _on_transfer(self, delivery: Delivery, header: Header, body: Body) -> None:
         if self.policy[header.purpose] is Action.REFUSE:
-            self._decline(delivery, header, body, "purpose.not_allowed")
+            self._decline(delivery, header, body, Refusal.PURPOSE_NOT_ALLOWED)
             return
         assert body.dossier is not None
         self._check_source(header, body.dossier)
@@ -1325,10 +1299,10 @@ class Node:
     def _on_request(self, delivery: Delivery, header: Header, body: Body) -> None:
         self._check_can_answer(header)
         action = self.policy[header.purpose]
-        outcome, code = "answered", None
+        outcome, code = Outcome.ANSWERED, None
         if action is Action.REFUSE:
             answer = Body(MessageType.RESPONSE, refusal=RefusalReason.PURPOSE_NOT_ALLOWED)
-            outcome, code = "refused", "purpose.not_allowed"
+            outcome, code = Outcome.REFUSED, Refusal.PURPOSE_NOT_ALLOWED
         elif action.holds:
             self.store.hold(
                 message_id=str(header.message_id),
@@ -1339,7 +1313,7 @@ class Node:
                 expires_at=format_timestamp(header.expires_at),
             )
             answer = Body(MessageType.RESPONSE, refusal=RefusalReason.AWAITING_RELEASE)
-            outcome = "held"
+            outcome = Outcome.HELD
         else:
             number = body.person_number or ""
             try:
@@ -1349,7 +1323,7 @@ class Node:
                 return
             if dossier is None:
                 answer = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
-                outcome, code = "refused", "request.unknown_person"
+                outcome, code = Outcome.REFUSED, Refusal.REQUEST_UNKNOWN_PERSON
             else:
                 answer = Body(MessageType.RESPONSE, dossier=dossier)
         self.stats.add(f"requests.{outcome}")
@@ -1381,24 +1355,28 @@ class Node:
         ):
             error = EnvelopeRefused(
                 f"The response from {header.sender} answers no request this node sent to it.",
-                code="envelope.unsolicited",
+                code=Refusal.ENVELOPE_UNSOLICITED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
-        if request.final and request.outcome != "expired":
+        if request.final and request.outcome != Outcome.EXPIRED:
             error = EnvelopeRefused(
                 f"The request {request_id} was answered already ({request.outcome}).",
-                code="response.already_answered",
+                code=Refusal.RESPONSE_ALREADY_ANSWERED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         if body.dossier is None:
             reason = body.refusal or RefusalReason.UNKNOWN_PERSON
-            outcome = "awaiting-release" if reason is RefusalReason.AWAITING_RELEASE else "refused"
+            outcome = (
+                Outcome.AWAITING_RELEASE
+                if reason is RefusalReason.AWAITING_RELEASE
+                else Outcome.REFUSED
+            )
             self.store.record_outcome(request_id, outcome, reason.value)
-            if outcome == "refused":
+            if outcome == Outcome.REFUSED:
                 self._tell_vendor(
                     VendorEventKind.REQUEST_REFUSED, header, request_id, code=reason.value
                 )
-            self._record(header, "recorded", None)
+            self._record(header, Outcome.RECORDED, None)
             self._journal_message(Event.RESPONSE_RECEIVED, header, body)
             self.stats.add(f"responses.{reason.value}")
             self._notify()
@@ -1407,8 +1385,8 @@ class Node:
         self._check_source(header, body.dossier)
 
         def answered() -> None:
-            self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome="imported")
-            self.store.record_outcome(request_id, "answered", None)
+            self._journal_message(Event.RESPONSE_RECEIVED, header, body, outcome=Outcome.IMPORTED)
+            self.store.record_outcome(request_id, Outcome.ANSWERED, None)
             self._tell_vendor(VendorEventKind.REQUEST_ANSWERED, header, request_id)
             self.stats.add("responses.dossier")
             self._notify()
@@ -1428,35 +1406,37 @@ class Node:
             error = EnvelopeRefused(
                 f"The receipt from {header.sender} is for a message this node sent to "
                 f"{sent.recipient}.",
-                code="envelope.unsolicited",
+                code=Refusal.ENVELOPE_UNSOLICITED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         elif sent.final and (sent.outcome, sent.outcome_code) == (body.outcome, body.code):
             # The same outcome told again (the receiver answered a republished
             # copy): nothing changes, nothing to refuse.
             log.info("receipt %s repeats the outcome of %s", header.message_id, correlation)
-            self._record(header, "recorded", None)
+            self._record(header, Outcome.RECORDED, None)
             self.stats.add("receipts.repeated")
             self._defer(lambda: self.broker.ack(delivery))
             return
-        elif sent.final and not (sent.outcome == "rejected" and body.outcome == "imported"):
+        elif sent.final and not (
+            sent.outcome == Outcome.REJECTED and body.outcome == Outcome.IMPORTED
+        ):
             # Imported is the last word. Rejected may still become imported:
             # the recipient fixed the cause and requeued its dead letter.
             error = EnvelopeRefused(
                 f"The outcome of {correlation} was recorded already ({sent.outcome}).",
-                code="receipt.already_recorded",
+                code=Refusal.RECEIPT_ALREADY_RECORDED,
             )
             raise _Refusal(error, header=header, expose_reason=True, authenticated=True)
         else:
-            self.store.record_outcome(correlation, body.outcome or "rejected", body.code)
+            self.store.record_outcome(correlation, body.outcome or Outcome.REJECTED, body.code)
             if sent.type == MessageType.TRANSFER.value:
                 kind = (
                     VendorEventKind.TRANSFER_IMPORTED
-                    if body.outcome == "imported"
+                    if body.outcome == Outcome.IMPORTED
                     else VendorEventKind.TRANSFER_REJECTED
                 )
                 self._tell_vendor(kind, header, correlation, code=body.code)
-        self._record(header, "recorded", None)
+        self._record(header, Outcome.RECORDED, None)
         self._journal_message(Event.RECEIPT_RECEIVED, header, body)
         self.stats.add(f"receipts.{body.outcome}")
         self._notify()
@@ -1506,9 +1486,13 @@ class Node:
                 self._adapter_failed(item.delivery, item.header, result)
                 continue
             self.stats.add("imported" if result.created else "duplicates")
-            reply = self._receipt(item.header, "imported", None)
+            reply = self._receipt(item.header, Outcome.IMPORTED, None)
             self._record(
-                item.header, "imported", None, reply=reply, local_reference=result.local_reference
+                item.header,
+                Outcome.IMPORTED,
+                None,
+                reply=reply,
+                local_reference=result.local_reference,
             )
             if result.created:
                 self._tell_vendor(
@@ -1524,7 +1508,7 @@ class Node:
                 # A dossier the vendor already had was journaled when it came
                 # first -- unless the node stopped in between.
                 body = Body(item.header.type, dossier=item.dossier)
-                self._journal_message(Event.RECEIVED, item.header, body, outcome="imported")
+                self._journal_message(Event.RECEIVED, item.header, body, outcome=Outcome.IMPORTED)
             self._reply_then_ack(item.delivery, reply)
 
     def _import_one(self, item: _Import) -> ImportResult | AdapterError:
@@ -1572,7 +1556,7 @@ class Node:
                     raise
                 except Exception as exc:  # an adapter bug: a project error, not a crash
                     raise AdapterError(
-                        f"The adapter failed: {type(exc).__name__}.", code="adapter.crashed"
+                        f"The adapter failed: {type(exc).__name__}.", code=Refusal.ADAPTER_CRASHED
                     ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1711,7 +1695,7 @@ class Node:
 
         def settle(f: Future[None]) -> None:
             error = f.exception()
-            if isinstance(error, BrokerError) and error.code == "broker.unroutable":
+            if isinstance(error, BrokerError) and error.code == Fault.BROKER_UNROUTABLE:
                 log.warning(
                     "reply %s could not be routed to %s", header.message_id, header.recipient
                 )
@@ -1731,8 +1715,8 @@ class Node:
             "declined %s %s from %s: %s", header.type.value, header.message_id, header.sender, code
         )
         self.stats.add(f"refused.{code}")
-        reply = self._receipt(header, "rejected", code)
-        self._record(header, "rejected", code, reply=reply)
+        reply = self._receipt(header, Outcome.REJECTED, code)
+        self._record(header, Outcome.REJECTED, code, reply=reply)
         self._reply_then_ack(delivery, reply)
 
     def _refuse(self, delivery: Delivery, refusal: _Refusal, *, reply: Reply | None = None) -> None:
@@ -1752,8 +1736,8 @@ class Node:
         self.stats.add("refused")
         self.stats.add(f"refused.{error.code}")
         if header is not None and refusal.authenticated:
-            reply = self._receipt(header, "rejected", error.code)
-            self._record(header, "rejected", error.code, reply=reply)
+            reply = self._receipt(header, Outcome.REJECTED, error.code)
+            self._record(header, Outcome.REJECTED, error.code, reply=reply)
         headers = {REFUSAL_CODE_HEADER: error.code}
         if refusal.expose_reason:
             headers[REFUSAL_REASON_HEADER] = error.message
@@ -1790,7 +1774,7 @@ def _parse(data: bytes) -> Envelope:
     except Exception as exc:  # a parser's surprise is still the publisher's bytes
         log.warning("unreadable envelope: %s", type(exc).__name__)
         error = EnvelopeRefused(
-            "The message cannot be read as an envelope.", code="envelope.unreadable"
+            "The message cannot be read as an envelope.", code=Refusal.ENVELOPE_UNREADABLE
         )
         raise _Refusal(error, header=None, expose_reason=True) from None
 
@@ -1855,7 +1839,9 @@ def build_node(
     directory = current_edition(
         store, config.directory, config.trust_anchor, load_file=load_directory
     )
-    passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
+    passphrase = (
+        None if config.key_passphrase is None else config.key_passphrase.get_secret_value().encode()
+    )
     keys = load_node_keys(config.keys, passphrase)
     registry = adapters or load_adapters()
     adapter = registry.create(config.adapter.name, config.cpas_id, config.adapter.options)
@@ -1871,7 +1857,7 @@ def build_node(
         delivery_limit=config.delivery_limit,
         prefetch=config.prefetch,
         import_retry_seconds=config.import_retry_seconds,
-        policy={Purpose(p): Action(a) for p, a in config.policy.items()},
+        policy=config.policy,
         provisioned=config.broker_mode == "provisioned",
         request_ttl=dt.timedelta(seconds=config.request_ttl_seconds),
         consume=consume,

@@ -184,7 +184,9 @@ def _configuration(state: _State, path: Path) -> str:
 
 def _keys(state: _State) -> str:
     config = _config(state)
-    passphrase = None if config.key_passphrase is None else config.key_passphrase.encode()
+    passphrase = (
+        None if config.key_passphrase is None else config.key_passphrase.get_secret_value().encode()
+    )
     try:
         state.keys = load_node_keys(config.keys, passphrase)
     except GatewayError as exc:

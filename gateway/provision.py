@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 import secrets
 import ssl
@@ -39,8 +38,10 @@ from typing import Any
 
 from gateway.broker import Names, Topology, cpas_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
+from gateway.codes import Fault
 from gateway.directory import Directory, check_not_older
 from gateway.errors import BrokerError
+from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ManagementApi:
     def __init__(self, url: str, timeout: float = 15.0, *, ca_file: Path | None = None) -> None:
         parsed = urllib.parse.urlparse(url)
         if not parsed.hostname:
-            raise BrokerError(f"{url!r} is not a management API URL.", code="broker.config")
+            raise BrokerError(f"{url!r} is not a management API URL.", code=Fault.BROKER_CONFIG)
         self._base = f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 15672}/api"
         self._context = None
         if parsed.scheme == "https":
@@ -86,7 +87,7 @@ class ManagementApi:
                 return None
             raise BrokerError(
                 f"The management API refused {method} {path}: HTTP {exc.code}.",
-                code="broker.management",
+                code=Fault.BROKER_MANAGEMENT,
             ) from None
         except OSError as exc:
             reason = getattr(exc, "reason", exc)
@@ -95,12 +96,12 @@ class ManagementApi:
                     f"The management API at {self._base} presented a certificate this "
                     f"machine does not trust ({reason.verify_message}): pass the CA that "
                     "signed it with --ca-file.",
-                    code="broker.tls_untrusted",
+                    code=Fault.BROKER_TLS_UNTRUSTED,
                 ) from None
             raise BrokerError(
                 f"The management API at {self._base} is unreachable ({reason}); is the "
                 "rabbitmq_management plugin enabled?",
-                code="broker.management",
+                code=Fault.BROKER_MANAGEMENT,
             ) from None
         return json.loads(payload) if payload else None
 
@@ -292,9 +293,7 @@ def node_url(user: str, password: str, admin_url: str, vhost: str, host: str | N
 def _write_credentials(folder: Path, cpas_id: str, url: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{cpas_id}.amqp-url"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(url + "\n")
+    write_private_file(path, (url + "\n").encode("utf-8"))
     return path
 
 

@@ -39,6 +39,7 @@ from babel.numbers import format_currency
 from lxml import etree
 from lxml.html import builder as E
 
+from gateway.codes import N_, Fault, Outcome, Refusal, RefusalGround, RefusalReason
 from gateway.directory import Directory, InstitutionKind
 from gateway.dossier import (
     AidKind,
@@ -48,7 +49,7 @@ from gateway.dossier import (
     LegalBasis,
     Person,
 )
-from gateway.envelope import Purpose, RefusalReason
+from gateway.envelope import Purpose
 from gateway.errors import GatewayError
 from gateway.identifiers import person_number_kind, validate_person_number
 from gateway.journal import ContentState, Entry, Event, Journal, VerifyResult
@@ -58,11 +59,6 @@ FORMATS: Final = ("text", "html", "json")
 BELGIAN_TIME: Final = ZoneInfo("Europe/Brussels")
 DOMAIN: Final = "gateway"
 _LOCALES: Final = {"fr": "fr_BE", "nl": "nl_BE", "de": "de_BE"}
-
-
-def N_(message: str) -> str:
-    """Mark a message for translation where it is defined; it is translated where shown."""
-    return message
 
 
 # ---------------------------------------------------------- vocabularies
@@ -98,15 +94,7 @@ PURPOSES: Final = {
     Purpose.COMPETENT_CPAS_DETERMINATION: N_("determination of the competent CPAS"),
 }
 LANGUAGE_NAMES: Final = {"fr": N_("French"), "nl": N_("Dutch"), "de": N_("German")}
-INSTITUTION_KINDS: Final = {
-    InstitutionKind.CPAS: N_("a CPAS"),
-    InstitutionKind.JUDICIAL: N_("a judicial authority"),
-    InstitutionKind.POLICE: N_("a police service"),
-    InstitutionKind.SOCIAL_SECURITY: N_("a social-security institution"),
-    InstitutionKind.EMPLOYMENT: N_("an employment service"),
-    InstitutionKind.TAX: N_("a tax administration"),
-    InstitutionKind.OTHER: N_("an institution of another kind"),
-}
+INSTITUTION_KINDS: Final = {kind: kind.words for kind in InstitutionKind}
 EVENTS: Final = {
     Event.SENT: N_("sent"),
     Event.RECEIVED: N_("received"),
@@ -123,49 +111,12 @@ EVENTS: Final = {
     Event.REQUEUED: N_("delivered again"),
     Event.DOSSIER_SHOWN: N_("shown to you before sending"),
 }
-REASONS: Final = {
-    # Refusal and rejection codes (gateway.errors and the modules that raise them).
-    "directory.not_cpas": N_("the recipient is not a CPAS"),
-    "directory.unknown": N_("the recipient is not in the directory of CPAS"),
-    "directory.closed": N_("the recipient CPAS has closed"),
-    "directory.merged": N_("the recipient CPAS has merged into another CPAS"),
-    "directory.no_key": N_("the recipient CPAS has no valid encryption key"),
-    "envelope.signature": N_("the sender's signature could not be verified"),
-    "envelope.expired": N_("the message had expired"),
-    "envelope.future": N_("the message was dated in the future"),
-    "envelope.replay": N_("the message had already been received"),
-    "envelope.wrong_recipient": N_("the message was addressed to another CPAS"),
-    "envelope.unknown_sender": N_("the sender is not in the directory of CPAS"),
-    "envelope.sender_not_cpas": N_("the sender is not an active CPAS"),
-    "envelope.broker_user": N_("the message did not come from the CPAS it claims to come from"),
-    "envelope.seal": N_("the sealed content could not be opened"),
-    "envelope.type_mismatch": N_("the content did not match the kind of message"),
-    "envelope.type_unsupported": N_("this kind of message is not handled here"),
-    "envelope.unsolicited": N_("the answer matched no request"),
-    "envelope.refused": N_("the message was refused"),
-    "purpose.not_allowed": N_("the purpose is not one of the legal missions allowed"),
-    "xml.malformed": N_("the message could not be read"),
-    "schema.invalid": N_("the dossier did not follow the common format"),
-    "dossier.invalid": N_("the dossier contained inconsistent data"),
-    "identifier.invalid": N_("an identification number in the dossier was not valid"),
-    "adapter.failed": N_("the software of the CPAS could not import the dossier"),
-    "adapter.crashed": N_("the software of the CPAS could not import the dossier"),
-    "adapter.unknown_person": N_("the CPAS holds no dossier about you"),
-    "send.unknown_person": N_("the CPAS holds no dossier about you"),
-    # Reasons a response carries no dossier (RefusalReason) and request outcomes.
-    RefusalReason.UNKNOWN_PERSON.value: N_("the CPAS holds no dossier about you"),
-    RefusalReason.PURPOSE_NOT_ALLOWED.value: N_(
-        "the purpose is not one for which this CPAS hands over a dossier"
-    ),
-    RefusalReason.AWAITING_RELEASE.value: N_("a social worker has yet to decide"),
-    RefusalReason.REFUSED_BY_SOCIAL_WORKER.value: N_(
-        "a social worker decided not to hand over the dossier"
-    ),
-    "expired": N_("no answer came before the request expired"),
-    # Grounds of a social worker's refusal (gateway.node.RefusalGround).
-    "outside-legal-mission": N_("the request does not fall within the requester's legal missions"),
-    "requester-not-competent": N_("the requesting CPAS is not the one competent for you"),
-    "identity-uncertain": N_("the person asked about could not be identified with certainty"),
+# Refusal codes, reasons a response carries no dossier and outcomes: the words
+# sit beside each code in gateway.codes.
+REASONS: Final[dict[str, str]] = {
+    member.value: member.words
+    for vocabulary in (Refusal, RefusalReason, Outcome, RefusalGround)
+    for member in vocabulary
 }
 
 
@@ -178,7 +129,7 @@ def translations(lang: str) -> gettext.NullTranslations:
     if lang not in LANGUAGES:
         raise GatewayError(
             f"There is no report in {lang!r}: choose one of {', '.join(LANGUAGES)}.",
-            code="report.language",
+            code=Fault.REPORT_LANGUAGE,
         )
     source = resources.files("gateway").joinpath(f"locale/{lang}/LC_MESSAGES/{DOMAIN}.po")
     with source.open("rb") as po:
@@ -473,10 +424,8 @@ def _outcome(group: list[Entry], words: _Words) -> str:
         return words(N_("refused: nothing was sent"))
     if event in (Event.REFUSED_INCOMING, Event.REQUEST_REFUSED, Event.REQUEST_EXPIRED):
         return words.label(EVENTS, event.value)
-    if last.outcome == "imported":
-        return words(N_("imported"))
-    if last.outcome == "rejected":
-        return words(N_("not imported"))
+    if last.outcome in (Outcome.IMPORTED, Outcome.REJECTED):
+        return words(Outcome(last.outcome).words)
     answers = (Event.RESPONSE_SENT, Event.RESPONSE_RECEIVED)
     if event in answers and last.content_state is ContentState.NONE:
         return words(N_("answered without the dossier"))
@@ -486,7 +435,7 @@ def _outcome(group: list[Entry], words: _Words) -> str:
 def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
     event = Event(entry.event)
     reason_code = entry.code or (
-        entry.outcome if entry.outcome not in (None, "imported", "rejected") else None
+        entry.outcome if entry.outcome not in (None, Outcome.IMPORTED, Outcome.REJECTED) else None
     )
     reason = words.label(REASONS, reason_code) if reason_code else None
     values = {"this": this, "peer": peer, "reason": reason or "", "actor": entry.actor or ""}
@@ -511,13 +460,13 @@ def _step(entry: Entry, words: _Words, this: str, peer: str) -> Step:
     elif event is Event.RECEIPT_RECEIVED:
         message = (
             N_("{peer} confirmed that it imported your dossier.")
-            if entry.outcome == "imported"
+            if entry.outcome == Outcome.IMPORTED
             else N_("{peer} did not import your dossier: {reason}.")
         )
     elif event is Event.RECEIPT_SENT:
         message = (
             N_("{this} imported your dossier and confirmed it to {peer}.")
-            if entry.outcome == "imported"
+            if entry.outcome == Outcome.IMPORTED
             else N_("{this} did not import the dossier ({reason}) and told {peer}.")
         )
     elif event is Event.REFUSED_OUTGOING:
@@ -1062,7 +1011,7 @@ def render(report: Report, fmt: str) -> str:
     except KeyError:
         raise GatewayError(
             f"There is no report format {fmt!r}: choose one of {', '.join(FORMATS)}.",
-            code="report.format",
+            code=Fault.REPORT_FORMAT,
         ) from None
 
 

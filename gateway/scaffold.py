@@ -17,6 +17,7 @@ from string import Template
 from typing import Final
 
 from gateway import __version__
+from gateway.codes import Fault
 from gateway.errors import ConfigError
 
 VENDOR_MARK: Final = "# >>> VENDOR CODE"
@@ -74,7 +75,7 @@ def adapter_names(name: str, vendor: str | None = None) -> AdapterNames:
         raise ConfigError(
             f"{name!r} cannot name an adapter: use 2 to 31 lower-case letters, digits and "
             "underscores, starting with a letter (e.g. acme or acme_social).",
-            code="adapter.name",
+            code=Fault.ADAPTER_NAME,
         )
     return AdapterNames(name, vendor or name.replace("_", " ").title())
 
@@ -88,7 +89,7 @@ def new_adapter_package(name: str, folder: Path, *, vendor: str | None = None) -
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(
             f"{folder} already exists and is not an empty folder: choose another with --dir.",
-            code="adapter.folder",
+            code=Fault.ADAPTER_FOLDER,
         )
     values = names.substitutions()
     templates = resources.files("gateway.adapter_template")

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.codes import Fault, HeldState, Outcome
 from gateway.database import Database
 from gateway.migrations import Migration, MigrationReport, Schema
 from gateway.ownership import claim
@@ -146,7 +147,7 @@ class OutboxEntry:
     @property
     def final(self) -> bool:
         """Whether the outcome is the last word (a held request will still be answered)."""
-        return self.outcome is not None and self.outcome != "awaiting-release"
+        return self.outcome is not None and self.outcome != Outcome.AWAITING_RELEASE
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class Store:
         self.url = url
         self._db = Database(url, schema=SCHEMA, what="the node's store")
         if owner is not None:
-            claim(self._db, owner, what="store", setting="store", code="store.other_node")
+            claim(self._db, owner, what="store", setting="store", code=Fault.STORE_OTHER_NODE)
 
     def batch(self) -> AbstractContextManager[None]:
         """One transaction for every write made inside the block (one commit, one fsync).
@@ -441,7 +442,7 @@ class Store:
                 (message_id, sender, purpose, case_reference, envelope, _now(), expires_at),
             )
 
-    def held(self, state: str | None = "held") -> list[HeldRequest]:
+    def held(self, state: str | None = HeldState.HELD) -> list[HeldRequest]:
         """Held requests (by default those still waiting), oldest first."""
         sql = f"{_HELD_SELECT} ORDER BY received_at"
         args: tuple[str, ...] = ()

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_installed
+from helpers.ci import unavailable
 
 from gateway.adapters import load_adapters
 from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
@@ -31,10 +32,12 @@ from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
 
+# Fixtures shared by several test modules.
+pytest_plugins = ["helpers.broker_users", "helpers.node_configs"]
+
 AMQP_URL = os.environ.get("CPAS_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
 MANAGEMENT_URL = os.environ.get("CPAS_TEST_MANAGEMENT_URL", "http://guest:guest@localhost:15672/")
 POSTGRES_URL = os.environ.get("CPAS_TEST_POSTGRES_URL", "postgresql://postgres@localhost:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -62,10 +65,7 @@ def _require(url: str, port: int, what: str, request: pytest.FixtureRequest) -> 
             check=lambda: _answers(url, port), timeout=90.0, pause=1.0
         )
         return url
-    message = f"{what} is unreachable at {url} and there is no Docker engine to start one"
-    if IN_CI:
-        pytest.fail(f"{message}: these tests must run in CI.", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"{what} is unreachable at {url} and there is no Docker engine to start one")
 
 
 @pytest.fixture(scope="session")
@@ -157,9 +157,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     """A RabbitMQ node of the tests' own: plain and TLS listeners (client certificates
     required), management API over HTTP and HTTPS; certificates made here."""
     if not rabbitmq_installed():
-        if IN_CI:
-            pytest.fail("RabbitMQ is not installed: the TLS tests must run in CI.", pytrace=False)
-        pytest.skip("RabbitMQ is not installed on this machine (the TLS tests start their own)")
+        unavailable("RabbitMQ is not installed on this machine (the TLS tests start their own)")
     folder = tmp_path_factory.mktemp("tls")
     pki = make_local_pki(folder / "pki")
     node = BrokerNode.single(

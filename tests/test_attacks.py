@@ -18,10 +18,8 @@ from pathlib import Path
 
 import pika
 import pytest
-import test_broker_isolation as isolation
-import test_cli_node as cli_node
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
-from test_broker_isolation import Broker
+from helpers.broker_users import Broker
 
 from gateway.broker import Names
 from gateway.cli import main
@@ -38,11 +36,8 @@ from gateway.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 
-# The provisioned broker of the isolation tests: a virtual host of this
-# module's own, one broker user per CPAS.
-small_federation = isolation.small_federation
-broker = isolation.broker
-provisioned_node = isolation.provisioned_node
+# The fixtures broker, small_federation and provisioned_node (tests/helpers/
+# broker_users.py): a virtual host of this module's own, one broker user per CPAS.
 
 
 def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -438,9 +433,6 @@ def test_broker_provision_refuses_an_edition_older_than_the_one_it_provisioned(
 
 
 # ------------------------------------------------- no national number echoed
-
-world = cli_node.world
-configs = cli_node.configs
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +10,14 @@ import pytest
 from conftest import GENT, LIEGE
 
 import gateway.node
-from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
+from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.errors import DirectoryError, StoreUnavailable
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.localnet import LocalFederation
 from gateway.node import Node, build_node
 from gateway.provision import ManagementApi, remove_users
 from gateway.store import Store
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> LocalFederation:
-    return make_local_federation(tmp_path / "federation", [GENT, LIEGE], small=True)
-
-
-@pytest.fixture
-def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[dict[str, Path]]:
-    names = Names(f"test-{uuid.uuid4().hex[:10]}")
-    gent, liege = world.member(GENT), world.member(LIEGE)
-    world.node_config(
-        gent.cpas_id,
-        "ocmwdata",
-        {"url": f"sqlite:///{tmp_path}/gent.sqlite3"},
-        amqp_url=amqp_url,
-        namespace=names.namespace,
-    )
-    world.node_config(
-        liege.cpas_id,
-        "fichesociale",
-        {"folder": str(tmp_path / "liege")},
-        amqp_url=amqp_url,
-        namespace=names.namespace,
-        policy={"new-application-inquiry": "hold"},
-    )
-    yield {GENT: gent.folder / "node.toml", LIEGE: liege.folder / "node.toml"}
-    delete_topology(amqp_url, cpas_topology(world.members, names=names))
-    delete_topology(amqp_url, directory_topology(world.members, names=names))
 
 
 def _seed_one(config: Path, *, seed: int) -> str:

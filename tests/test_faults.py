@@ -71,8 +71,10 @@ import pika
 import psycopg
 import pytest
 from brokers import BrokerNode, BrokerUnavailable, Cluster, rabbitmq_installed
-from conftest import GENT, IN_CI, LIEGE
+from conftest import GENT, LIEGE
+from helpers.ci import unavailable
 from postgres_server import PrivatePostgres, postgres_bin
+from pydantic import SecretStr
 
 from gateway.broker import Names
 from gateway.config import split_urls
@@ -136,9 +138,7 @@ FULL_RUN_DOSSIERS = 5000
 def _require_rabbitmq() -> None:
     if rabbitmq_installed():
         return
-    if IN_CI:
-        pytest.fail("RabbitMQ is not installed: the fault tests must run in CI.", pytrace=False)
-    pytest.skip("RabbitMQ is not installed on this machine (the fault tests start their own nodes)")
+    unavailable("RabbitMQ is not installed on this machine (the fault tests start their own nodes)")
 
 
 @pytest.fixture(scope="module")
@@ -827,7 +827,7 @@ class Batch:
         figures.dead_lettered = depths["liege dead"]
         config = self.liege_config
         if listing_url is not None:
-            config = config.model_copy(update={"amqp_url": listing_url})
+            config = config.model_copy(update={"amqp_url": SecretStr(listing_url)})
         letters = list_dead_letters(build_node(config, consume=False))
         assert {d.message_id: d.code for d in letters}.keys() == {p.message_id for p in self.poison}
         for letter in letters:
@@ -1251,9 +1251,7 @@ def test_a_receiver_killed_ten_times_in_a_row_mid_batch_dead_letters_nothing(
 def fault_postgres() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of this module's own, which scenarios stop and start."""
     if postgres_bin() is None:
-        if IN_CI:
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed", pytrace=False)
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
+        unavailable("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
     server = PrivatePostgres.create()
     try:
         server.start()
@@ -1306,9 +1304,7 @@ def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[]
         )
         if done.returncode != 0:
             reason = done.stderr.decode(errors="replace").strip()
-            if IN_CI:
-                pytest.fail(f"cannot mount a small file system: {reason}", pytrace=False)
-            pytest.skip(f"cannot mount a small file system here (root needed): {reason}")
+            unavailable(f"cannot mount a small file system here (root needed): {reason}")
         mounted.append(folder)
         return folder
 

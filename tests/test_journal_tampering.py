@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_journal import cli, node_config, record_run
+from helpers.journal_run import cli, node_config, record_run
 
 from gateway.config import NodeConfig
 from gateway.journal import Event, Journal, JournalSettings

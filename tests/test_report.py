@@ -12,12 +12,15 @@ import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
+import lxml.html
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
-from test_journal import (
+from helpers.ci import unavailable
+from helpers.journal_run import (
     EUPEN_ID,
     GENT_ID,
     POLICE_ID,
@@ -29,17 +32,21 @@ from test_journal import (
     record_run,
 )
 
+import gateway.codes
+import gateway.directory
 import gateway.report
+from gateway.codes import Outcome, Refusal, RefusalReason, Worded
 from gateway.config import NodeConfig
 from gateway.dossier import AidKind, Decision, DecisionStatus, Language, legal_basis_for
 from gateway.identifiers import make_niss
 from gateway.journal import Event, Journal, JournalSettings
 from gateway.localnet import LocalFederation, make_local_federation
-from gateway.report import LANGUAGES, REASONS, Report, build_report, render
+from gateway.report import LANGUAGES, Report, build_report, render
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = Path("/usr/bin/chromium")
 REPORT_SOURCE = Path(gateway.report.__file__)
+CODES_SOURCE = Path(gateway.codes.__file__)
+DIRECTORY_SOURCE = Path(gateway.directory.__file__)
 CATALOGUES = REPORT_SOURCE.parent / "locale"
 
 
@@ -285,10 +292,14 @@ def test_a_journal_that_is_not_intact_is_stated_in_the_report(
 
 
 def _messages() -> list[str | tuple[str, ...]]:
-    found = extract_from_file(
-        "python", str(REPORT_SOURCE), keywords={"N_": None, "ngettext": (1, 2)}
-    )
-    return list(dict.fromkeys(message for _, message, _, _ in found))
+    found = [
+        message
+        for source in (REPORT_SOURCE, CODES_SOURCE, DIRECTORY_SOURCE)
+        for _, message, _, _ in extract_from_file(
+            "python", str(source), keywords={"N_": None, "ngettext": (1, 2)}
+        )
+    ]
+    return list(dict.fromkeys(found))
 
 
 def _catalogue(lang: str) -> Catalog:
@@ -326,14 +337,68 @@ def test_the_catalogues_hold_no_message_the_report_no_longer_uses(lang: str) -> 
     assert held - {""} == used
 
 
-def test_every_refusal_code_named_for_the_report_has_words() -> None:
-    named = {
-        "directory.not_cpas", "directory.unknown", "directory.closed", "directory.merged",
-        "envelope.signature", "envelope.expired", "envelope.replay", "envelope.wrong_recipient",
-        "purpose.not_allowed", "unknown-person", "purpose-not-allowed", "awaiting-release",
-        "refused-by-social-worker",
-    }  # fmt: skip
-    assert named <= set(REASONS)
+_VOCABULARY: Final = [
+    pytest.param(member, id=f"{type(member).__name__}.{member.name}")
+    for vocabulary in (Refusal, RefusalReason, Outcome)
+    for member in vocabulary
+]
+
+
+def _record_member(journal: Journal, number: str, member: Worded) -> None:
+    """One entry whose reason (or, for a receipt's word, outcome) is ``member``."""
+    if member in (Outcome.IMPORTED, Outcome.REJECTED):
+        journal.record(
+            Event.RECEIPT_RECEIVED, message_type="receipt", peer=GENT_ID,
+            person_number=number, outcome=member,
+        )  # fmt: skip
+    elif isinstance(member, Refusal):
+        journal.record(
+            Event.RECEIPT_RECEIVED, message_type="receipt", peer=GENT_ID,
+            person_number=number, outcome=Outcome.REJECTED, code=member,
+        )  # fmt: skip
+    else:
+        journal.record(
+            Event.RESPONSE_RECEIVED, message_type="response", peer=GENT_ID,
+            person_number=number, outcome=member,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("member", _VOCABULARY)
+def test_every_code_reads_as_words_in_the_persons_language(
+    journal: Journal, federation: LocalFederation, member: Worded, lang: str
+) -> None:
+    number = "85073003328"
+    _record_member(journal, number, member)
+    report = report_for(journal, federation, number, lang)
+    exchange = report.exchanges[0]
+    shown = (
+        exchange.outcome
+        if member in (Outcome.IMPORTED, Outcome.REJECTED)
+        else exchange.steps[0].reason
+    )
+    words = _catalogue(lang).get(member.words)
+    assert words is not None and words.string, f"no {lang} words for {member.words!r}"
+    assert shown == words.string
+    assert shown != member.words, "English words in a report that is not in English"
+    assert member.value not in render(report, "text")
+    assert member.value not in lxml.html.fromstring(render(report, "html")).body.text_content()
+
+
+def test_a_receipt_rejected_for_a_bad_check_digit_is_told_in_words(
+    journal: Journal, federation: LocalFederation
+) -> None:
+    number = "85073003328"
+    journal.record(
+        Event.RECEIPT_RECEIVED,
+        message_type="receipt",
+        peer=GENT_ID,
+        person_number=number,
+        outcome="rejected",
+        code="niss.checksum",
+    )
+    reason = report_for(journal, federation, number, "fr").exchanges[0].steps[0].reason
+    assert reason == "un numéro d’identification du dossier n’était pas valable"
 
 
 def test_an_unknown_refusal_code_is_shown_as_itself(
@@ -376,9 +441,7 @@ def test_the_html_report_renders_in_headless_chromium(
     journal: Journal, federation: LocalFederation, run: Run, tmp_path: Path, lang: str
 ) -> None:
     if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("CI must render the report: install Chromium (apt-get install chromium)")
-        pytest.skip("headless Chromium is not installed at /usr/bin/chromium")
+        unavailable("headless Chromium is not installed at /usr/bin/chromium")
     page = tmp_path / f"report-{lang}.html"
     shot = tmp_path / f"report-{lang}.png"
     page.write_text(

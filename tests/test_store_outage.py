@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pika
 import pytest
-from conftest import GENT, IN_CI, LIEGE, NodeFactory
+from conftest import GENT, LIEGE, NodeFactory
+from helpers.ci import unavailable
 from postgres_server import PrivatePostgres, postgres_bin
 
 from gateway.dead_letters import list_dead_letters
@@ -29,9 +30,7 @@ PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 @pytest.fixture(scope="module")
 def private_postgres() -> Iterator[PrivatePostgres]:
     if postgres_bin() is None:
-        if IN_CI:
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed", pytrace=False)
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
+        unavailable("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
     server = PrivatePostgres.create()
     try:
         server.start()

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from gateway.adapters.protocol import AdapterInfo, ImportResult
+from gateway.codes import Refusal
 from gateway.directory import sample_contact
 from gateway.dossier import ContactPoint, Dossier, build
 from gateway.errors import AdapterError, GatewayError
@@ -84,7 +85,7 @@ def contact_from_options(cpas_id: str, options: Mapping[str, str]) -> ContactPoi
         raise AdapterError(
             "The 'mailbox' or 'phone' option is not a valid service contact "
             "(a mailbox such as service.social@cpas.example.be, a phone such as +3225550100).",
-            code="adapter.config",
+            code=Refusal.ADAPTER_CONFIG,
         ) from exc
 
 
@@ -119,7 +120,7 @@ class StoreAdapter:
             self.cpas_id = validate_enterprise_number(cpas_id)
         except GatewayError as exc:
             raise AdapterError(
-                f"{self.info.product}: {exc.message}", code="adapter.config"
+                f"{self.info.product}: {exc.message}", code=Refusal.ADAPTER_CONFIG
             ) from None
         self.options: dict[str, str] = dict(options)
         self.contact = contact_from_options(self.cpas_id, self.options)
@@ -239,13 +240,14 @@ class StoreAdapter:
         except GatewayError as exc:
             # The vendor's data made no valid dossier (or the model refused it).
             raise AdapterError(
-                f"{self.info.product}: {operation}: {exc.message}", code="adapter.invalid_data"
+                f"{self.info.product}: {operation}: {exc.message}",
+                code=Refusal.ADAPTER_INVALID_DATA,
             ) from exc
         except NotImplementedError as exc:
             raise AdapterError(
                 f"{self.info.product}: {operation} needs code that is still to be written "
                 f"({_where(exc)}).",
-                code="adapter.not_written",
+                code=Refusal.ADAPTER_NOT_WRITTEN,
             ) from exc
         except Exception as exc:
             transient = self.is_transient(exc)
@@ -255,7 +257,7 @@ class StoreAdapter:
             raise AdapterError(
                 f"{self.info.product}: {operation} failed ({type(exc).__name__}); "
                 "the cause is in the log.",
-                code="adapter.unavailable" if transient else "adapter.failed",
+                code=Refusal.ADAPTER_UNAVAILABLE if transient else "adapter.failed",
                 transient=transient,
             ) from exc
 
@@ -265,7 +267,7 @@ class StoreAdapter:
         with self._guard(operation), self._lock:
             if self._closed:
                 raise AdapterError(
-                    f"{self.info.product}: the adapter is closed.", code="adapter.closed"
+                    f"{self.info.product}: the adapter is closed.", code=Refusal.ADAPTER_CLOSED
                 )
             yield
 
@@ -420,7 +422,7 @@ class Planting(StoreAdapter):
             if number is None or not self.write_sensitive(number, planted):
                 raise AdapterError(
                     f"{self.info.product} holds no person with this number.",
-                    code="adapter.unknown_person",
+                    code=Refusal.ADAPTER_UNKNOWN_PERSON,
                 )
 
 

@@ -10,6 +10,7 @@ import pluggy
 
 from gateway.adapters import spec
 from gateway.adapters.protocol import Adapter, AdapterFactory
+from gateway.codes import Fault
 from gateway.errors import AdapterError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class AdapterRegistry:
             if missing:
                 raise ConfigError(
                     f"{ONLY_ENV} names adapters that are not installed: {', '.join(missing)}.",
-                    code="adapter.unknown",
+                    code=Fault.ADAPTER_UNKNOWN,
                 )
 
     def _register(self, name: str, factory: AdapterFactory) -> None:
@@ -41,7 +42,7 @@ class AdapterRegistry:
             return
         if name in self._factories:
             raise ConfigError(
-                f"Two plugins register an adapter named {name!r}.", code="adapter.duplicate"
+                f"Two plugins register an adapter named {name!r}.", code=Fault.ADAPTER_DUPLICATE
             )
         self._factories[name] = factory
 
@@ -70,7 +71,7 @@ class AdapterRegistry:
             known = ", ".join(self.names) or "none"
             raise ConfigError(
                 f"No adapter named {name!r} is installed (installed: {known}).",
-                code="adapter.unknown",
+                code=Fault.ADAPTER_UNKNOWN,
             ) from None
         try:
             return factory(cpas_id, dict(options or {}))
@@ -78,7 +79,7 @@ class AdapterRegistry:
             raise
         except Exception as exc:
             raise AdapterError(
-                f"The adapter {name!r} could not start: {exc}.", code="adapter.start"
+                f"The adapter {name!r} could not start: {exc}.", code=Fault.ADAPTER_START
             ) from exc
 
 
@@ -101,7 +102,7 @@ def load_adapters(
     except pluggy.PluginValidationError as exc:
         raise ConfigError(
             f"An adapter plugin implements a hook the gateway does not know: {exc}.",
-            code="adapter.hook_unknown",
+            code=Fault.ADAPTER_HOOK_UNKNOWN,
         ) from None
     if only is None and os.environ.get(ONLY_ENV):
         only = [name.strip() for name in os.environ[ONLY_ENV].split(",") if name.strip()]

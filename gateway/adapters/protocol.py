@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from gateway.dossier import Dossier
-from gateway.synthetic import SensitiveData
+from gateway.sensitive import SensitiveData
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.api.app import held_out, refuse_as, release_as, report_for
 from gateway.api.tokens import ApiTokens
+from gateway.codes import RefusalGround
 from gateway.errors import GatewayError
-from gateway.node import Node, RefusalGround
+from gateway.node import Node
 from gateway.report import purpose_words, reason_words, render_preview
 from gateway.staff import StaffReference, staff_reference
 

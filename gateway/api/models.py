@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.codes import RefusalGround
 from gateway.envelope import Purpose
-from gateway.node import RefusalGround
 
 Language = Literal["fr", "nl", "de"]
 

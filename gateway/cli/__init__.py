@@ -2,7 +2,10 @@
 
 Each sub-command lives in its own module exposing ``register(subparsers)``;
 this module only wires them together, sets up logging and turns project
-errors into one clear line and exit code 1 -- never a traceback.
+errors into one clear line, ``cpas-gateway: error: [code] message``, never a
+traceback. Exit statuses (shared with ``cpas-conformance``, see
+:mod:`gateway.cli.style`): 0 done, 1 the answer is no or what was asked
+failed, 2 what was asked cannot be run, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-
 from gateway import __version__
+from gateway.cli.style import (
+    EXIT_INTERRUPTED,
+    EXIT_NO,
+    EXIT_USAGE,
+    UsageError,
+    print_error,
+)
 from gateway.errors import GatewayError
 from gateway.logs import configure_logging
+
+PROG = "cpas-gateway"
 
 # Modules under gateway.cli that add sub-commands, in the order of --help.
 COMMAND_MODULES = (
@@ -41,12 +51,10 @@ COMMAND_MODULES = (
     "api",
 )
 
-err_console = Console(stderr=True, highlight=False)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cpas-gateway",
+        prog=PROG,
         description="Move a minimal, signed and encrypted social dossier between CPAS.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -69,11 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level=logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.func(args) or 0)
+    except UsageError as exc:
+        print_error(PROG, exc)
+        return EXIT_USAGE
     except GatewayError as exc:
-        err_console.print(f"error: {exc}", markup=False)
-        return 1
+        print_error(PROG, exc)
+        return EXIT_NO
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.api.tokens import SCOPES, ApiTokens
+from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
 
 
@@ -25,8 +26,9 @@ def register(subparsers: Any) -> None:
     spec.set_defaults(func=run_spec)
     token = actions.add_parser("token", help="client applications and their tokens")
     tokens = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
-    create = tokens.add_parser("create", help="a new client; its token is shown once")
-    create.add_argument("--config", type=Path, required=True)
+    create = tokens.add_parser(
+        "create", parents=[CONFIG], help="a new client; its token is shown once"
+    )
     create.add_argument("--name", required=True, help="the client application, e.g. 'Acme CPAS'")
     create.add_argument(
         "--scope",
@@ -36,12 +38,14 @@ def register(subparsers: Any) -> None:
         + "; ".join(f"{k}: {v}" for k, v in SCOPES.items()),
     )
     create.set_defaults(func=run_create)
-    revoke = tokens.add_parser("revoke", help="refuse a client's token from now on")
-    revoke.add_argument("--config", type=Path, required=True)
+    revoke = tokens.add_parser(
+        "revoke", parents=[CONFIG], help="refuse a client's token from now on"
+    )
     revoke.add_argument("token_id", help="the id `api token list` shows")
     revoke.set_defaults(func=run_revoke)
-    listing = tokens.add_parser("list", help="the clients, their rights, revoked or not")
-    listing.add_argument("--config", type=Path, required=True)
+    listing = tokens.add_parser(
+        "list", parents=[CONFIG], help="the clients, their rights, revoked or not"
+    )
     listing.set_defaults(func=run_list)
 
 

@@ -14,13 +14,15 @@ from typing import Any
 from rich.console import Console
 
 from gateway.backup import backup_node, restore_node
+from gateway.cli.style import CONFIG
 
 
 def register(subparsers: Any) -> None:
     backup = subparsers.add_parser(
-        "backup", help="copy a node's keys, store, journal, secret and directory into a folder"
+        "backup",
+        parents=[CONFIG],
+        help="copy a node's keys, store, journal, secret and directory into a folder",
     )
-    backup.add_argument("--config", type=Path, required=True, help="the node's TOML file")
     backup.add_argument("--to", type=Path, required=True, metavar="DIR", help="a new folder")
     backup.set_defaults(func=run_backup)
     restore = subparsers.add_parser(

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.cli import tenants
+from gateway.cli.style import CONFIG_OR_TENANTS
 from gateway.preflight import Preflight, Status, run_preflight
 
 MARKS = {
@@ -26,9 +27,10 @@ MARKS = {
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "check", help="preflight: check everything a node needs before it runs"
+        "check",
+        parents=[CONFIG_OR_TENANTS],
+        help="preflight: check everything a node needs before it runs",
     )
-    tenants.add_tenants_argument(parser)
     add_arguments(parser)
     parser.set_defaults(func=run)
 

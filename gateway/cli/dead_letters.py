@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters, requeue_dead_letters
 from gateway.node import build_node
@@ -17,11 +17,13 @@ from gateway.node import build_node
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("dead-letters", help="list or requeue this node's dead letters")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="show the dead letters and why they are there")
-    listing.add_argument("--config", type=Path, required=True)
+    listing = actions.add_parser(
+        "list", parents=[CONFIG], help="show the dead letters and why they are there"
+    )
     listing.set_defaults(func=run_list)
-    requeue = actions.add_parser("requeue", help="send dead letters back to the inbox")
-    requeue.add_argument("--config", type=Path, required=True)
+    requeue = actions.add_parser(
+        "requeue", parents=[CONFIG], help="send dead letters back to the inbox"
+    )
     which = requeue.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every dead letter")
     which.add_argument("message_ids", nargs="*", default=[], help="message ids to requeue")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
 from gateway.journal import ContentState, Journal, JournalSettings
 
@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
 
     verify = commands.add_parser(
-        "verify", help="check the hash chain: exit 0 when intact, 1 with the first broken entry"
+        "verify",
+        parents=[CONFIG],
+        help="check the hash chain: exit 0 when intact, 1 with the first broken entry",
     )
     verify.add_argument(
         "--anchor",
@@ -39,14 +41,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="this journal never had a head witness file: its absence is not an error",
     )
-    tail = commands.add_parser("tail", help="the last entries (no person numbers, no content)")
+    tail = commands.add_parser(
+        "tail", parents=[CONFIG], help="the last entries (no person numbers, no content)"
+    )
     tail.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
-    summary = commands.add_parser("summary", help="counts by message type, event and refusal code")
+    summary = commands.add_parser(
+        "summary", parents=[CONFIG], help="counts by message type, event and refusal code"
+    )
     purge = commands.add_parser(
-        "purge", help="destroy the content keys past retention (the chain stays verifiable)"
+        "purge",
+        parents=[CONFIG],
+        help="destroy the content keys past retention (the chain stays verifiable)",
     )
     for sub, func in ((verify, _verify), (tail, _tail), (summary, _summary), (purge, _purge)):
-        sub.add_argument("--config", type=Path, required=True, help="the node's TOML file")
         sub.set_defaults(func=func)
 
 

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import keys
+from gateway.codes import Fault
 from gateway.errors import KeyMaterialError
 
 console = Console(highlight=False)
@@ -89,7 +90,7 @@ def passphrase_from_env(variable: str | None) -> bytes | None:
         raise KeyMaterialError(
             f"The environment variable {variable} that should hold the passphrase "
             "is not set or empty.",
-            code="keys.passphrase",
+            code=Fault.KEYS_PASSPHRASE,
         )
     return value.encode("utf-8")
 

@@ -8,12 +8,12 @@ again: a database already at this release's version is left as it is.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway import journal, store
+from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
 from gateway.database import migrate_database
 from gateway.journal import JournalSettings
@@ -23,9 +23,10 @@ from gateway.ownership import printable
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "migrate", help="bring the node's store and journal to this release's schema"
+        "migrate",
+        parents=[CONFIG],
+        help="bring the node's store and journal to this release's schema",
     )
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
     parser.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.errors import ConfigError
+from gateway.cli.style import UsageError
 
 
 def add_option_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -13,11 +13,11 @@ def add_option_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def options_from(args: argparse.Namespace) -> dict[str, str]:
-    """The ``--option`` pairs as a dictionary; :class:`ConfigError` for one without ``=``."""
+    """The ``--option`` pairs as a dictionary; :class:`UsageError` for one without ``=``."""
     options = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--option {item!r} is not KEY=VALUE.")
+            raise UsageError(f"--option {item!r} is not KEY=VALUE.")
         options[key] = value
     return options

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway.cli.staff import add_staff_argument, staff_from
+from gateway.cli.style import CONFIG
+from gateway.codes import RefusalGround
 from gateway.config import NodeConfig
-from gateway.node import Node, RefusalGround, build_node
+from gateway.node import Node, build_node
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("pending", help="requests held for a social worker's decision")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="show the requests waiting for a decision")
-    listing.add_argument("--config", type=Path, required=True)
+    listing = actions.add_parser(
+        "list", parents=[CONFIG], help="show the requests waiting for a decision"
+    )
     listing.set_defaults(func=run_list)
     for name, helptext in (
         ("release", "answer with the dossier"),
         ("refuse", "answer with a refusal"),
     ):
-        action = actions.add_parser(name, help=helptext)
-        action.add_argument("--config", type=Path, required=True)
+        action = actions.add_parser(name, parents=[CONFIG], help=helptext)
         action.add_argument("request_id", help="the message id shown by `pending list`")
         add_staff_argument(action, " (required under a two-person hold)")
         if name == "refuse":

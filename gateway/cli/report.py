@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
 from gateway.directory import Directory, load_directory_file
 from gateway.journal import JournalSettings
@@ -18,6 +19,7 @@ from gateway.report import FORMATS, LANGUAGES, build_report, render
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
+        parents=[CONFIG],
         help="the report for one person: every exchange about them, in FR, NL or DE",
         description=(
             "Write the person's report from this node's journal: which CPAS sent or received "
@@ -26,7 +28,6 @@ def register(subparsers: Any) -> None:
             "in the report."
         ),
     )
-    parser.add_argument("--config", type=Path, required=True, help="the node's TOML file")
     parser.add_argument("--niss", required=True, help="NISS or BIS number of the person")
     parser.add_argument(
         "--lang",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from gateway.cli.staff import add_staff_argument, staff_from
+from gateway.cli.style import CONFIG
+from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.node import build_node
@@ -18,9 +19,8 @@ EXIT_REFUSED, EXIT_NO_ANSWER = 1, 3
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("request", help="ask another CPAS for a person's dossier")
-    parser.add_argument(
-        "--config", type=Path, required=True, help="the requesting node's TOML file"
+    parser = subparsers.add_parser(
+        "request", parents=[CONFIG], help="ask another CPAS for a person's dossier"
     )
     parser.add_argument("--niss", required=True, help="NISS or BIS number of the person")
     parser.add_argument(
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
         entry = node.wait_for_outcomes([sent.message_id], args.wait).get(sent.message_id)
     outcome = entry.outcome if entry else None
     expires = entry.expires_at if entry else "?"
-    if outcome == "answered":
+    if outcome == Outcome.ANSWERED:
         console.print("answered: the dossier was imported into this CPAS's vendor system")
         return 0
-    if outcome == "awaiting-release":
+    if outcome == Outcome.AWAITING_RELEASE:
         console.print(
             f"held by {args.source} for a social worker's decision; the answer will arrive "
             f"before the request expires ({expires})"

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from gateway.cli import check, tenants
+from gateway.cli.style import CONFIG_OR_TENANTS
+from gateway.codes import Fault
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import ConfigError, GatewayError
@@ -39,8 +41,9 @@ FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run one node (or several CPAS) until stopped")
-    tenants.add_tenants_argument(parser)
+    parser = subparsers.add_parser(
+        "run", parents=[CONFIG_OR_TENANTS], help="run one node (or several CPAS) until stopped"
+    )
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the node does not start: {len(result.failures)} preflight check(s) failed "
             "(`cpas-gateway check` shows them all).",
-            code="preflight.failed",
+            code=Fault.PREFLIGHT_FAILED,
         )
     node = build_node(config, follow_directory=True)
     stop = threading.Event()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
 from gateway.cli.staff import add_staff_argument, staff_from
+from gateway.cli.style import CONFIG
+from gateway.codes import Outcome
 from gateway.config import NodeConfig
 from gateway.envelope import Purpose
 from gateway.errors import StoreUnavailable
@@ -17,8 +18,9 @@ from gateway.node import STORE_WAIT_SECONDS, Node, build_node
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("send", help="send a transfer from a node's configuration")
-    parser.add_argument("--config", type=Path, required=True, help="the sending node's TOML file")
+    parser = subparsers.add_parser(
+        "send", parents=[CONFIG], help="send a transfer from a node's configuration"
+    )
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--niss", help="NISS or BIS number of the person")
     who.add_argument(
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if entry is None or entry.outcome is None:
         console.print(f"no receipt yet after {args.wait:.0f} s; `cpas-gateway run` will record it")
         return 0
-    if entry.outcome == "imported":
+    if entry.outcome == Outcome.IMPORTED:
         console.print(f"receipt: imported by {sent.recipient}")
         return 0
     console.print(f"receipt: rejected by {sent.recipient} [{entry.outcome_code}]")
@@ -100,6 +102,6 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
             console.print(f"{unconfirmed} not confirmed yet: published again at the next start")
         if args.wait > 0 and sent:
             outcomes = node.wait_for_outcomes(sent, args.wait)
-            imported = sum(1 for e in outcomes.values() if e.outcome == "imported")
+            imported = sum(1 for e in outcomes.values() if e.outcome == Outcome.IMPORTED)
             console.print(f"receipts: {imported} imported of {len(sent)}")
     return 1 if unconfirmed else 0

@@ -11,7 +11,6 @@ import argparse
 import logging
 import signal
 import threading
-from pathlib import Path
 
 from rich.console import Console
 
@@ -24,18 +23,6 @@ from gateway.preflight import Status
 log = logging.getLogger(__name__)
 
 FAILED = 1
-
-
-def add_tenants_argument(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` or ``--tenants DIR``: one CPAS, or every CPAS configured in DIR."""
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="the node's TOML file")
-    where.add_argument(
-        "--tenants",
-        type=Path,
-        metavar="DIR",
-        help="serve several CPAS in one process: every *.toml in DIR, one per CPAS",
-    )
 
 
 # ------------------------------------------------------------------ check

@@ -21,6 +21,7 @@ from typing import Any
 from lxml import etree
 
 from gateway import hardened_xml
+from gateway.codes import Fault
 from gateway.dossier import Dossier
 from gateway.errors import GatewayError, SchemaInvalid
 
@@ -89,7 +90,7 @@ def _require_schema(root: etree._Element) -> None:
     if not (hardened_xml.schema_dir() / filename).is_file():
         raise SchemaInvalid(
             f"This installation has no schema for a {name} ({filename}).",
-            code="schema.unavailable",
+            code=Fault.SCHEMA_UNAVAILABLE,
         )
 
 

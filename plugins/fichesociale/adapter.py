@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from fichesociale import dialect
 from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
+from gateway.codes import Refusal
 from gateway.dossier import ContactPoint, Dossier, refusal_from
 from gateway.errors import AdapterError, GatewayError
 from gateway.identifiers import validate_enterprise_number
@@ -166,12 +167,12 @@ class FicheSocialeAdapter:
         except GatewayError as exc:
             raise AdapterError(
                 f"The fichesociale adapter cannot serve CPAS {cpas_id!r}: {exc.message}",
-                code="adapter.config",
+                code=Refusal.ADAPTER_CONFIG,
             ) from None
         except ValidationError as exc:
             raise AdapterError(
                 f"The fichesociale contact options are wrong: {refusal_from(exc).message}",
-                code="adapter.config",
+                code=Refusal.ADAPTER_CONFIG,
             ) from None
         self.folder = Path(options.get("folder") or DEFAULT_FOLDER)
         self._fiches = self.folder / "fiches"
@@ -240,7 +241,9 @@ class FicheSocialeAdapter:
         """
         for _, message_id in items:
             if not isinstance(message_id, str) or not message_id:
-                raise AdapterError("An imported dossier needs a message id.", code="adapter.failed")
+                raise AdapterError(
+                    "An imported dossier needs a message id.", code=Refusal.ADAPTER_FAILED
+                )
         with self._lock, self._guard("importing dossiers"):
             results: list[ImportResult] = []
             # marker -> (message id, reference, dossier)
@@ -388,7 +391,7 @@ class FicheSocialeAdapter:
             if fiche is None:
                 raise AdapterError(
                     "There is no FicheSociale fiche for this person number.",
-                    code="adapter.unknown_person",
+                    code=Refusal.ADAPTER_UNKNOWN_PERSON,
                 )
             planted = (sensitive or SensitiveData()).plus(
                 notes=notes,
@@ -466,7 +469,7 @@ class FicheSocialeAdapter:
             raise AdapterError(
                 f"The FicheSociale folder {self.folder} is unavailable while {doing}: "
                 f"{exc.strerror or exc}.",
-                code="adapter.unavailable",
+                code=Refusal.ADAPTER_UNAVAILABLE,
                 transient=True,
             ) from exc
         except Exception as exc:
@@ -474,13 +477,13 @@ class FicheSocialeAdapter:
             log.exception("fichesociale adapter failed while %s", doing)
             raise AdapterError(
                 f"The fichesociale adapter failed while {doing} ({type(exc).__name__}).",
-                code="adapter.failed",
+                code=Refusal.ADAPTER_FAILED,
             ) from exc
 
     def _invalid(self, path: Path, problem: str, *, what: str = "fiche") -> AdapterError:
         end = "" if problem.endswith(".") else "."
         return AdapterError(
-            f"The FicheSociale {what} {path.name} {problem}{end}", code="adapter.invalid_data"
+            f"The FicheSociale {what} {path.name} {problem}{end}", code=Refusal.ADAPTER_INVALID_DATA
         )
 
     def _read_json(self, path: Path) -> Any:

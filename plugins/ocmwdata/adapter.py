@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
+from gateway.codes import Refusal
 from gateway.dossier import ContactPoint, Decision, Dossier, build
 from gateway.errors import AdapterError, GatewayError
 from gateway.identifiers import validate_enterprise_number
@@ -123,7 +124,7 @@ class OcmwdataAdapter:
         try:
             self.cpas_id = validate_enterprise_number(cpas_id)
         except GatewayError as exc:
-            raise AdapterError(f"OCMWdata: {exc.message}", code="adapter.config") from None
+            raise AdapterError(f"OCMWdata: {exc.message}", code=Refusal.ADAPTER_CONFIG) from None
         unknown = sorted(set(options) - OPTIONS)
         if unknown:
             log.warning("OCMWdata ignores unknown options: %s", ", ".join(unknown))
@@ -135,7 +136,7 @@ class OcmwdataAdapter:
         except ValueError as exc:
             raise AdapterError(
                 "OCMWdata: the 'mailbox' or 'phone' option is not a valid service contact.",
-                code="adapter.config",
+                code=Refusal.ADAPTER_CONFIG,
             ) from exc
         try:
             timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
@@ -144,7 +145,7 @@ class OcmwdataAdapter:
         if not timeout > 0:  # also refuses NaN
             raise AdapterError(
                 "OCMWdata: the 'timeout' option must be a positive number of seconds.",
-                code="adapter.config",
+                code=Refusal.ADAPTER_CONFIG,
             )
         self._db = Database(
             options.get("url") or DEFAULT_URL, schema=options.get("schema"), timeout=timeout
@@ -238,7 +239,7 @@ class OcmwdataAdapter:
             raise AdapterError(
                 f"OCMWdata dossier {dossiernummer} cannot make a valid canonical dossier: "
                 f"{reason.rstrip('.')}.",
-                code="adapter.invalid_data",
+                code=Refusal.ADAPTER_INVALID_DATA,
             ) from exc
 
     # ----------------------------------------------------------------- import
@@ -290,7 +291,7 @@ class OcmwdataAdapter:
             ]
         except VocabularyError as exc:
             raise AdapterError(
-                f"OCMWdata cannot store this dossier: {exc}.", code="adapter.invalid_data"
+                f"OCMWdata cannot store this dossier: {exc}.", code=Refusal.ADAPTER_INVALID_DATA
             ) from exc
         return dossier, message_id, client_values, decision_rows
 
@@ -466,7 +467,8 @@ class OcmwdataAdapter:
             client = None if number is None else _find_client(session, number)
             if client is None:
                 raise AdapterError(
-                    "OCMWdata has no client with this person number.", code="adapter.unknown_person"
+                    "OCMWdata has no client with this person number.",
+                    code=Refusal.ADAPTER_UNKNOWN_PERSON,
                 )
             for table, rows in _sensitive_rows(client[0], planted, dt.date.today()).items():
                 session.executemany(_INSERT_SENSITIVE[table], rows)

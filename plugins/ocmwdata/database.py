@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from gateway.codes import Refusal
 from gateway.errors import AdapterError
 from ocmwdata.schema import Dialect, statements
 
@@ -120,7 +121,7 @@ class Database:
         self.dialect = dialect_of(url)
         if schema is not None and self.dialect != "postgresql":
             raise AdapterError(
-                "The 'schema' option applies to PostgreSQL only.", code="adapter.config"
+                "The 'schema' option applies to PostgreSQL only.", code=Refusal.ADAPTER_CONFIG
             )
         self.schema = schema
         self.timeout = timeout
@@ -175,7 +176,7 @@ class Database:
 
     def _connection(self) -> sqlite3.Connection | psycopg.Connection[Any]:
         if self._closed:
-            raise AdapterError("The OCMWdata adapter has been closed.", code="adapter.closed")
+            raise AdapterError("The OCMWdata adapter has been closed.", code=Refusal.ADAPTER_CLOSED)
         if self._conn is None:
             self._conn = self._connect()
         return self._conn
@@ -271,7 +272,7 @@ class Database:
             log.warning("OCMWdata database unavailable: %s", reason)
             return AdapterError(
                 f"The OCMWdata database is unavailable ({reason}); try again later.",
-                code="adapter.unavailable",
+                code=Refusal.ADAPTER_UNAVAILABLE,
                 transient=True,
             )
         log.error("OCMWdata database error: %s", reason)
