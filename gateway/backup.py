@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.database import is_postgres
 from gateway.errors import ConfigError
@@ -58,7 +59,7 @@ def backup_node(config_path: Path, dest: Path) -> BackupReport:
     journal = JournalSettings.from_config(config)
     if dest.exists() and any(dest.iterdir()):
         raise ConfigError(
-            f"{dest} is not empty: a backup goes into a new folder.", code="backup.exists"
+            f"{dest} is not empty: a backup goes into a new folder.", code=Fault.BACKUP_EXISTS
         )
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     report = BackupReport(dest)
@@ -117,7 +118,7 @@ def _database(report: BackupReport, name: str, url: str) -> None:
             live.backup(copy)
     except sqlite3.Error as exc:
         raise ConfigError(
-            f"The {name} {source} cannot be copied: {exc}.", code="backup.failed"
+            f"The {name} {source} cannot be copied: {exc}.", code=Fault.BACKUP_FAILED
         ) from None
     report.pieces[target.name] = str(source.resolve())
 
@@ -136,7 +137,7 @@ def restore_node(source: Path) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"{source} is not a node backup ({MANIFEST} cannot be read: {exc}).",
-            code="backup.invalid",
+            code=Fault.BACKUP_INVALID,
         ) from None
     pieces: dict[str, str] = manifest["pieces"]
     present = set()
@@ -149,7 +150,7 @@ def restore_node(source: Path) -> dict[str, str]:
         raise ConfigError(
             f"{origin} exists and differs from the backup: a restore never overwrites a "
             "node's files. Move it aside first if it is to be replaced.",
-            code="backup.restore_over",
+            code=Fault.BACKUP_RESTORE_OVER,
         )
     for name, origin in pieces.items():
         if name in present:
@@ -176,13 +177,13 @@ def _run(command: list[str], what: str) -> None:
     except FileNotFoundError:
         raise ConfigError(
             f"{command[0]} is not installed: the PostgreSQL {what} cannot be copied.",
-            code="backup.failed",
+            code=Fault.BACKUP_FAILED,
         ) from None
     except subprocess.CalledProcessError as exc:
         first = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[:1]
         raise ConfigError(
             f"{command[0]} failed for the {what}: {' '.join(first) or exc.returncode}.",
-            code="backup.failed",
+            code=Fault.BACKUP_FAILED,
         ) from None
 
 

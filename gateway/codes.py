@@ -194,6 +194,10 @@ class Outcome(Worded):
     REFUSED = "refused", N_("refused")
     HELD = "held", N_("waiting for a social worker")
     AWAITING_RELEASE = "awaiting-release", N_("a social worker has yet to decide")
+    AWAITING_SECOND_RELEASE = (
+        "awaiting-second-release",
+        N_("a second social worker has yet to agree"),
+    )
     EXPIRED = "expired", _EXPIRED
 
 
@@ -308,3 +312,42 @@ class Fault(StrEnum):
     REPORT_UNTRUSTED_KEY = "report.untrusted_key"
     REPORT_UNCOVERED = "report.uncovered"
     REPORT_SIGNATURE = "report.signature"
+    STORE_TOO_NEW = "store.too_new"
+    JOURNAL_TOO_NEW = "journal.too_new"
+    API_TOO_NEW = "api.too_new"
+    CONFIG_DIRECTORY_URL = "config.directory_url"
+    CONFIG_TENANTS = "config.tenants"
+    CONFIG_TENANTS_ENV = "config.tenants_env"
+    CONFIG_TENANTS_SHARE = "config.tenants_share"
+    CONFIG_TENANTS_DIFFER = "config.tenants_differ"
+    DIRECTORY_FETCH = "directory.fetch"
+    DIRECTORY_FETCH_UNTRUSTED = "directory.fetch_untrusted"
+    BROKER_REFUSED = "broker.refused"
+    BACKUP_EXISTS = "backup.exists"
+    BACKUP_FAILED = "backup.failed"
+    BACKUP_INVALID = "backup.invalid"
+    BACKUP_RESTORE_OVER = "backup.restore_over"
+    STAFF_MISSING = "staff.missing"
+    STAFF_INVALID = "staff.invalid"
+    STAFF_LOOKS_PERSONAL = "staff.looks_personal"
+    HOLD_OWN_REQUEST = "hold.own_request"
+    HOLD_SAME_STAFF = "hold.same_staff"
+    MESSAGE_UNKNOWN = "message.unknown"
+    API_LISTEN = "api.listen"
+    API_UNAUTHENTICATED = "api.unauthenticated"
+    API_TOKEN_INVALID = "api.token_invalid"
+    API_TOKEN_REVOKED = "api.token_revoked"
+    API_TOKEN_OTHER_NODE = "api.token_other_node"
+    API_CLIENT_NAME = "api.client_name"
+    API_UNKNOWN_SCOPE = "api.unknown_scope"
+    API_NO_CLIENT = "api.no_client"
+    API_FORBIDDEN = "api.forbidden"
+    API_MALFORMED = "api.malformed"
+    API_INVALID = "api.invalid"
+    API_NOT_FOUND = "api.not_found"
+    API_METHOD = "api.method"
+    API_BODY_TOO_LARGE = "api.body_too_large"
+    API_ERROR = "api.error"
+    API_INTERNAL = "api.internal"
+    DESK_CSRF = "desk.csrf"
+    DESK_SIGNED_OUT = "desk.signed_out"

@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway import hardened_xml, keys
 from gateway.broker import BrokerClient, Delivery, Names, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
+from gateway.codes import Fault, Outcome
 from gateway.directory import Directory, check_not_older, load_directory, load_directory_file
 from gateway.errors import (
     BrokerError,
@@ -68,6 +69,7 @@ class Node(Protocol):
     store: Store
     journal: Journal | None
     directory: Directory
+
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class DirectoryPoll:
             raise ConfigError(
                 f"directory_url {self.url!r} is not an https:// address: a node fetches the "
                 "directory only over HTTPS.",
-                code="config.directory_url",
+                code=Fault.CONFIG_DIRECTORY_URL,
             )
 
 
@@ -320,7 +322,7 @@ class DirectoryFeed:
 
     def _refuse(self, code: str, reason: str) -> FeedOutcome:
         if self._node.journal is not None:
-            self._node.journal.record(Event.DIRECTORY_REFUSED, outcome="refused", code=code)
+            self._node.journal.record(Event.DIRECTORY_REFUSED, outcome=Outcome.REFUSED, code=code)
         log.warning(
             "directory edition refused [%s]: %s; edition %s stays in use",
             code,
@@ -349,7 +351,8 @@ def _fetch(poll: DirectoryPoll) -> bytes:
             data: bytes = response.read(hardened_xml.MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise DirectoryError(
-            f"The directory address {poll.url} answered HTTP {exc.code}.", code="directory.fetch"
+            f"The directory address {poll.url} answered HTTP {exc.code}.",
+            code=Fault.DIRECTORY_FETCH,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -357,10 +360,11 @@ def _fetch(poll: DirectoryPoll) -> bytes:
             raise DirectoryError(
                 f"The directory address {poll.url} presented a certificate this node does not "
                 f"trust ({reason.verify_message}); set directory_url_ca to the CA that signed it.",
-                code="directory.fetch_untrusted",
+                code=Fault.DIRECTORY_FETCH_UNTRUSTED,
             ) from None
         raise DirectoryError(
-            f"The directory address {poll.url} is unreachable ({reason}).", code="directory.fetch"
+            f"The directory address {poll.url} is unreachable ({reason}).",
+            code=Fault.DIRECTORY_FETCH,
         ) from None
     return data
 
@@ -411,18 +415,18 @@ def publish_edition(
             raise BrokerError(
                 f"The broker refused {user} publishing on {names.directory_exchange}: only the "
                 "federation's broker user (made by `cpas-gateway broker provision`) may.",
-                code="broker.access_refused",
+                code=Fault.BROKER_ACCESS_REFUSED,
             ) from None
         raise BrokerError(
             f"The broker refused the edition ({closed.reply_code} {closed.reply_text}); "
             f"does {names.directory_exchange} exist? `cpas-gateway broker provision` makes it.",
-            code="broker.refused",
+            code=Fault.BROKER_REFUSED,
         ) from None
     except pika.exceptions.UnroutableError:
         raise BrokerError(
             f"No node's queue is bound to {names.directory_exchange}: nobody would receive "
             "the edition. Run `cpas-gateway broker provision` first.",
-            code="broker.unroutable",
+            code=Fault.BROKER_UNROUTABLE,
         ) from None
     finally:
         if connection.is_open:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.adapters import AdapterRegistry, load_adapters
+from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.directory import Directory, check_not_older, load_directory_file
@@ -102,13 +103,13 @@ def tenant_files(folder: Path) -> list[Path]:
     :raises ConfigError: the folder does not exist or holds no configuration.
     """
     if not folder.is_dir():
-        raise ConfigError(f"The tenants folder {folder} does not exist.", code="config.tenants")
+        raise ConfigError(f"The tenants folder {folder} does not exist.", code=Fault.CONFIG_TENANTS)
     found = sorted(folder.glob(TENANT_FILES))
     if not found:
         raise ConfigError(
             f"The tenants folder {folder} holds no node configuration ({TENANT_FILES}): "
             "write one file per CPAS there.",
-            code="config.tenants",
+            code=Fault.CONFIG_TENANTS,
         )
     return found
 
@@ -143,7 +144,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
             f"{', '.join(found)} would apply to every CPAS this node serves: unset it, and "
             "write each CPAS's own value in its configuration file (readable by the "
             "gateway's user only).",
-            code="config.tenants_env",
+            code=Fault.CONFIG_TENANTS_ENV,
         )
 
 
@@ -163,7 +164,7 @@ def check_separate(tenants: Sequence[Tenant]) -> None:
                     f"{other.source} and {tenant.source} both use the {what} {value}: each CPAS "
                     f"a node serves needs a {what} of its own (CPAS {other.cpas_id} and "
                     f"{tenant.cpas_id}).",
-                    code="config.tenants_share",
+                    code=Fault.CONFIG_TENANTS_SHARE,
                 )
 
 
@@ -209,7 +210,7 @@ def process_settings(tenants: Sequence[Tenant]) -> NodeConfig:
                     f"{first.source} and {tenant.source} set {name} differently: it is a "
                     "setting of the process serving them, so give it the same value in every "
                     "file.",
-                    code="config.tenants_differ",
+                    code=Fault.CONFIG_TENANTS_DIFFER,
                 )
     return first.config
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.codes import Fault
 from gateway.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,12 @@ VERSION_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version ("
     "component TEXT PRIMARY KEY, version INTEGER NOT NULL, migrated_at TEXT NOT NULL)"
 )
+# The code of a database written by a newer release, per component.
+_TOO_NEW: Final = {
+    "store": Fault.STORE_TOO_NEW,
+    "journal": Fault.JOURNAL_TOO_NEW,
+    "api": Fault.API_TOO_NEW,
+}
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ def _too_new(schema: Schema, found: int, url: str) -> ConfigError:
         f"version {schema.latest} this release of cpas-gateway knows: it was written by a "
         "newer release. Run that release (or a later one); never downgrade a node over its "
         "data — restore the backup taken before the upgrade instead.",
-        code=f"{schema.component}.too_new",
+        code=_TOO_NEW.get(schema.component, Fault.CONFIG_INVALID),
     )
 
 

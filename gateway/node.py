@@ -924,7 +924,7 @@ class Node:
             )
         if held.sender == self.cpas_id:
             raise GatewayError(
-                "A CPAS never releases or refuses its own request.", code="hold.own_request"
+                "A CPAS never releases or refuses its own request.", code=Fault.HOLD_OWN_REQUEST
             )
         return held
 
@@ -936,14 +936,14 @@ class Node:
                 raise GatewayError(
                     "A two-person hold is released by two named social workers: give the "
                     "staff reference.",
-                    code="staff.missing",
+                    code=Fault.STAFF_MISSING,
                 )
             return True
         if staff in self.store.releases(held.message_id):
             raise GatewayError(
                 "This social worker released the request already: a second, different social "
                 "worker must release it.",
-                code="hold.same_staff",
+                code=Fault.HOLD_SAME_STAFF,
             )
         released = self.store.add_release(held.message_id, staff)
         if len(released) >= needed:
@@ -953,7 +953,7 @@ class Node:
             Event.REQUEST_RELEASED,
             header,
             person_number=self._held_person(held),
-            outcome="awaiting-second-release",
+            outcome=Outcome.AWAITING_SECOND_RELEASE,
             actor=staff,
         )
         self.stats.add("requests.first_release")
@@ -1162,7 +1162,7 @@ class Node:
                     at=stamp,
                     purpose=entry.purpose,
                     case_reference=entry.case_reference,
-                    code="request.expired",
+                    code=Refusal.REQUEST_EXPIRED,
                 )
             )
             self.stats.add("requests.expired")

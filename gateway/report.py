@@ -548,7 +548,7 @@ def _acted(entry: Entry, has_dossier: bool, reason: str | None) -> str | None:
                 "A social worker of {this} (reference {actor}) agreed to answer the request; "
                 "a second social worker must agree too."
             )
-            if entry.outcome == "awaiting-second-release"
+            if entry.outcome == Outcome.AWAITING_SECOND_RELEASE
             else N_("A social worker of {this} (reference {actor}) agreed to answer the request.")
         )
     if event is Event.REQUEST_REFUSED and reason:
@@ -1031,7 +1031,7 @@ def render_preview(
     dossier sent (``html`` or ``text``), in ``lang`` (default: the person's own language)."""
     if fmt not in ("html", "text"):
         raise GatewayError(
-            f"There is no preview format {fmt!r}: choose html or text.", code="report.format"
+            f"There is no preview format {fmt!r}: choose html or text.", code=Fault.REPORT_FORMAT
         )
     words = _Words(lang or dossier.person.language.value)
     names = _Names(directory, words, cpas_id)

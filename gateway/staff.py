@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Final, NewType
 
+from gateway.codes import Fault
 from gateway.errors import GatewayError
 
 StaffReference = NewType("StaffReference", str)
@@ -33,7 +34,7 @@ PSEUDONYM_PATTERN: Final = r"[a-z2-7]{26}"
 class StaffReferenceRefused(GatewayError):
     """An action without a valid staff reference of the acting social worker."""
 
-    code = "staff.invalid"
+    code = Fault.STAFF_INVALID
 
 
 def staff_reference(value: str | None) -> StaffReference:
@@ -47,7 +48,7 @@ def staff_reference(value: str | None) -> StaffReference:
     if value is None or not value.strip():
         raise StaffReferenceRefused(
             "Every action names the acting social worker: give their staff reference.",
-            code="staff.missing",
+            code=Fault.STAFF_MISSING,
         )
     if not _FORM.fullmatch(value):
         raise StaffReferenceRefused(
@@ -58,6 +59,6 @@ def staff_reference(value: str | None) -> StaffReference:
         raise StaffReferenceRefused(
             "A staff reference is the CPAS's opaque reference of the social worker (such as "
             "AS-0042): never a name, a national number or another identity number.",
-            code="staff.looks_personal",
+            code=Fault.STAFF_LOOKS_PERSONAL,
         )
     return StaffReference(value)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from helpers.ci import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import pika
 import pytest
-from conftest import GENT, IN_CI, LIEGE, NAMUR
+from conftest import GENT, LIEGE, NAMUR
+from helpers.ci import IN_CI
 from memory_adapter import MemoryAdapter, MemoryPlugin
 from postgres_server import PrivatePostgres, postgres_bin
 
@@ -626,7 +627,7 @@ def test_a_broker_address_in_the_environment_of_one_node_still_overrides_its_fil
     gent = _dev(folder, world, GENT)
     monkeypatch.setenv("CPAS_GATEWAY_AMQP_URL", "amqp://cpas-x:secret@mq:5672/dse")
     (tenant,) = load_tenants([gent])
-    assert tenant.config.amqp_url == "amqp://cpas-x:secret@mq:5672/dse"
+    assert tenant.config.amqp_url.get_secret_value() == "amqp://cpas-x:secret@mq:5672/dse"
 
 
 def test_a_log_line_from_a_tenants_thread_names_its_cpas(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import cast
 
 from gateway.adapters import ReceivesEvents, VendorEvent, VendorEventKind
+from gateway.codes import RefusalReason
 from gateway.errors import GatewayError
 from gateway.identifiers import validate_person_number
 
@@ -103,7 +104,7 @@ def _events() -> list[VendorEvent]:
             purpose="new-application-inquiry",
             case_reference=f"EVT-{n}",
             person_number="85073003328",
-            code="refused-by-social-worker",
+            code=RefusalReason.REFUSED_BY_SOCIAL_WORKER,
             local_reference=f"LOCAL-{n}",
         )
         for n, kind in enumerate(VendorEventKind, 1)

@@ -29,6 +29,7 @@ from gateway import __version__
 from gateway.api import models
 from gateway.api.metrics import metrics_text
 from gateway.api.tokens import SCOPES, ApiTokens, Client
+from gateway.codes import Fault, Refusal
 from gateway.dossier import Dossier
 from gateway.errors import GatewayError, IdentifierInvalid
 from gateway.identifiers import validate_person_number
@@ -40,27 +41,27 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY: Final = 65_536
 
-_STATUS: Final = {
-    "api.unauthenticated": 401,
-    "api.token_invalid": 401,
-    "api.token_revoked": 401,
-    "api.token_other_node": 401,
-    "api.forbidden": 403,
-    "desk.csrf": 403,
-    "desk.signed_out": 401,
-    "api.not_found": 404,
-    "message.unknown": 404,
-    "pending.unknown": 404,
-    "send.unknown_person": 404,
-    "api.method": 405,
-    "hold.same_staff": 409,
-    "hold.own_request": 409,
-    "api.body_too_large": 413,
-    "store.unavailable": 503,
-    "journal.unavailable": 503,
-    "broker.unavailable": 503,
-    "adapter.unavailable": 503,
-    "node.failed": 503,
+_STATUS: Final[dict[str, int]] = {
+    Fault.API_UNAUTHENTICATED: 401,
+    Fault.API_TOKEN_INVALID: 401,
+    Fault.API_TOKEN_REVOKED: 401,
+    Fault.API_TOKEN_OTHER_NODE: 401,
+    Fault.API_FORBIDDEN: 403,
+    Fault.DESK_CSRF: 403,
+    Fault.DESK_SIGNED_OUT: 401,
+    Fault.API_NOT_FOUND: 404,
+    Fault.MESSAGE_UNKNOWN: 404,
+    Fault.PENDING_UNKNOWN: 404,
+    Refusal.SEND_UNKNOWN_PERSON: 404,
+    Fault.API_METHOD: 405,
+    Fault.HOLD_SAME_STAFF: 409,
+    Fault.HOLD_OWN_REQUEST: 409,
+    Fault.API_BODY_TOO_LARGE: 413,
+    Fault.STORE_UNAVAILABLE: 503,
+    Fault.JOURNAL_UNAVAILABLE: 503,
+    Fault.BROKER_UNAVAILABLE: 503,
+    Refusal.ADAPTER_UNAVAILABLE: 503,
+    Fault.NODE_FAILED: 503,
 }
 _UNPROCESSABLE: Final = ("api.invalid", "staff.", "directory.", "report.")
 _MEDIA: Final = {"html": "text/html; charset=utf-8", "text": "text/plain; charset=utf-8"}
@@ -112,7 +113,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
             if scope not in client.scopes:
                 raise GatewayError(
                     f"This client may not {SCOPES[scope]} (right {scope!r} not granted).",
-                    code="api.forbidden",
+                    code=Fault.API_FORBIDDEN,
                 )
             return client
 
@@ -199,7 +200,7 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
             raise GatewayError(
                 "The vendor system holds no dossier for this person: releasing answers "
                 "'unknown person'.",
-                code="send.unknown_person",
+                code=Refusal.SEND_UNKNOWN_PERSON,
             )
         return _preview(node, dossier, held.sender, body.format, body.language)
 
@@ -301,7 +302,7 @@ def refuse_as(
 def report_for(node: Node, person_number: str, lang: str | None, fmt: str) -> tuple[str, str]:
     """The person's report as text and its media type."""
     if node.journal is None:
-        raise GatewayError("This node keeps no journal.", code="journal.unavailable")
+        raise GatewayError("This node keeps no journal.", code=Fault.JOURNAL_UNAVAILABLE)
     _, number = validate_person_number(person_number)
     built = build_report(
         node.journal,
@@ -355,7 +356,7 @@ def _message_state(node: Node, message_id: str, lang: str) -> models.MessageStat
     received = node.store.received(message_id)
     if received is None:
         raise GatewayError(
-            f"This node sent and received no message {message_id}.", code="message.unknown"
+            f"This node sent and received no message {message_id}.", code=Fault.MESSAGE_UNKNOWN
         )
     return models.MessageState(
         message_id=message_id,
@@ -425,27 +426,27 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem("api.malformed", "The body is not valid JSON.", 400)
+            return problem(Fault.API_MALFORMED, "The body is not valid JSON.", 400)
         # Where and what, never the value: it may be a national number.
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         what = str(first.get("msg", "invalid"))
-        return problem("api.invalid", f"{where or 'body'}: {what}.")
+        return problem(Fault.API_INVALID, f"{where or 'body'}: {what}.")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, GatewayError):  # raised while the body was read
             return problem(exc.__cause__.code, exc.__cause__.message)
         if exc.status_code == 404:
-            return problem("api.not_found", "There is no such operation.", 404)
+            return problem(Fault.API_NOT_FOUND, "There is no such operation.", 404)
         if exc.status_code == 405:
-            return problem("api.method", "This operation does not take that method.", 405)
-        return problem("api.error", str(exc.detail), exc.status_code)
+            return problem(Fault.API_METHOD, "This operation does not take that method.", 405)
+        return problem(Fault.API_ERROR, str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("the API failed on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem("api.internal", "The node could not do this; its log says why.", 500)
+        return problem(Fault.API_INTERNAL, "The node could not do this; its log says why.", 500)
 
 
 # ------------------------------------------------------------ body size
@@ -460,7 +461,7 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 class BodyTooLarge(GatewayError):
     """A body streamed past the limit (one announced too large never reaches the app)."""
 
-    code = "api.body_too_large"
+    code = Fault.API_BODY_TOO_LARGE
 
 
 def guarded(app: Asgi, max_body_bytes: int = DEFAULT_MAX_BODY) -> Asgi:
@@ -470,7 +471,7 @@ def guarded(app: Asgi, max_body_bytes: int = DEFAULT_MAX_BODY) -> Asgi:
     async def refuse(send: Send) -> None:
         body = json.dumps(
             {
-                "code": "api.body_too_large",
+                "code": Fault.API_BODY_TOO_LARGE,
                 "message": f"The body is larger than {max_body_bytes} bytes.",
             }
         ).encode()

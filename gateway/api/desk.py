@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.api.app import held_out, refuse_as, release_as, report_for
 from gateway.api.tokens import ApiTokens
-from gateway.codes import RefusalGround
+from gateway.codes import Fault, Refusal, RefusalGround
 from gateway.errors import GatewayError
 from gateway.node import Node
 from gateway.report import purpose_words, reason_words, render_preview
@@ -136,7 +136,7 @@ class DeskSession:
 class DeskRefused(GatewayError):
     """A desk form without its CSRF token, or a desk page without a session."""
 
-    code = "desk.csrf"
+    code = Fault.DESK_CSRF
 
 
 def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
@@ -178,7 +178,7 @@ def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
     def checked(cookie: str | None, csrf: str) -> DeskSession:
         session = session_of(cookie)
         if session is None:
-            raise DeskRefused("Sign in to the desk first.", code="desk.signed_out")
+            raise DeskRefused("Sign in to the desk first.", code=Fault.DESK_SIGNED_OUT)
         if not hmac.compare_digest(session.csrf, csrf):
             raise DeskRefused("The form's security token is missing or wrong.")
         return session
@@ -208,7 +208,9 @@ def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
         staff = staff_reference(staff_reference_)
         client = tokens.authenticate(token)
         if "decide" not in client.scopes:
-            raise GatewayError("This client may not decide held requests.", code="api.forbidden")
+            raise GatewayError(
+                "This client may not decide held requests.", code=Fault.API_FORBIDDEN
+            )
         session_id = secrets.token_urlsafe(32)
         with lock:
             sessions[session_id] = DeskSession(token, staff, lang, secrets.token_urlsafe(32))
@@ -273,7 +275,8 @@ def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
         dossier = node.preview_release(request_id, staff=session.staff)
         if dossier is None or held is None:
             raise GatewayError(
-                "The vendor system holds no dossier for this person.", code="send.unknown_person"
+                "The vendor system holds no dossier for this person.",
+                code=Refusal.SEND_UNKNOWN_PERSON,
             )
         html = render_preview(
             dossier, node.directory, cpas_id=node.cpas_id, recipient=held.sender, fmt="html"

@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway.api.app import Asgi
+from gateway.codes import Fault
 from gateway.config import ApiConfig
 from gateway.errors import ConfigError
 
@@ -52,7 +53,7 @@ class ApiServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise ConfigError(
                     f"The API could not listen on {self.address} (in use, or not allowed).",
-                    code="api.listen",
+                    code=Fault.API_LISTEN,
                 )
             time.sleep(0.05)
         if self.config.unix_socket is not None:

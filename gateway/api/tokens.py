@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.codes import Fault
 from gateway.database import Database
 from gateway.errors import GatewayError
 from gateway.migrations import Migration, Schema
@@ -74,7 +75,7 @@ class Client:
 class TokenRefused(GatewayError):
     """The request carries no token, or one this node does not accept."""
 
-    code = "api.unauthenticated"
+    code = Fault.API_UNAUTHENTICATED
 
 
 class ApiTokens:
@@ -92,13 +93,13 @@ class ApiTokens:
         if not _NAME.fullmatch(name):
             raise GatewayError(
                 "A client's name is 1 to 64 letters, digits, spaces and ' . _ -.",
-                code="api.client_name",
+                code=Fault.API_CLIENT_NAME,
             )
         chosen = frozenset(SCOPES if scopes is None else scopes)
         unknown = chosen - set(SCOPES)
         if unknown or not chosen:
             raise GatewayError(
-                f"Rights are chosen among {', '.join(SCOPES)}.", code="api.unknown_scope"
+                f"Rights are chosen among {', '.join(SCOPES)}.", code=Fault.API_UNKNOWN_SCOPE
             )
         token_id = secrets.token_hex(6)
         secret = secrets.token_hex(32)
@@ -140,11 +141,11 @@ class ApiTokens:
             raise TokenRefused("This call needs a client token (Authorization: Bearer ...).")
         match = _TOKEN.fullmatch(token.strip())
         if match is None:
-            raise TokenRefused("The client token is not valid.", code="api.token_invalid")
+            raise TokenRefused("The client token is not valid.", code=Fault.API_TOKEN_INVALID)
         cpas_id, token_id, secret = match.groups()
         if cpas_id != self.cpas_id:
             raise TokenRefused(
-                "The client token belongs to another node.", code="api.token_other_node"
+                "The client token belongs to another node.", code=Fault.API_TOKEN_OTHER_NODE
             )
         rows = self._db.query(
             "SELECT token_id, name, scopes, created_at, revoked_at, digest FROM api_clients"
@@ -154,10 +155,10 @@ class ApiTokens:
         # Compared even when no row matches: the time taken says nothing about the id.
         stored = rows[0][5] if rows else _digest("")
         if not hmac.compare_digest(stored, _digest(secret)) or not rows:
-            raise TokenRefused("The client token is not valid.", code="api.token_invalid")
+            raise TokenRefused("The client token is not valid.", code=Fault.API_TOKEN_INVALID)
         client = _client(rows[0][:5])
         if not client.active:
-            raise TokenRefused("The client token was revoked.", code="api.token_revoked")
+            raise TokenRefused("The client token was revoked.", code=Fault.API_TOKEN_REVOKED)
         return client
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gateway.api.tokens import SCOPES, ApiTokens
 from gateway.cli.style import CONFIG
+from gateway.codes import Fault
 from gateway.config import NodeConfig
 
 
@@ -76,7 +77,9 @@ def run_revoke(args: argparse.Namespace) -> int:
     from gateway.errors import GatewayError
 
     if not _tokens(args.config).revoke(args.token_id):
-        raise GatewayError(f"No active client has the id {args.token_id}.", code="api.no_client")
+        raise GatewayError(
+            f"No active client has the id {args.token_id}.", code=Fault.API_NO_CLIENT
+        )
     Console(highlight=False).print(f"revoked: {args.token_id}")
     return 0
 

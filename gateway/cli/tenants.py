@@ -15,6 +15,7 @@ import threading
 from rich.console import Console
 
 from gateway.cli import check as single
+from gateway.codes import Fault
 from gateway.errors import ConfigError
 from gateway.hosting import Host, Tenant, load_tenants, process_settings, tenant_files
 from gateway.logs import configure_logging, parse_levels
@@ -132,7 +133,7 @@ def _serve(host: Host, stop: threading.Event, died: list[str], console: Console)
         raise ConfigError(
             f"no CPAS of this node starts: {failures} preflight check(s) failed "
             "(`cpas-gateway check --tenants` shows them all).",
-            code="preflight.failed",
+            code=Fault.PREFLIGHT_FAILED,
         )
     if refused:
         console.print(
