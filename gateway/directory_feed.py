@@ -69,6 +69,7 @@ class Node(Protocol):
     journal: Journal | None
     directory: Directory
 
+
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMES = Names()
