@@ -418,6 +418,11 @@ SCHEMA = Schema(
             "who acted: a staff reference or its pseudonym",
             "ALTER TABLE journal_entries ADD COLUMN actor TEXT",
         ),
+        Migration(
+            3,
+            "the exchanges of a case found by its reference",
+            "CREATE INDEX IF NOT EXISTS journal_entries_case ON journal_entries (case_reference)",
+        ),
     ),
     marker="journal_entries",
 )
@@ -774,6 +779,13 @@ class Journal:
             f"{_SELECT} WHERE e.person_tag = ? ORDER BY e.seq", (self.person_tag(person_number),)
         )
         return [self._entry(row, decrypt=True) for row in rows]
+
+    def entries_of_case(self, case_reference: str) -> list[Entry]:
+        """Every entry recorded under a case reference, oldest first, without their content."""
+        rows = self._query(
+            f"{_SELECT} WHERE e.case_reference = ? ORDER BY e.seq", (case_reference,)
+        )
+        return [self._entry(row, decrypt=False) for row in rows]
 
     def tail(self, n: int = 20) -> list[Entry]:
         """The last ``n`` entries, oldest first, without their content."""

@@ -1076,6 +1076,11 @@ def purpose_words(code: str, lang: str) -> str:
     return _Words(lang).label(PURPOSES, code)
 
 
+def event_words(event: str, lang: str) -> str:
+    """The words of a journal event in ``lang``."""
+    return _Words(lang).label(EVENTS, event)
+
+
 def reason_words(code: str | None, lang: str) -> str | None:
     """The words of a refusal or rejection code in ``lang`` (the code itself when unknown)."""
     return None if code is None else _Words(lang).label(REASONS, code)

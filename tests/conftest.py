@@ -33,7 +33,7 @@ from gateway.node import Node
 from gateway.store import Store
 
 # Fixtures shared by several test modules.
-pytest_plugins = ["helpers.broker_users", "helpers.node_configs"]
+pytest_plugins = ["helpers.broker_users", "helpers.node_configs", "helpers.api_nodes"]
 
 AMQP_URL = os.environ.get("CPAS_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
 MANAGEMENT_URL = os.environ.get("CPAS_TEST_MANAGEMENT_URL", "http://guest:guest@localhost:15672/")

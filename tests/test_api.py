@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
-from api_support import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, pair, transfer, until
+from helpers.api_nodes import AUTO, HOLD, TWO_PERSON, Pair, ask, held_at_gent, transfer, until
 
 from gateway.adapters import ReceivesEvents, VendorEventKind
 from gateway.api import ApiServer, create_app, guarded, openapi_document
@@ -14,8 +14,6 @@ from gateway.cli import main
 from gateway.config import ApiConfig
 from gateway.dossier import Dossier
 from gateway.journal import Event
-
-__all__ = ["pair"]  # the fixture
 
 
 def test_api_spec_prints_an_openapi_3_document_with_every_operation(capsys: object) -> None:
@@ -216,3 +214,36 @@ def test_the_api_can_listen_on_a_unix_socket_only(pair: Pair, tmp_path: Path) ->
         assert (held.status_code, held.json()) == (200, [])
     finally:
         server.stop()
+
+
+def test_the_exchanges_of_a_case_name_each_step_and_the_social_worker_who_acted(
+    pair: Pair,
+) -> None:
+    request_id = ask(pair, HOLD, staff="LG-AS-0042")
+    held_at_gent(pair, request_id)
+    pair.gent.post(f"/v1/held/{request_id}/release", {"staff_reference": "GT-SW-117"})
+    until(lambda: pair.liege.state(request_id)["state"] == "answered")
+    transfer(pair)  # another case at Gent: not one of this case's steps
+
+    at_liege = pair.liege.get("/v1/cases/LG-2026-140/exchanges", params={"lang": "nl"}).json()
+    at_gent = pair.gent.get("/v1/cases/LG-2026-140/exchanges").json()
+
+    sent = next(step for step in at_liege if step["event"] == Event.SENT)
+    assert (sent["message_id"], sent["type"], sent["actor"]) == (
+        request_id, "request", "LG-AS-0042",
+    )  # fmt: skip
+    assert sent["peer"]["id"] == pair.gent.node.cpas_id
+    assert sent["event_words"] == "verstuurd"
+    assert Event.RESPONSE_RECEIVED in {step["event"] for step in at_liege}
+    events = [step["event"] for step in at_gent]
+    assert events[0] == Event.RECEIVED
+    assert events.index(Event.REQUEST_HELD) < events.index(Event.REQUEST_RELEASED)
+    released = at_gent[events.index(Event.REQUEST_RELEASED)]
+    assert (released["actor"], released["peer"]["id"]) == ("GT-SW-117", pair.liege.node.cpas_id)
+    assert "transfer" not in {step["type"] for step in at_gent}  # another case
+    assert all("dossier" not in step for step in at_gent)
+
+
+def test_a_case_nothing_was_journaled_under_has_no_exchanges(pair: Pair) -> None:
+    response = pair.gent.get("/v1/cases/NO-SUCH-CASE/exchanges")
+    assert (response.status_code, response.json()) == (200, [])

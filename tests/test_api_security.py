@@ -7,11 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from api_support import HOLD, MAX_BODY, TWO_PERSON, Pair, ask, held_at_gent, pair
+from helpers.api_nodes import HOLD, MAX_BODY, TWO_PERSON, Pair, ask, held_at_gent
 
 from gateway.staff import staff_reference
-
-__all__ = ["pair"]  # the fixture
 
 
 def _transfer(pair: Pair, **changes: object) -> dict[str, object]:
@@ -181,6 +179,18 @@ def test_a_malformed_body_is_refused(pair: Pair, nothing_sent: None, body: bytes
     assert response.status_code in (400, 422), response.text
     assert response.json()["code"] in ("api.malformed", "api.invalid")
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("reference", ["-starts-with-a-dash", "a b", "x" * 65, "é"], ids=repr)
+def test_a_case_reference_outside_the_opaque_form_is_refused(pair: Pair, reference: str) -> None:
+    response = pair.gent.get(f"/v1/cases/{reference}/exchanges")
+    _refused(response, 422, "api.invalid")
+
+
+def test_the_exchanges_of_a_case_need_the_right_to_exchange(pair: Pair) -> None:
+    _, monitoring = pair.gent.tokens.create("prometheus", ["monitor"])
+    response = pair.gent.get("/v1/cases/LG-2026-140/exchanges", token=monitoring)
+    _refused(response, 403, "api.forbidden")
 
 
 def test_an_unknown_field_is_refused_not_ignored(pair: Pair, nothing_sent: None) -> None:

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from api_support import HOLD, Pair, ask, held_at_gent, pair, until
-from headless import Chromium, require_chromium
+from helpers.api_nodes import HOLD, Pair, ask, held_at_gent, until
+from helpers.headless import Chromium, require_chromium
 
 from gateway.journal import Event
-
-__all__ = ["pair"]  # the fixture
 
 
 def test_a_social_worker_releases_a_held_request_through_the_desk_in_chromium(
@@ -100,3 +98,20 @@ def test_revoking_the_token_ends_the_desk_session(pair: Pair) -> None:
         pair.gent.tokens.revoke(client_id)
         page = client.get("/desk")
     assert page.url.path == "/desk/login"
+
+
+def test_the_desk_shows_the_exchanges_of_a_case_and_who_acted(pair: Pair) -> None:
+    request_id = ask(pair, HOLD)
+    held_at_gent(pair, request_id)
+    with _signed_in(pair) as client:
+        desk = client.get("/desk")
+        csrf = desk.text.split('name="csrf" value="')[1].split('"')[0]
+        client.post(f"/desk/held/{request_id}/release", data={"csrf": csrf})
+        page = client.post("/desk/case", data={"case_reference": "LG-2026-140", "csrf": csrf})
+        unknown = client.post("/desk/case", data={"case_reference": "NONE-1", "csrf": csrf})
+        forged = client.post("/desk/case", data={"case_reference": "LG-2026-140"})
+    assert page.status_code == 200
+    assert "Échanges d’un dossier" in page.text and "LG-2026-140" in page.text
+    assert "GT-SW-117" in page.text and "autorisé par un assistant social" in page.text
+    assert "Aucun échange" in unknown.text
+    assert (forged.status_code, forged.json()["code"]) == (403, "desk.csrf")

@@ -26,7 +26,7 @@ from typing import Any
 import pika
 import pytest
 from conftest import GENT, LIEGE, NAMUR
-from helpers.ci import IN_CI
+from helpers.ci import unavailable
 from memory_adapter import MemoryAdapter, MemoryPlugin
 from postgres_server import PrivatePostgres, postgres_bin
 
@@ -700,7 +700,7 @@ def test_a_tenant_failing_its_preflight_waits_while_the_others_run_then_starts(
 # ------------------------------------------------------------ one tenant's store away
 
 
-def _free_port_of_this_branch() -> int:
+def _free_port() -> int:
     """A free port in 28000-28999, the range these tests' private servers use."""
     for port in range(28000 + os.getpid() % 500, 29000):
         with contextlib.suppress(OSError), socket.socket() as probe:
@@ -713,11 +713,9 @@ def _free_port_of_this_branch() -> int:
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A PostgreSQL server of these tests' own, to stop under one tenant's store."""
     if postgres_bin() is None:
-        if IN_CI:
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed", pytrace=False)
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
+        unavailable("PostgreSQL (initdb, pg_ctl) is not installed on this machine")
     server = PrivatePostgres.create()
-    server.port = _free_port_of_this_branch()
+    server.port = _free_port()
     try:
         server.start()
         yield server

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -30,11 +31,11 @@ from gateway.api import models
 from gateway.api.metrics import metrics_text
 from gateway.api.tokens import SCOPES, ApiTokens, Client
 from gateway.codes import Fault, Refusal
-from gateway.dossier import Dossier
+from gateway.dossier import OPAQUE_REFERENCE, Dossier
 from gateway.errors import GatewayError, IdentifierInvalid
 from gateway.identifiers import validate_person_number
 from gateway.node import Node, Sent
-from gateway.report import build_report, reason_words, render, render_preview
+from gateway.report import build_report, event_words, reason_words, render, render_preview
 from gateway.staff import StaffReference, staff_reference
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,20 @@ def create_app(node: Node, tokens: ApiTokens, *, desk: bool = True) -> FastAPI:
         text, media = report_for(node, body.person_number, body.language, body.format)
         return Response(text, media_type=media)
 
+    @app.get(
+        "/v1/cases/{case_reference}/exchanges",
+        response_model=list[models.Exchange],
+        tags=["exchanges"],
+        dependencies=[exchange],
+    )
+    def case_exchanges(
+        case_reference: Annotated[str, PathParameter(pattern=OPAQUE_REFERENCE)],
+        lang: models.Language = "fr",
+    ) -> list[models.Exchange]:
+        """Every exchange this node journaled under a case reference, oldest first: who sent
+        what to whom, what came of it, and which social worker acted (never the dossier)."""
+        return case_exchanges_of(node, case_reference, lang)
+
     @app.get("/v1/health", tags=["operations"], dependencies=[monitor])
     def health() -> JSONResponse:
         """Broker, store, adapter, directory edition and key validity; 503 unless all is well."""
@@ -313,6 +328,37 @@ def report_for(node: Node, person_number: str, lang: str | None, fmt: str) -> tu
         verified=node.journal.verify(),
     )
     return render(built, fmt), _MEDIA.get(fmt, "application/json")
+
+
+def case_exchanges_of(node: Node, case_reference: str, lang: str) -> list[models.Exchange]:
+    """The steps of a case as this node's journal recorded them, in ``lang``."""
+    if node.journal is None:
+        raise GatewayError("This node keeps no journal.", code=Fault.JOURNAL_UNAVAILABLE)
+    exchanges = []
+    for entry in node.journal.entries_of_case(case_reference):
+        peer = None
+        if entry.peer is not None:
+            institution = node.directory.get(entry.peer)
+            name = institution.name(lang) if institution else entry.peer
+            peer = models.Institution(id=entry.peer, name=name)
+        said = entry.code or entry.outcome
+        exchanges.append(
+            models.Exchange(
+                at=entry.at.isoformat(),
+                event=entry.event,
+                event_words=event_words(entry.event, lang),
+                direction=entry.direction,
+                message_id=entry.message_id,
+                type=entry.message_type,
+                peer=peer,
+                purpose=entry.purpose,
+                outcome=entry.outcome,
+                code=entry.code,
+                words=reason_words(said, lang),
+                actor=entry.actor,
+            )
+        )
+    return exchanges
 
 
 def held_out(node: Node, held: Any, person_number: str) -> models.HeldRequestOut:

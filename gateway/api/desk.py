@@ -21,9 +21,10 @@ from fastapi import APIRouter, Cookie, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gateway.api.app import held_out, refuse_as, release_as, report_for
+from gateway.api.app import case_exchanges_of, held_out, refuse_as, release_as, report_for
 from gateway.api.tokens import ApiTokens
 from gateway.codes import Fault, Refusal, RefusalGround
+from gateway.dossier import OPAQUE_REFERENCE
 from gateway.errors import GatewayError
 from gateway.node import Node
 from gateway.report import purpose_words, reason_words, render_preview
@@ -64,6 +65,16 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "autoriser l’envoi.",
         "refused": "Demande refusée : le CPAS demandeur en est informé.",
         "session_ended": "Votre session a pris fin : reconnectez-vous.",
+        "case_exchanges": "Échanges d’un dossier",
+        "case_reference": "Référence du dossier",
+        "show_case": "Afficher les échanges",
+        "when": "Quand",
+        "event": "Étape",
+        "peer": "Autre CPAS",
+        "outcome": "Résultat",
+        "actor": "Assistant social",
+        "none_case": "Aucun échange n’est enregistré sous cette référence.",
+        "back": "Retour aux demandes",
     },
     "nl": {
         "title": "Loket voor wachtende aanvragen",
@@ -93,6 +104,16 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "vrijgeven.",
         "refused": "Aanvraag geweigerd: het aanvragende OCMW wordt verwittigd.",
         "session_ended": "Uw sessie is beëindigd: meld u opnieuw aan.",
+        "case_exchanges": "Uitwisselingen van een dossier",
+        "case_reference": "Kenmerk van het dossier",
+        "show_case": "Uitwisselingen tonen",
+        "when": "Wanneer",
+        "event": "Stap",
+        "peer": "Ander OCMW",
+        "outcome": "Resultaat",
+        "actor": "Maatschappelijk werker",
+        "none_case": "Onder dit kenmerk is geen uitwisseling geregistreerd.",
+        "back": "Terug naar de aanvragen",
     },
     "de": {
         "title": "Schalter für wartende Anfragen",
@@ -121,6 +142,16 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "first_release": "Freigabe erfasst: eine zweite Fachkraft muss ebenfalls freigeben.",
         "refused": "Anfrage abgelehnt: das anfragende ÖSHZ wird informiert.",
         "session_ended": "Ihre Sitzung ist beendet: melden Sie sich erneut an.",
+        "case_exchanges": "Austausche einer Akte",
+        "case_reference": "Aktenzeichen",
+        "show_case": "Austausche anzeigen",
+        "when": "Wann",
+        "event": "Schritt",
+        "peer": "Anderes ÖSHZ",
+        "outcome": "Ergebnis",
+        "actor": "Sozialarbeiter",
+        "none_case": "Unter diesem Aktenzeichen ist kein Austausch verzeichnet.",
+        "back": "Zurück zu den Anfragen",
     },
 }
 
@@ -292,6 +323,19 @@ def desk_router(node: Node, tokens: ApiTokens) -> APIRouter:
         checked(cookie, csrf)
         text, _ = report_for(node, person_number, None, "html")
         return HTMLResponse(text, headers={"Cache-Control": "no-store"})
+
+    @router.post("/case")
+    def case(
+        case_reference: Annotated[str, Form(pattern=OPAQUE_REFERENCE)],
+        csrf: Annotated[str, Form(max_length=100)] = "",
+        cookie: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
+    ) -> Response:
+        session = checked(cookie, csrf)
+        exchanges = case_exchanges_of(node, case_reference, session.lang)
+        return page(
+            "case.html", session.lang, case_reference=case_reference, exchanges=exchanges,
+            csrf=session.csrf, staff=session.staff, notice=None,
+        )  # fmt: skip
 
     @router.post("/logout")
     def logout(

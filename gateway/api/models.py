@@ -119,6 +119,26 @@ class Decision(BaseModel):
     released_by: list[str] = []
 
 
+class Exchange(BaseModel):
+    """One step of a case, as this node's journal recorded it (never the dossier itself)."""
+
+    at: str
+    event: str
+    event_words: str = Field(description="The event in the requested language.")
+    direction: str = Field(description="out, in, or local (a decision taken here)")
+    message_id: str | None = None
+    type: str | None = None
+    peer: Institution | None = None
+    purpose: str | None = None
+    outcome: str | None = None
+    code: str | None = None
+    words: str | None = Field(default=None, description="The outcome or code, in words.")
+    actor: str | None = Field(
+        default=None,
+        description="This CPAS's staff reference, or the pseudonym another CPAS's envelope gave.",
+    )
+
+
 class Problem(BaseModel):
     """Every refusal: a stable code and a sentence (never a traceback)."""
 
