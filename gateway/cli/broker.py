@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 from rich.console import Console
 
 from gateway.broker import Names
-from gateway.broker_connection import BrokerTLS
 from gateway.cli.directory import add_min_serial
+from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
 from gateway.directory import Directory, load_directory_file
 from gateway.errors import DirectoryError
@@ -44,13 +43,10 @@ def register(subparsers: Any) -> None:
     )
     prov.add_argument("--node-host", help="broker host name to put in the nodes' AMQP URLs")
     add_min_serial(prov)
-    tls = prov.add_argument_group("TLS", "for an amqps:// admin URL and an https:// management URL")
-    tls.add_argument("--ca-file", type=Path, help="CA that signed the broker's certificates")
-    tls.add_argument("--cert-file", type=Path, help="administrator's client certificate (PEM)")
-    tls.add_argument(
-        "--key-file",
-        type=Path,
-        help="its key (PEM); passphrase in CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE",
+    add_tls_arguments(
+        prov,
+        title="for an amqps:// admin URL and an https:// management URL",
+        whose="administrator's",
     )
     prov.set_defaults(func=run_provision)
 
@@ -81,14 +77,7 @@ def run_provision(args: argparse.Namespace) -> int:
 
 def _provision(args: argparse.Namespace, directory: Directory) -> ProvisionReport:
     admin_url = split_urls(args.admin_url or amqp_url_from_env())[0]
-    tls = None
-    if admin_url.startswith("amqps:"):
-        tls = BrokerTLS(
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            key_passphrase=os.environ.get("CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE"),
-        )
+    tls = tls_from(args, admin_url)
     return provision(
         directory,
         api=ManagementApi(args.management_url, ca_file=args.ca_file),

@@ -10,7 +10,6 @@ it again, applies it if it is newer and uses it from its next message on.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from rich.console import Console
 
 from gateway import hardened_xml, keys
 from gateway.broker import Names
-from gateway.broker_connection import BrokerTLS
+from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
 from gateway.directory_feed import publish_edition
 from gateway.dossier import format_timestamp
@@ -38,27 +37,13 @@ def register(actions: argparse._SubParsersAction[Any]) -> None:
         "default: CPAS_GATEWAY_AMQP_URL)",
     )
     parser.add_argument("--namespace", default="dse", help="prefix of exchanges and queues")
-    tls = parser.add_argument_group("TLS", "for an amqps:// URL")
-    tls.add_argument("--ca-file", type=Path, help="CA that signed the broker's certificate")
-    tls.add_argument("--cert-file", type=Path, help="the federation's client certificate (PEM)")
-    tls.add_argument(
-        "--key-file",
-        type=Path,
-        help="its key (PEM); passphrase in CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE",
-    )
+    add_tls_arguments(parser, title="for an amqps:// URL", whose="the federation's")
     parser.set_defaults(func=run_publish)
 
 
 def run_publish(args: argparse.Namespace) -> int:
     urls = split_urls(args.amqp_url or amqp_url_from_env())
-    tls = None
-    if urls[0].startswith("amqps:"):
-        tls = BrokerTLS(
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            key_passphrase=os.environ.get("CPAS_GATEWAY_BROKER_TLS__KEY_PASSPHRASE"),
-        )
+    tls = tls_from(args, urls[0])
     names = Names(args.namespace)
     edition = publish_edition(
         hardened_xml.read_file(args.file),

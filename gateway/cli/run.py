@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from gateway.cli import check, tenants
+from gateway.cli.options import configure_run_logging
 from gateway.cli.style import CONFIG_OR_TENANTS
 from gateway.codes import Fault
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.errors import ConfigError, GatewayError
-from gateway.logs import configure_logging, parse_levels
+from gateway.logs import parse_levels
 from gateway.node import Node, build_node
 
 if TYPE_CHECKING:
@@ -66,14 +67,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     levels = parse_levels(args.log_level)
     config = NodeConfig.load(args.config)
-    verbose = logging.WARNING - 10 * min(args.verbose, 2)
-    configure_logging(
-        level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
-        if args.verbose
-        else config.log_level,
-        log_format=args.log_format or config.log_format,
-        levels=config.log_levels | levels,
-    )
+    configure_run_logging(args, config, levels)
     result = check.preflight(args)
     if not result.passed:
         check.show(result, console, failures_only=True)

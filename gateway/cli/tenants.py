@@ -15,10 +15,11 @@ import threading
 from rich.console import Console
 
 from gateway.cli import check as single
+from gateway.cli.options import configure_run_logging
 from gateway.codes import Fault
 from gateway.errors import ConfigError
 from gateway.hosting import Host, Tenant, load_tenants, process_settings, tenant_files
-from gateway.logs import configure_logging, parse_levels
+from gateway.logs import parse_levels
 from gateway.preflight import Status
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def _configure_logging(
     args: argparse.Namespace, tenants: list[Tenant], levels: dict[str, str]
 ) -> None:
-    config = process_settings(tenants)
-    verbose = logging.WARNING - 10 * min(args.verbose, 2)
-    configure_logging(
-        level=min(logging.getLevelNamesMapping()[config.log_level], verbose)
-        if args.verbose
-        else config.log_level,
-        log_format=args.log_format or config.log_format,
-        levels=config.log_levels | levels,
-    )
+    configure_run_logging(args, process_settings(tenants), levels)
 
 
 def _serve(host: Host, stop: threading.Event, died: list[str], console: Console) -> int:
