@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import municipalities
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, delete_namespace
 from gateway.config import NodeConfig, amqp_url_from_env
 from gateway.envelope import Purpose
 from gateway.errors import GatewayError
@@ -132,7 +132,7 @@ def measure(
     finally:
         sender.stop()
         sender.adapter.close()
-        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+        delete_namespace(amqp_url, world.members, names=names)
     return rows
 
 

@@ -221,6 +221,16 @@ def delete_topology(url: str, topology: Topology, tls: BrokerTLS | None = None) 
         connection.close()
 
 
+def delete_namespace(
+    url: str, cpas_ids: Iterable[str], *, names: Names, tls: BrokerTLS | None = None
+) -> None:
+    """Delete everything a namespace declares for the given CPAS: routing, inboxes, dead
+    letters and the queues of directory editions (demo and test clean-up)."""
+    ids = list(cpas_ids)
+    for topology in (cpas_topology(ids, names=names), directory_topology(ids, names=names)):
+        delete_topology(url, topology, tls)
+
+
 # ------------------------------------------------------------------- client
 
 

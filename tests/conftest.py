@@ -24,7 +24,10 @@ from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_install
 from helpers.ci import unavailable
 
 from gateway.adapters import load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
+from gateway.broker import (
+    Names,
+    delete_namespace,
+)
 from gateway.broker_connection import BrokerTLS
 from gateway.journal import Journal, load_or_create_secret
 from gateway.local_pki import LocalPki, make_local_pki
@@ -124,8 +127,7 @@ def sandbox(amqp_url: str, federation: LocalFederation) -> Iterator[Names]:
     """This test's own exchanges and queues, deleted afterwards."""
     names = Names(f"test-{uuid.uuid4().hex[:10]}")
     yield names
-    delete_topology(amqp_url, cpas_topology(federation.members, names=names))
-    delete_topology(amqp_url, directory_topology(federation.members, names=names))
+    delete_namespace(amqp_url, federation.members, names=names)
 
 
 NodeFactory = Callable[..., Node]

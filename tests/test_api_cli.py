@@ -15,7 +15,7 @@ import pytest
 from conftest import GENT, LIEGE
 
 from gateway.api import ApiTokens
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, delete_namespace
 from gateway.cli import main
 from gateway.config import ApiConfig, NodeConfig
 from gateway.errors import ConfigError
@@ -36,7 +36,7 @@ def config(tmp_path: Path, amqp_url: str) -> Iterator[Path]:
         api={"listen": "127.0.0.1:0"},
     )
     yield gent.folder / "node.toml"
-    delete_topology(amqp_url, cpas_topology(world.members, names=names))
+    delete_namespace(amqp_url, world.members, names=names)
 
 
 def _token(out: str) -> str:

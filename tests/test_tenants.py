@@ -31,7 +31,7 @@ from memory_adapter import MemoryAdapter, MemoryPlugin
 from postgres_server import PrivatePostgres, postgres_bin
 
 from gateway.adapters import load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology
+from gateway.broker import Names, delete_namespace
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters
@@ -348,7 +348,7 @@ def hosted(
         host.stop()
         sender.stop()
         sender.adapter.close()
-        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+        delete_namespace(amqp_url, world.members, names=names)
 
 
 @pytest.fixture
@@ -566,7 +566,7 @@ def test_one_run_serves_every_cpas_of_a_tenants_folder_until_stopped(
             run.kill()
         sender.stop()
         sender.adapter.close()
-        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+        delete_namespace(amqp_url, world.members, names=names)
     out = "".join(lines)
     assert run.returncode == 0, out[-3000:]
     for cpas_id in hosted:
@@ -694,7 +694,7 @@ def test_a_tenant_failing_its_preflight_waits_while_the_others_run_then_starts(
         if watching.is_alive():
             watching.join()
         host.stop()
-        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+        delete_namespace(amqp_url, world.members, names=names)
 
 
 # ------------------------------------------------------------ one tenant's store away
@@ -803,7 +803,7 @@ def test_run_starts_the_cpas_that_pass_their_checks_and_names_the_one_that_does_
     finally:
         if run.poll() is None:
             run.kill()
-        delete_topology(amqp_url, cpas_topology(world.members, names=names))
+        delete_namespace(amqp_url, world.members, names=names)
     out = " ".join("".join(lines).split())
     assert run.returncode == 0, out[-3000:]
     assert f"node {gent} not started, its checks failed: FAIL adapter" in out

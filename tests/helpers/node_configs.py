@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import GENT, LIEGE
 
-from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
+from gateway.broker import (
+    Names,
+    delete_namespace,
+)
 from gateway.localnet import LocalFederation, make_local_federation
 
 
@@ -43,5 +46,4 @@ def configs(world: LocalFederation, amqp_url: str, tmp_path: Path) -> Iterator[d
         policy={"new-application-inquiry": "hold"},
     )
     yield {GENT: gent.folder / "node.toml", LIEGE: liege.folder / "node.toml"}
-    delete_topology(amqp_url, cpas_topology(world.members, names=names))
-    delete_topology(amqp_url, directory_topology(world.members, names=names))
+    delete_namespace(amqp_url, world.members, names=names)
