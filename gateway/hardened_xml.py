@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 import re
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -170,6 +171,17 @@ def schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas" / "xsd"
 
 
+# libxml2 sets up its table of XSD built-in types on the first compilation in
+# a process, and not safely from two threads at once: a node hosting several
+# CPAS checks them side by side, and two first compilations at the same moment
+# fail ("not a built-in type") or corrupt memory. Compile one schema at a time.
+_COMPILING: Final = threading.Lock()
+# A compiled schema keeps one error log, which every thread validating with it
+# fills: read without a lock, a refusal could report the problem found in
+# another thread's document (another CPAS's, on a hosted node).
+_VALIDATING: Final = threading.Lock()
+
+
 @functools.cache
 def load_schema(filename: str) -> etree.XMLSchema:
     """Compile one of the project's XSDs (once per process)."""
@@ -178,7 +190,8 @@ def load_schema(filename: str) -> etree.XMLSchema:
     # local file access for them, never the network.
     parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
     try:
-        return etree.XMLSchema(etree.parse(str(path), parser))
+        with _COMPILING:
+            return etree.XMLSchema(etree.parse(str(path), parser))
     except (OSError, etree.XMLSchemaParseError) as exc:
         raise SchemaInvalid(
             f"The schema {filename} is not installed or unreadable ({exc}); reinstall the gateway.",
@@ -202,8 +215,10 @@ def validate(root: etree._Element, filename: str | None = None) -> str:
             )
         filename = kind[0]
     schema = load_schema(filename)
-    if not schema.validate(root):
+    with _VALIDATING:
+        valid = schema.validate(root)
         error = schema.error_log.last_error
+    if not valid:
         raise SchemaInvalid(_explain(error))
     return kind[1] if kind else filename
 
@@ -252,7 +267,8 @@ def _simple_type_schema(namespace: str, filename: str, type_name: str) -> etree.
         f'<xs:element name="v" type="t:{type_name}"/></xs:schema>'
     )
     base = (schema_dir() / "check.xsd").as_uri()
-    return etree.XMLSchema(etree.fromstring(text, base_url=base))
+    with _COMPILING:
+        return etree.XMLSchema(etree.fromstring(text, base_url=base))
 
 
 @functools.lru_cache(maxsize=65536)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -358,3 +360,75 @@ def test_to_bytes_writes_utf8_with_a_declaration() -> None:
     assert data.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
     assert "Lefèvre".encode() in data
     assert hardened_xml.parse(data).text == "Lefèvre"
+
+
+FIRST_COMPILATIONS_AT_ONCE = """
+import os, sys, threading
+from gateway import hardened_xml
+
+def race() -> int:
+    barrier = threading.Barrier(2)
+    failed = []
+    def compile_directory_schema() -> None:
+        barrier.wait()
+        try:
+            hardened_xml.load_schema("directory.xsd")
+        except Exception as exc:
+            failed.append(exc)
+    threads = [threading.Thread(target=compile_directory_schema) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return 1 if failed else 0
+
+broken = 0
+for _ in range(int(sys.argv[1])):
+    child = os.fork()
+    if child == 0:
+        os._exit(race())
+    broken += os.waitpid(child, 0)[1] != 0
+print(broken)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fresh processes made by fork")
+def test_two_threads_compiling_the_first_schema_of_a_process_at_once_both_succeed() -> None:
+    # A hosted node checks its CPAS side by side: the first schema compilation
+    # of the process can happen in two threads at the same moment. Each forked
+    # child is a process whose libxml2 has compiled nothing yet.
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_COMPILATIONS_AT_ONCE, "200"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip() == "0", "children whose compilation failed or crashed"
+
+
+def test_a_refusal_names_the_problem_of_its_own_document_while_other_threads_validate() -> None:
+    # A compiled schema is shared by every thread of a node (and by every CPAS
+    # of a hosted node); one thread's refusal must never carry what was found
+    # in another thread's document.
+    def refusals(element: str) -> list[str]:
+        document = etree.fromstring(f'<d:dossier xmlns:d="{NS_DOSSIER}"><d:{element}/></d:dossier>')
+        messages = []
+        for _ in range(2000):
+            with pytest.raises(SchemaInvalid) as refused:
+                hardened_xml.validate(document)
+            messages.append(str(refused.value))
+        return messages
+
+    found: dict[str, list[str]] = {}
+    threads = [
+        threading.Thread(target=lambda name=name: found.setdefault(name, refusals(name)))
+        for name in ("leftElement", "rightElement")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(found) == ["leftElement", "rightElement"], "a thread stopped early"
+    for name, messages in found.items():
+        assert [m for m in messages if name not in m] == []
