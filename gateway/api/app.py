@@ -30,7 +30,7 @@ from gateway import __version__
 from gateway.api import models
 from gateway.api.metrics import metrics_text
 from gateway.api.tokens import SCOPES, ApiTokens, Client
-from gateway.codes import Fault, Refusal
+from gateway.codes import Fault, HeldState, Outcome, Refusal
 from gateway.dossier import OPAQUE_REFERENCE, Dossier
 from gateway.errors import GatewayError, IdentifierInvalid
 from gateway.identifiers import validate_person_number
@@ -300,10 +300,13 @@ def release_as(node: Node, request_id: str, staff: StaffReference) -> models.Dec
     released = node.releases(request_id)
     if sent is None:
         return models.Decision(
-            request_id=request_id, state="awaiting-second-release", released_by=released
+            request_id=request_id, state=Outcome.AWAITING_SECOND_RELEASE, released_by=released
         )
     return models.Decision(
-        request_id=request_id, state="released", response_id=sent.message_id, released_by=released
+        request_id=request_id,
+        state=HeldState.RELEASED,
+        response_id=sent.message_id,
+        released_by=released,
     )
 
 
@@ -311,7 +314,9 @@ def refuse_as(
     node: Node, request_id: str, staff: StaffReference, ground: models.RefusalGround
 ) -> models.Decision:
     sent = node.refuse_held(request_id, staff=staff, ground=ground)
-    return models.Decision(request_id=request_id, state="refused", response_id=sent.message_id)
+    return models.Decision(
+        request_id=request_id, state=HeldState.REFUSED, response_id=sent.message_id
+    )
 
 
 def report_for(node: Node, person_number: str, lang: str | None, fmt: str) -> tuple[str, str]:
@@ -378,7 +383,10 @@ def held_out(node: Node, held: Any, person_number: str) -> models.HeldRequestOut
     )
 
 
-_OUT_STATES: Final = {None: "confirmed", "awaiting-release": "held"}
+_OUT_STATES: Final[dict[str | None, str]] = {
+    None: "confirmed",
+    Outcome.AWAITING_RELEASE: Outcome.HELD,
+}
 
 
 def _message_state(node: Node, message_id: str, lang: str) -> models.MessageState:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.codes import RefusalGround
+from gateway.codes import HeldState, Outcome, RefusalGround
 from gateway.envelope import Purpose
 
 Language = Literal["fr", "nl", "de"]
@@ -114,7 +114,7 @@ class HeldRequestOut(BaseModel):
 
 class Decision(BaseModel):
     request_id: str
-    state: Literal["released", "awaiting-second-release", "refused"]
+    state: Literal[HeldState.RELEASED, Outcome.AWAITING_SECOND_RELEASE, HeldState.REFUSED]
     response_id: str | None = None
     released_by: list[str] = []
 
