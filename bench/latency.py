@@ -23,8 +23,8 @@ from typing import Any
 
 from bench.harness import FICHESOCIALE, GENT, LIEGE, OCMWDATA, Bench, TimedStore
 from bench.stats import percentile, rate
-from gateway.envelope import Purpose
-from gateway.errors import GatewayError
+from gateway.model.envelope import Purpose
+from gateway.model.errors import GatewayError
 from gateway.node import Node
 
 TRANSFER = "transfer-to-receipt"

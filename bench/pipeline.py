@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.harness import Bench, CpuMeter
 from bench.stats import rate
-from gateway.envelope import Purpose
+from gateway.model.envelope import Purpose
 
 
 def run_pipeline(

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.harness import peak_rss_mb
 from gateway.config import NodeConfig
-from gateway.envelope import Purpose
+from gateway.model.envelope import Purpose
 from gateway.node import Node, build_node
 
 REPORT_SECONDS = 0.25

@@ -16,7 +16,7 @@ two nodes do for a transfer and its receipt:
   adapter imports in batches; then build, seal and sign the receipt;
 - sender again: parse, verify and open the receipt.
 
-Sealing and signing happen in one call (:func:`~gateway.envelope.seal`):
+Sealing and signing happen in one call (:func:`~gateway.model.envelope.seal`):
 the signature is timed again on its own over the same bytes and taken out
 of the seal's time. The reverse adapters (export from FicheSociale, import
 into OCMWdata) are timed in the same loop.
@@ -45,8 +45,8 @@ from typing import Any, TypeVar
 from bench.harness import FICHESOCIALE, GENT, LIEGE, OCMWDATA, Bench
 from gateway.adapters import Adapter, BatchImporter
 from gateway.broker import BrokerClient, Delivery, Queue, Topology, wait_all
-from gateway.dossier import Dossier
-from gateway.envelope import (
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import (
     Body,
     Envelope,
     Header,

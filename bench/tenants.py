@@ -32,13 +32,13 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from gateway import municipalities
 from gateway.broker import Names, delete_namespace
 from gateway.config import NodeConfig, amqp_url_from_env
-from gateway.envelope import Purpose
-from gateway.errors import GatewayError
 from gateway.hosting import PER_CPAS_VARIABLES, Host, load_tenants
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model import municipalities
+from gateway.model.envelope import Purpose
+from gateway.model.errors import GatewayError
 from gateway.node import build_node
 
 COUNTS = (1, 10, 50)

@@ -5,7 +5,7 @@ generator every adapter seeds from: an aid history of an exponentially
 distributed number of decisions (mean about 6, at most 60), so a run mixes
 people with no decision and people with dozens.
 
-How dossiers spread over CPAS follows population (:mod:`gateway.municipalities`):
+How dossiers spread over CPAS follows population (:mod:`gateway.model.municipalities`):
 each CPAS holds a share of the national caseload equal to its share of the
 inhabitants. :func:`caseloads` uses it to say what the measured rates mean
 for the largest CPAS -- the caseload a merger or a change of vendor moves.
@@ -17,9 +17,9 @@ import random
 from dataclasses import dataclass
 
 from bench.stats import summary
-from gateway import municipalities
-from gateway.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.localnet import LocalFederation
+from gateway.model import municipalities
+from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.synthetic import make_beneficiary
 
 NATIONAL_CASELOAD = 240_000

@@ -41,7 +41,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gateway import keys
 from gateway.cli.keys import add_passphrase_env, passphrase_from_env
 from gateway.cli.style import (
     EXIT_INTERRUPTED,
@@ -51,8 +50,9 @@ from gateway.cli.style import (
     UsageError,
     print_error,
 )
-from gateway.codes import Fault
-from gateway.errors import GatewayError
+from gateway.model import keys
+from gateway.model.codes import Fault
+from gateway.model.errors import GatewayError
 
 from . import SUITE_VERSION
 from .checks import Case, Check, all_cases

@@ -52,10 +52,10 @@ from gateway.adapters import (
     load_adapters,
 )
 from gateway.adapters.manager import ENTRY_POINT_GROUP
-from gateway.codes import Fault
-from gateway.dossier import Dossier
-from gateway.errors import ConfigError, GatewayError
-from gateway.identifiers import make_enterprise_number
+from gateway.model.codes import Fault
+from gateway.model.dossier import Dossier
+from gateway.model.errors import ConfigError, GatewayError
+from gateway.model.identifiers import make_enterprise_number
 
 from . import integrity, watch
 from .outcomes import Failed

@@ -17,7 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Final
 
-from gateway.dossier import Dossier, HouseholdCategory
+from gateway.model.dossier import Dossier, HouseholdCategory
 from gateway.synthetic import make_decisions
 
 PACKAGE: Final = "cpas_conformance"

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 GUARDED_MODULES: Final = (
-    "gateway.directory",
-    "gateway.envelope",
-    "gateway.dossier",
-    "gateway.hardened_xml",
-    "gateway.identifiers",
-    "gateway.keys",
+    "gateway.model.directory",
+    "gateway.model.envelope",
+    "gateway.model.dossier",
+    "gateway.model.hardened_xml",
+    "gateway.model.identifiers",
+    "gateway.model.keys",
     "gateway.cli.validate",
 )
 """The modules whose functions decide what may leave and what is accepted."""

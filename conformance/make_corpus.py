@@ -39,8 +39,8 @@ from typing import Any
 
 from lxml import etree
 
-from gateway import hardened_xml
-from gateway.dossier import (
+from gateway.model import hardened_xml
+from gateway.model.dossier import (
     AidKind,
     Decision,
     DecisionStatus,
@@ -50,7 +50,7 @@ from gateway.dossier import (
     LegalBasis,
     legal_basis_for,
 )
-from gateway.identifiers import make_enterprise_number, make_niss
+from gateway.model.identifiers import make_enterprise_number, make_niss
 from gateway.synthetic import make_beneficiary, make_decisions
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

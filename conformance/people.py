@@ -16,8 +16,8 @@ import random
 import uuid
 from typing import Final
 
-from gateway.dossier import Dossier
-from gateway.identifiers import validate_person_number
+from gateway.model.dossier import Dossier
+from gateway.model.identifiers import validate_person_number
 
 from . import corpus
 

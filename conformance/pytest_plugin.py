@@ -74,7 +74,7 @@ def cpas_adapter_factory(request: pytest.FixtureRequest) -> Any:
             "cpas_adapter_factory fixture.",
             pytrace=False,
         )
-    from gateway.errors import GatewayError
+    from gateway.model.errors import GatewayError
 
     from .context import installed_adapter, parse_options
 

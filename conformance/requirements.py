@@ -239,7 +239,7 @@ MIN_001: Final = Requirement(
 
 ERR_001: Final = Requirement(
     id="DSE-ERR-001",
-    title="Every failure is a project error (`gateway.errors.AdapterError` or another "
+    title="Every failure is a project error (`gateway.model.errors.AdapterError` or another "
     "`GatewayError`), never another exception.",
     why="The node turns project errors into receipts, retries and journal entries; any "
     "other exception is a crash whose message may quote personal data.",
@@ -366,7 +366,7 @@ ERR_002: Final = Requirement(
     "for the receiving CPAS.",
     how="Through the `SimulatesOutage.store_unavailable()` test hook, the store of an adapter "
     "holding one person is made unavailable: an export and an import must each raise "
-    "`gateway.errors.AdapterError` with `transient` true. After the hook's block, without a "
+    "`gateway.model.errors.AdapterError` with `transient` true. After the hook's block, without a "
     "new adapter, the person exports again and the import refused during the outage succeeds "
     "(`created` true: it left no trace). The hook is required for certification: without it "
     "the requirement fails, because a mandatory requirement cannot be avoided by leaving out "

@@ -24,7 +24,7 @@ from importlib import metadata
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from gateway.dossier import SCHEMA_VERSION
+from gateway.model.dossier import SCHEMA_VERSION
 
 from . import SUITE_VERSION
 from .checks import Case, Check, all_cases

@@ -30,9 +30,9 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import keys
-from gateway.codes import Fault
-from gateway.errors import GatewayError
+from gateway.model import keys
+from gateway.model.codes import Fault
+from gateway.model.errors import GatewayError
 
 ALGORITHM: Final = "ed25519"
 SUFFIX: Final = ".sig"
@@ -125,7 +125,7 @@ def verify_report(report: Path, trust_anchor: Path, signature: Path | None = Non
 
     :raises ReportSignatureError: unsigned, signed by another key, a published file
         missing from the signature, or any of them changed since.
-    :raises gateway.errors.KeyMaterialError: the trust anchor cannot be read.
+    :raises gateway.model.errors.KeyMaterialError: the trust anchor cannot be read.
     """
     anchor = keys.load_trust_anchor(trust_anchor)
     anchor_id = keys.key_id(anchor.public_bytes_raw())

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.database import is_postgres
-from gateway.errors import ConfigError
 from gateway.journal import JournalSettings
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError
 from gateway.ownership import printable
 
 log = logging.getLogger(__name__)

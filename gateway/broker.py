@@ -54,8 +54,8 @@ from gateway.broker_connection import (
     connection_parameters,
     explain_connection_error,
 )
-from gateway.codes import Fault
-from gateway.errors import BrokerError
+from gateway.model.codes import Fault
+from gateway.model.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ crash-looping node costs a message, so it only catches a message that kills the
 node every time it is delivered."""
 PERSISTENT = pika.DeliveryMode.Persistent
 REFUSAL_CODE_HEADER = "x-cpas-refusal-code"
-"""On a dead letter: the code of the node's refusal (gateway.codes)."""
+"""On a dead letter: the code of the node's refusal (gateway.model.codes)."""
 REFUSAL_REASON_HEADER = "x-cpas-refusal-reason"
 """On a dead letter: the refusal in one sentence, when the sender may read it."""
 

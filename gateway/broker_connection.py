@@ -9,7 +9,7 @@ client, the command-line tools (dead letters, provisioning) and the demo all
 take their parameters from :func:`connection_parameters`, so TLS is set up
 once, the same way everywhere.
 
-Failures to connect are translated into :class:`~gateway.errors.BrokerError`
+Failures to connect are translated into :class:`~gateway.model.errors.BrokerError`
 with a sentence that says what went wrong and what to check
 (:func:`explain_connection_error`), never a traceback.
 """
@@ -30,8 +30,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from gateway.codes import Fault
-from gateway.errors import BrokerError, ConfigError
+from gateway.model.codes import Fault
+from gateway.model.errors import BrokerError, ConfigError
 
 TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
 

@@ -57,11 +57,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.broker_connection import BrokerTLS, TlsVersion
-from gateway.codes import PolicyAction
-from gateway.dossier import refusal_from
-from gateway.envelope import Purpose
-from gateway.errors import ConfigError
 from gateway.journal import DEFAULT_RETENTION_DAYS
+from gateway.model.codes import PolicyAction
+from gateway.model.dossier import refusal_from
+from gateway.model.envelope import Purpose
+from gateway.model.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 STATE_FOLDER = "state"

@@ -11,7 +11,7 @@ one commit, one flush, for a whole batch of messages.
 
 A database that goes away -- PostgreSQL restarting, the network cut, the
 SQLite file locked by another process, a full disk -- raises
-:class:`~gateway.errors.StoreUnavailable`, whatever the statement; the
+:class:`~gateway.model.errors.StoreUnavailable`, whatever the statement; the
 transaction in hand is rolled back as a whole. A lost connection is opened
 again at the next use, so the caller only has to try again later.
 """
@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError, StoreUnavailable
 from gateway.migrations import MigrationReport, Schema, migrate
+from gateway.model.errors import ConfigError, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 5
 """How long opening a PostgreSQL connection may take before the store counts as unavailable."""

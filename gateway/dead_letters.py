@@ -26,10 +26,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import PERSISTENT, REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Names
 from gateway.broker_connection import BrokerTLS, connect
-from gateway.codes import Outcome, Refusal
-from gateway.envelope import Envelope
-from gateway.errors import GatewayError
 from gateway.journal import Event, Journal
+from gateway.model.codes import Outcome, Refusal
+from gateway.model.envelope import Envelope
+from gateway.model.errors import GatewayError
 from gateway.store import Store
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from rich.panel import Panel
 from gateway.adapters import ReceivesEvents, VendorEvent
 from gateway.api import ApiServer, ApiTokens, create_app, guarded
 from gateway.config import ApiConfig
-from gateway.envelope import Purpose
+from gateway.model.envelope import Purpose
 from gateway.node import Node
 
 HELD_PURPOSE: Final = Purpose.NEW_APPLICATION_INQUIRY

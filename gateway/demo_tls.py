@@ -15,8 +15,6 @@ from pathlib import Path
 from rich.console import Console
 
 from gateway.broker_connection import BrokerTLS
-from gateway.codes import Fault
-from gateway.errors import BrokerError
 from gateway.local_broker import (
     RABBITMQ_SCRIPTS,
     BrokerNode,
@@ -25,6 +23,8 @@ from gateway.local_broker import (
     rabbitmq_installed,
 )
 from gateway.local_pki import make_local_pki
+from gateway.model.codes import Fault
+from gateway.model.errors import BrokerError
 
 
 @contextlib.contextmanager

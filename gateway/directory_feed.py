@@ -43,19 +43,19 @@ import pika
 import pika.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway import hardened_xml, keys
 from gateway.broker import BrokerClient, Delivery, Names, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
-from gateway.codes import Fault, Outcome
-from gateway.directory import Directory, check_not_older, load_directory, load_directory_file
-from gateway.errors import (
+from gateway.journal import Event, Journal, JournalError
+from gateway.model import hardened_xml, keys
+from gateway.model.codes import Fault, Outcome
+from gateway.model.directory import Directory, check_not_older, load_directory, load_directory_file
+from gateway.model.errors import (
     BrokerError,
     ConfigError,
     DirectoryError,
     GatewayError,
     StoreUnavailable,
 )
-from gateway.journal import Event, Journal, JournalError
 from gateway.store import DIRECTORY_SERIAL, Store
 
 

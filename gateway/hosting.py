@@ -46,12 +46,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.adapters import AdapterRegistry, load_adapters
-from gateway.codes import Fault
 from gateway.config import NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
-from gateway.directory import Directory, check_not_older, load_directory_file
-from gateway.errors import ConfigError, GatewayError
 from gateway.journal import JournalSettings
+from gateway.model.codes import Fault
+from gateway.model.directory import Directory, check_not_older, load_directory_file
+from gateway.model.errors import ConfigError, GatewayError
 from gateway.node import Node, build_node
 from gateway.ownership import printable
 from gateway.preflight import Preflight
@@ -232,7 +232,7 @@ class SharedDirectories:
         self._lock = threading.Lock()
 
     def load(self, path: Path, trust_anchor: Path, *, min_serial: int | None = None) -> Directory:
-        """As :func:`~gateway.directory.load_directory_file`, sharing what it verified before."""
+        """As :func:`~gateway.model.directory.load_directory_file`, sharing what it verified."""
         try:
             key = (_digest(path), _digest(trust_anchor))
         except OSError:

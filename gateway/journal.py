@@ -58,10 +58,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.codes import Fault
 from gateway.database import Database
-from gateway.errors import ConfigError, GatewayError, KeyMaterialError
 from gateway.migrations import Migration, MigrationReport, Schema
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError, GatewayError, KeyMaterialError
 from gateway.ownership import claim
 from gateway.private_files import write_private_file
 
@@ -250,7 +250,7 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
 
     With ``create=False`` (commands that only read a journal) a missing file
     is an error rather than a new secret that would not match the journal.
-    Raises :class:`~gateway.errors.KeyMaterialError` when the file is missing
+    Raises :class:`~gateway.model.errors.KeyMaterialError` when the file is missing
     (and not to be created) or does not hold exactly 32 bytes. Losing the file
     makes the journal unverifiable and its content unreadable: back it up with
     the node's keys.
@@ -539,7 +539,7 @@ class Journal:
         self._db.close()
 
     def ping(self) -> None:
-        """Raise :class:`~gateway.errors.StoreUnavailable` unless the journal can be written."""
+        """Raise :class:`~gateway.model.errors.StoreUnavailable` unless the journal is writable."""
         self._db.ping()
 
     def _tx(self, *, write: bool = True) -> AbstractContextManager[Any]:

@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway import keys, municipalities
 from gateway.config import NodeConfig
-from gateway.directory import (
+from gateway.model import keys, municipalities
+from gateway.model.directory import (
     Directory,
     Institution,
     InstitutionKind,
@@ -29,8 +29,8 @@ from gateway.directory import (
     sample_directory,
     sign_directory,
 )
-from gateway.errors import ConfigError
-from gateway.identifiers import make_enterprise_number
+from gateway.model.errors import ConfigError
+from gateway.model.identifiers import make_enterprise_number
 
 FEDERATION_KEY = "federation.key"
 TRUST_ANCHOR = "federation.pub"

@@ -24,7 +24,7 @@ from typing import Any, Literal, TextIO
 
 from stdnum.be import bis, nn
 
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 
 LogFormat = Literal["text", "json"]
 

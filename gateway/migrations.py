@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.codes import Fault
-from gateway.errors import ConfigError
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

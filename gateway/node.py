@@ -84,12 +84,13 @@ from gateway.broker import (
     cpas_topology,
 )
 from gateway.broker_connection import BrokerTLS
-from gateway.codes import Fault, HeldState, Outcome, PolicyAction, Refusal, RefusalGround
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory_file
 from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
-from gateway.dossier import Dossier, format_timestamp
-from gateway.envelope import (
+from gateway.journal import Event, Journal, open_journal
+from gateway.model.codes import Fault, HeldState, Outcome, PolicyAction, Refusal, RefusalGround
+from gateway.model.directory import Directory, load_directory_file
+from gateway.model.dossier import Dossier, format_timestamp
+from gateway.model.envelope import (
     Body,
     Envelope,
     Header,
@@ -101,7 +102,7 @@ from gateway.envelope import (
     seal,
     verify,
 )
-from gateway.errors import (
+from gateway.model.errors import (
     AdapterError,
     BrokerError,
     ConfigError,
@@ -111,9 +112,8 @@ from gateway.errors import (
     GatewayError,
     StoreUnavailable,
 )
-from gateway.journal import Event, Journal, open_journal
-from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
-from gateway.staff import StaffReference
+from gateway.model.keys import NodeKeys, load_node_keys, load_trust_anchor
+from gateway.model.staff import StaffReference
 from gateway.store import HeldRequest, OutboxEntry, Store
 from gateway.store import Outgoing as OutboxRecord
 
@@ -142,7 +142,7 @@ T = TypeVar("T")
 
 
 Action = PolicyAction
-"""What a node does with a request for a given purpose (:class:`gateway.codes.PolicyAction`)."""
+"""What a node does with a request for a purpose (:class:`gateway.model.codes.PolicyAction`)."""
 
 
 @dataclass(frozen=True)
@@ -495,7 +495,7 @@ class Node:
     ) -> Sent:
         """Push a person's dossier to another CPAS (the person moved there).
 
-        Raises :class:`~gateway.errors.DestinationRefused` before anything is
+        Raises :class:`~gateway.model.errors.DestinationRefused` before anything is
         published when the directory says ``to`` may not receive a dossier.
         ``staff``: the acting social worker (journaled; a pseudonym in the header).
         """
@@ -552,7 +552,7 @@ class Node:
         confirms stays in the outbox, published again at the next start).
         ``progress(done, total)`` is called as it goes. A store that cannot
         be written (a database away, a full disk) is waited for up to
-        ``store_wait`` seconds, then :class:`~gateway.errors.StoreUnavailable`
+        ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
         is raised with nothing half-written: running it again resumes.
 
         :returns: the message ids sent (ids only: a caseload is large).
@@ -1822,7 +1822,7 @@ def build_node(
         node's queue of editions: for ``run`` only -- a command acting beside
         a running node must not take an edition from that node's queue.
     :param load_directory: reads and verifies the directory file, as
-        :func:`~gateway.directory.load_directory_file` (a process serving
+        :func:`~gateway.model.directory.load_directory_file` (a process serving
         several CPAS shares one verified edition between them).
     """
     store = Store(config.store, owner=config.cpas_id)

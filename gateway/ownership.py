@@ -13,7 +13,7 @@ import re
 from typing import Final
 
 from gateway.database import Database
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 
 _TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS node_owner ("

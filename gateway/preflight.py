@@ -47,14 +47,19 @@ from gateway.broker import Names
 from gateway.broker_connection import connect
 from gateway.config import NodeConfig
 from gateway.database import migrate_database
-from gateway.directory import Directory, InstitutionKind, InstitutionStatus, load_directory_file
 from gateway.directory_feed import current_edition
-from gateway.errors import AdapterError, ConfigError, GatewayError
-from gateway.identifiers import make_niss
 from gateway.journal import SCHEMA as journal_schema
 from gateway.journal import JournalSettings
-from gateway.keys import NodeKeys, load_node_keys
 from gateway.migrations import summary as migration_summary
+from gateway.model.directory import (
+    Directory,
+    InstitutionKind,
+    InstitutionStatus,
+    load_directory_file,
+)
+from gateway.model.errors import AdapterError, ConfigError, GatewayError
+from gateway.model.identifiers import make_niss
+from gateway.model.keys import NodeKeys, load_node_keys
 from gateway.provision import ManagementApi, permissions_for
 from gateway.store import SCHEMA as store_schema
 from gateway.store import Store

@@ -38,9 +38,9 @@ from typing import Any
 
 from gateway.broker import Names, Topology, cpas_topology, directory_topology
 from gateway.broker_connection import BrokerTLS, connect
-from gateway.codes import Fault
-from gateway.directory import Directory, check_not_older
-from gateway.errors import BrokerError
+from gateway.model.codes import Fault
+from gateway.model.directory import Directory, check_not_older
+from gateway.model.errors import BrokerError
 from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)

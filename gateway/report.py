@@ -39,9 +39,10 @@ from babel.numbers import format_currency
 from lxml import etree
 from lxml.html import builder as E
 
-from gateway.codes import N_, Fault, Outcome, Refusal, RefusalGround, RefusalReason
-from gateway.directory import Directory, InstitutionKind
-from gateway.dossier import (
+from gateway.journal import ContentState, Entry, Event, Journal, VerifyResult
+from gateway.model.codes import N_, Fault, Outcome, Refusal, RefusalGround, RefusalReason
+from gateway.model.directory import Directory, InstitutionKind
+from gateway.model.dossier import (
     AidKind,
     DecisionStatus,
     Dossier,
@@ -49,10 +50,9 @@ from gateway.dossier import (
     LegalBasis,
     Person,
 )
-from gateway.envelope import Purpose
-from gateway.errors import GatewayError
-from gateway.identifiers import person_number_kind, validate_person_number
-from gateway.journal import ContentState, Entry, Event, Journal, VerifyResult
+from gateway.model.envelope import Purpose
+from gateway.model.errors import GatewayError
+from gateway.model.identifiers import person_number_kind, validate_person_number
 
 LANGUAGES: Final = ("fr", "nl", "de")
 FORMATS: Final = ("text", "html", "json")
@@ -112,7 +112,7 @@ EVENTS: Final = {
     Event.DOSSIER_SHOWN: N_("shown to you before sending"),
 }
 # Refusal codes, reasons a response carries no dossier and outcomes: the words
-# sit beside each code in gateway.codes.
+# sit beside each code in gateway.model.codes.
 REASONS: Final[dict[str, str]] = {
     member.value: member.words
     for vocabulary in (Refusal, RefusalReason, Outcome, RefusalGround)

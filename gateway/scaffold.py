@@ -17,8 +17,8 @@ from string import Template
 from typing import Final
 
 from gateway import __version__
-from gateway.codes import Fault
-from gateway.errors import ConfigError
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError
 
 VENDOR_MARK: Final = "# >>> VENDOR CODE"
 """Opens each block the vendor must still write; ``# <<< VENDOR CODE`` closes it."""

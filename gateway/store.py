@@ -23,9 +23,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.codes import Fault, HeldState, Outcome
 from gateway.database import Database
 from gateway.migrations import Migration, MigrationReport, Schema
+from gateway.model.codes import Fault, HeldState, Outcome
 from gateway.ownership import claim
 
 DIRECTORY_SERIAL: Final = "directory.serial"
@@ -222,7 +222,7 @@ class Store:
         return self._db.migration
 
     def ping(self) -> None:
-        """Raise :class:`~gateway.errors.StoreUnavailable` unless the store can be written."""
+        """Raise :class:`~gateway.model.errors.StoreUnavailable` unless the store can be written."""
         self._db.ping()
 
     # ------------------------------------------------------------------ meta

@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway.directory import sample_contact
-from gateway.dossier import (
+from gateway.model.directory import sample_contact
+from gateway.model.dossier import (
     AidKind,
     Decision,
     DecisionStatus,
@@ -28,9 +28,9 @@ from gateway.dossier import (
     Source,
     legal_basis_for,
 )
-from gateway.identifiers import make_niss
-from gateway.sensitive import FamilyMember as FamilyMember  # re-exported for adapters
-from gateway.sensitive import SensitiveData as SensitiveData
+from gateway.model.identifiers import make_niss
+from gateway.model.sensitive import FamilyMember as FamilyMember  # re-exported for adapters
+from gateway.model.sensitive import SensitiveData as SensitiveData
 
 FAMILY_NAMES = (
     "Peeters",

@@ -36,10 +36,10 @@ from typing import Any, ClassVar, Final
 
 from fichesociale import FicheSocialeAdapter
 from gateway.adapters import AdapterFactory, ImportResult, impl
-from gateway.directory import Directory, Verdict
-from gateway.dossier import AidKind, Decision, DecisionStatus, Dossier, legal_basis_for
-from gateway.errors import AdapterError, GatewayError
-from gateway.identifiers import validate_person_number
+from gateway.model.directory import Directory, Verdict
+from gateway.model.dossier import AidKind, Decision, DecisionStatus, Dossier, legal_basis_for
+from gateway.model.errors import AdapterError, GatewayError
+from gateway.model.identifiers import validate_person_number
 from gateway.synthetic import SensitiveData
 from ocmwdata import OcmwdataAdapter
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from gateway.adapters import AdapterFactory, impl
 from gateway.adapters.base import Listing, Planting, Seeding
 from gateway.adapters.protocol import AdapterInfo
-from gateway.dossier import Dossier
+from gateway.model.dossier import Dossier
 from gateway.synthetic import SensitiveData
 
 

@@ -20,8 +20,8 @@ from gateway.adapters import (
 )
 from gateway.adapters.base import Seeding, person_number_or_none
 from gateway.adapters.protocol import AdapterInfo
-from gateway.dossier import Dossier
-from gateway.errors import AdapterError
+from gateway.model.dossier import Dossier
+from gateway.model.errors import AdapterError
 from gateway.synthetic import SensitiveData, make_beneficiary
 
 CPAS = "0200000142"

@@ -19,7 +19,7 @@ import pytest
 
 from cpas_conformance.requirements import iter_requirements
 from gateway.cli import main as gateway_main
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 from gateway.scaffold import new_adapter_package
 
 pytestmark = pytest.mark.slow
@@ -138,8 +138,9 @@ def fill_in(adapter_py: Path, *, leave: frozenset[str] = frozenset()) -> None:
         "from contextlib import AbstractContextManager, nullcontext\n",
         IMPORTS,
     ).replace(
-        "from gateway.dossier import Dossier\n",
-        "from gateway.dossier import Dossier\nfrom gateway.errors import AdapterError\n",
+        "from gateway.model.dossier import Dossier\n",
+        "from gateway.model.dossier import Dossier\n"
+        "from gateway.model.errors import AdapterError\n",
     )
     filled = _BLOCK.sub(
         lambda m: m.group(0) if m.group(2) in leave else FILL_INS[m.group(2)].lstrip("\n"), text

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.adapters import AdapterInfo, ImportResult, impl, load_adapters, spec
 from gateway.adapters.manager import ONLY_ENV
-from gateway.dossier import Dossier
-from gateway.errors import AdapterError, ConfigError
+from gateway.model.dossier import Dossier
+from gateway.model.errors import AdapterError, ConfigError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "adapters.md"
 

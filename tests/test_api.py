@@ -12,8 +12,8 @@ from gateway.adapters import ReceivesEvents, VendorEventKind
 from gateway.api import ApiServer, create_app, guarded, openapi_document
 from gateway.cli import main
 from gateway.config import ApiConfig
-from gateway.dossier import Dossier
 from gateway.journal import Event
+from gateway.model.dossier import Dossier
 
 
 def test_api_spec_prints_an_openapi_3_document_with_every_operation(capsys: object) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from helpers.api_nodes import HOLD, MAX_BODY, TWO_PERSON, Pair, ask, held_at_gent
 
-from gateway.staff import staff_reference
+from gateway.model.staff import staff_reference
 
 
 def _transfer(pair: Pair, **changes: object) -> dict[str, object]:

@@ -24,10 +24,10 @@ from gateway.backup import backup_node, restore_node
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
-from gateway.directory import InstitutionStatus
-from gateway.envelope import Purpose
-from gateway.errors import ConfigError, DestinationRefused
 from gateway.localnet import LocalFederation
+from gateway.model.directory import InstitutionStatus
+from gateway.model.envelope import Purpose
+from gateway.model.errors import ConfigError, DestinationRefused
 from gateway.node import build_node
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE

@@ -21,10 +21,10 @@ from helpers.broker_users import Broker
 from pika.exceptions import ChannelClosedByBroker
 
 from gateway.broker import Names
-from gateway.directory import InstitutionKind, InstitutionStatus
-from gateway.envelope import Body, Header, MessageType, Purpose, seal
-from gateway.errors import BrokerError
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.directory import InstitutionKind, InstitutionStatus
+from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.errors import BrokerError
 from gateway.provision import ManagementApi, provision, remove_users
 from gateway.synthetic import make_beneficiary
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gateway import keys
 from gateway.cli import main
-from gateway.directory import load_directory
-from gateway.identifiers import make_enterprise_number
+from gateway.model import keys
+from gateway.model.directory import load_directory
+from gateway.model.identifiers import make_enterprise_number
 
 BRUXELLES = make_enterprise_number(21004)
 GENT = make_enterprise_number(44021)

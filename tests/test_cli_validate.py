@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway import hardened_xml
 from gateway.cli import main
+from gateway.model import hardened_xml
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID_DIR = ROOT / "conformance" / "corpus" / "valid"

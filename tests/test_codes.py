@@ -1,4 +1,4 @@
-"""The vocabulary: every code the gateway raises or records is a member of gateway.codes."""
+"""The vocabulary: every code the gateway raises or records is a member of gateway.model.codes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.codes import Fault, HeldState, Outcome, Refusal, RefusalReason
-from gateway.errors import GatewayError
+from gateway.model.codes import Fault, HeldState, Outcome, Refusal, RefusalReason
+from gateway.model.errors import GatewayError
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(

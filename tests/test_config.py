@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.codes import PolicyAction
 from gateway.config import NodeConfig
-from gateway.envelope import Purpose
-from gateway.errors import ConfigError
+from gateway.model.codes import PolicyAction
+from gateway.model.envelope import Purpose
+from gateway.model.errors import ConfigError
 
 
 def _write(folder: Path, extra: str = "") -> Path:

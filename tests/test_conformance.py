@@ -48,8 +48,8 @@ from cpas_conformance.context import AdapterTarget, Context, installed_adapter
 from cpas_conformance.outcomes import Outcome
 from cpas_conformance.requirements import REQUIREMENTS
 from cpas_conformance.runner import redact, run_case
-from gateway import keys
-from gateway.directory import Directory
+from gateway.model import keys
+from gateway.model.directory import Directory
 from ocmwdata import OcmwdataAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -403,16 +403,17 @@ def test_a_broker_client_imported_by_the_vendors_module_is_found(
 
 
 def test_a_changed_gateway_function_is_found_and_put_back() -> None:
-    fingerprint = integrity.Fingerprint(("gateway.directory",))
+    fingerprint = integrity.Fingerprint(("gateway.model.directory",))
     original = Directory.__dict__["may_receive"]
     code = original.__code__
     try:
         original.__code__ = Directory.get.__code__
         Directory.check_destination = lambda self, *args: None  # type: ignore[method-assign]
         changes = fingerprint.changes()
-        assert "gateway.directory.Directory.check_destination was replaced" in changes
-        assert "the code or defaults of gateway.directory.Directory.may_receive were changed" in (
-            changes
+        assert "gateway.model.directory.Directory.check_destination was replaced" in changes
+        assert (
+            "the code or defaults of gateway.model.directory.Directory.may_receive were changed"
+            in (changes)
         )
         fingerprint.restore()
         assert fingerprint.changes() == []

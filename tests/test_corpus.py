@@ -19,10 +19,10 @@ from types import ModuleType
 import pytest
 from lxml import etree
 
-from gateway import hardened_xml
 from gateway.cli.validate import check_document
-from gateway.dossier import AidKind, Dossier, HouseholdCategory, Language
-from gateway.errors import GatewayError
+from gateway.model import hardened_xml
+from gateway.model.dossier import AidKind, Dossier, HouseholdCategory, Language
+from gateway.model.errors import GatewayError
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "conformance" / "corpus"

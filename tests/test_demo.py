@@ -11,8 +11,8 @@ from memory_adapter import MemoryPlugin
 from rich.console import Console
 
 from gateway.demo import run_demo
-from gateway.errors import ConfigError
 from gateway.localnet import cpas_id_of
+from gateway.model.errors import ConfigError
 
 GENT = "44021"
 

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lxml import etree
 
-from gateway import hardened_xml, keys, municipalities
-from gateway.directory import (
+from gateway.model import hardened_xml, keys, municipalities
+from gateway.model.directory import (
     Directory,
     InstitutionKind,
     KeyEntry,
@@ -24,13 +24,13 @@ from gateway.directory import (
     sample_directory,
     sign_directory,
 )
-from gateway.errors import (
+from gateway.model.errors import (
     DestinationRefused,
     DirectoryError,
     SchemaInvalid,
     XmlRefused,
 )
-from gateway.identifiers import make_enterprise_number
+from gateway.model.identifiers import make_enterprise_number
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 NS = "{urn:be:cpas:dse:directory:1}"

@@ -29,17 +29,17 @@ from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pika.exceptions import ChannelClosedByBroker
 
-from gateway import keys
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
-from gateway.directory import InstitutionStatus, sign_directory
 from gateway.directory_feed import DirectoryPoll, current_edition, publish_edition
-from gateway.envelope import Purpose
-from gateway.errors import BrokerError, ConfigError, DestinationRefused, DirectoryError
 from gateway.journal import Event, JournalSettings
 from gateway.local_pki import make_local_pki
 from gateway.localnet import FEDERATION_KEY, LocalFederation, make_local_federation
+from gateway.model import keys
+from gateway.model.directory import InstitutionStatus, sign_directory
+from gateway.model.envelope import Purpose
+from gateway.model.errors import BrokerError, ConfigError, DestinationRefused, DirectoryError
 from gateway.node import Node
 from gateway.provision import ManagementApi, provision, remove_users
 from gateway.store import Store

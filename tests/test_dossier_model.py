@@ -13,9 +13,9 @@ import pytest
 from lxml import etree
 from pydantic import ValidationError
 
-from gateway import dossier as model
-from gateway import hardened_xml
-from gateway.dossier import (
+from gateway.model import dossier as model
+from gateway.model import hardened_xml
+from gateway.model.dossier import (
     AidKind,
     Decision,
     DecisionStatus,
@@ -27,8 +27,8 @@ from gateway.dossier import (
     build,
     legal_basis_for,
 )
-from gateway.errors import DossierInvalid
-from gateway.identifiers import make_enterprise_number, make_niss
+from gateway.model.errors import DossierInvalid
+from gateway.model.identifiers import make_enterprise_number, make_niss
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
 XSD = Path(__file__).resolve().parent.parent / "schemas" / "xsd" / "dossier.xsd"

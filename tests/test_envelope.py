@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import keys
-from gateway.directory import InstitutionKind
-from gateway.envelope import (
+from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model import keys
+from gateway.model.directory import InstitutionKind
+from gateway.model.envelope import (
     CLOCK_SKEW,
     Body,
     Envelope,
@@ -20,8 +21,7 @@ from gateway.envelope import (
     open_envelope,
     seal,
 )
-from gateway.errors import EnvelopeRefused
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.errors import EnvelopeRefused
 from gateway.synthetic import make_beneficiary
 
 GENT, LIEGE, NAMUR = "44021", "62063", "92094"

@@ -21,15 +21,15 @@ from fichesociale import FicheSocialeAdapter, dialect
 from fichesociale import adapter as adapter_module
 from fichesociale.__main__ import main as cli_main
 from gateway.adapters import Adapter, Seedable, load_adapters
-from gateway.dossier import (
+from gateway.model.dossier import (
     AidKind,
     ContactPoint,
     Dossier,
     HouseholdCategory,
     Language,
 )
-from gateway.errors import AdapterError
-from gateway.identifiers import make_enterprise_number, make_niss
+from gateway.model.errors import AdapterError
+from gateway.model.identifiers import make_enterprise_number, make_niss
 from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 CPAS = make_enterprise_number(1)

@@ -33,9 +33,9 @@ import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from lxml import etree
 
-from gateway.envelope import Body, Header, MessageType, Purpose, seal
-from gateway.hardened_xml import NS_ENVELOPE
 from gateway.localnet import LocalFederation
+from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.hardened_xml import NS_ENVELOPE
 from gateway.node import REFUSAL_CODE_HEADER, Node
 from gateway.synthetic import make_beneficiary
 

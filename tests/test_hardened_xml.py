@@ -1,6 +1,6 @@
 """The hardened parser: every refusal has its code, and nothing is ever fetched.
 
-The public :func:`gateway.hardened_xml.parse` refuses a DOCTYPE before libxml2
+The public :func:`gateway.model.hardened_xml.parse` refuses a DOCTYPE before libxml2
 sees it. Some tests also hand hostile documents to the underlying lxml parser
 directly, to show that its options alone (second line of defence) never load
 an entity, a DTD or an include from disk or network.
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway import hardened_xml
-from gateway.errors import GatewayError, SchemaInvalid, XmlRefused
-from gateway.hardened_xml import MAX_DEPTH, NS_DOSSIER, XINCLUDE_NS
+from gateway.model import hardened_xml
+from gateway.model.errors import GatewayError, SchemaInvalid, XmlRefused
+from gateway.model.hardened_xml import MAX_DEPTH, NS_DOSSIER, XINCLUDE_NS
 
 SECRET = "tr3s-secret-do-not-leak"
 
@@ -364,7 +364,7 @@ def test_to_bytes_writes_utf8_with_a_declaration() -> None:
 
 FIRST_COMPILATIONS_AT_ONCE = """
 import os, sys, threading
-from gateway import hardened_xml
+from gateway.model import hardened_xml
 
 def race() -> int:
     barrier = threading.Barrier(2)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from gateway.errors import DossierInvalid, IdentifierInvalid
-from gateway.identifiers import (
+from gateway.model.errors import DossierInvalid, IdentifierInvalid
+from gateway.model.identifiers import (
     make_enterprise_number,
     make_niss,
     person_number_kind,

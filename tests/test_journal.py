@@ -34,7 +34,6 @@ from helpers.journal_run import (
 from psycopg import sql
 
 from gateway.config import NodeConfig
-from gateway.errors import KeyMaterialError
 from gateway.journal import (
     ContentState,
     Event,
@@ -44,6 +43,7 @@ from gateway.journal import (
     load_or_create_secret,
 )
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.errors import KeyMaterialError
 
 # ---------------------------------------------------------------- fixtures
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import GENT, LIEGE, NodeFactory
 
-from gateway.directory import InstitutionKind
-from gateway.envelope import Purpose
-from gateway.errors import DestinationRefused
 from gateway.journal import Journal
 from gateway.localnet import LocalFederation
+from gateway.model.directory import InstitutionKind
+from gateway.model.envelope import Purpose
+from gateway.model.errors import DestinationRefused
 from gateway.node import Node
 from gateway.report import build_report, render
 

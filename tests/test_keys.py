@@ -12,8 +12,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from gateway import keys
-from gateway.errors import KeyMaterialError
+from gateway.model import keys
+from gateway.model.errors import KeyMaterialError
 
 INFO = b"test info"
 

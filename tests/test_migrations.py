@@ -25,9 +25,9 @@ from gateway import journal as journal_module
 from gateway import store as store_module
 from gateway.cli import main
 from gateway.database import Database
-from gateway.errors import ConfigError
 from gateway.journal import Event, Journal, load_or_create_secret
 from gateway.migrations import Migration, Schema
+from gateway.model.errors import ConfigError
 from gateway.store import Outgoing, Store
 
 FROZEN = Path(__file__).parent / "schema_v1"

@@ -11,14 +11,14 @@ import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 
 from gateway.broker import wait_all
-from gateway.codes import Outcome, Refusal
 from gateway.dead_letters import list_dead_letters, requeue_dead_letters
-from gateway.directory import InstitutionKind, InstitutionStatus
-from gateway.dossier import Dossier
-from gateway.envelope import Body, Envelope, Header, MessageType, Purpose, seal
-from gateway.errors import AdapterError, BrokerError, DestinationRefused
-from gateway.identifiers import person_number_kind
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.codes import Outcome, Refusal
+from gateway.model.directory import InstitutionKind, InstitutionStatus
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import Body, Envelope, Header, MessageType, Purpose, seal
+from gateway.model.errors import AdapterError, BrokerError, DestinationRefused
+from gateway.model.identifiers import person_number_kind
 from gateway.node import REFUSAL_CODE_HEADER, Node
 from gateway.store import Outgoing
 

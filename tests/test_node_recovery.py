@@ -24,10 +24,10 @@ from gateway.dead_letters import (
     list_dead_letters,
     requeue_after_delivery_limit,
 )
-from gateway.dossier import Dossier
-from gateway.envelope import Purpose
-from gateway.errors import AdapterError, StoreUnavailable
 from gateway.journal import Event
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import Purpose
+from gateway.model.errors import AdapterError, StoreUnavailable
 from gateway.node import ATTEMPTS_EXHAUSTED, Node
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE

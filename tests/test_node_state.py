@@ -13,9 +13,9 @@ from conftest import GENT, LIEGE
 from psycopg import sql
 
 from gateway.config import NodeConfig
-from gateway.errors import ConfigError
 from gateway.journal import Journal, JournalSettings
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.errors import ConfigError
 from gateway.node import Node, build_node
 from gateway.store import Store
 

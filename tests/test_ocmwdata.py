@@ -25,9 +25,9 @@ from helpers.ci import unavailable
 from psycopg import sql
 
 from gateway.adapters import Adapter, Seedable, load_adapters
-from gateway.dossier import AidKind, DecisionStatus, Dossier, HouseholdCategory, Language
-from gateway.errors import AdapterError
-from gateway.identifiers import make_enterprise_number
+from gateway.model.dossier import AidKind, DecisionStatus, Dossier, HouseholdCategory, Language
+from gateway.model.errors import AdapterError
+from gateway.model.identifiers import make_enterprise_number
 from gateway.synthetic import FamilyMember, make_beneficiary
 from ocmwdata import OcmwdataAdapter
 from ocmwdata import __main__ as cli

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import hardened_xml
-from gateway.dossier import (
+from gateway.model import hardened_xml
+from gateway.model.dossier import (
     AidKind,
     ContactPoint,
     Decision,
@@ -32,8 +32,8 @@ from gateway.dossier import (
     Source,
     legal_basis_for,
 )
-from gateway.errors import IdentifierInvalid
-from gateway.identifiers import (
+from gateway.model.errors import IdentifierInvalid
+from gateway.model.identifiers import (
     make_niss,
     validate_enterprise_number,
     validate_person_number,

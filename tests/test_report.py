@@ -32,21 +32,21 @@ from helpers.journal_run import (
     record_run,
 )
 
-import gateway.codes
-import gateway.directory
+import gateway.model.codes
+import gateway.model.directory
 import gateway.report
-from gateway.codes import Outcome, Refusal, RefusalReason, Worded
 from gateway.config import NodeConfig
-from gateway.dossier import AidKind, Decision, DecisionStatus, Language, legal_basis_for
-from gateway.identifiers import make_niss
 from gateway.journal import Event, Journal, JournalSettings
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.codes import Outcome, Refusal, RefusalReason, Worded
+from gateway.model.dossier import AidKind, Decision, DecisionStatus, Language, legal_basis_for
+from gateway.model.identifiers import make_niss
 from gateway.report import LANGUAGES, Report, build_report, render
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPORT_SOURCE = Path(gateway.report.__file__)
-CODES_SOURCE = Path(gateway.codes.__file__)
-DIRECTORY_SOURCE = Path(gateway.directory.__file__)
+CODES_SOURCE = Path(gateway.model.codes.__file__)
+DIRECTORY_SOURCE = Path(gateway.model.directory.__file__)
 CATALOGUES = REPORT_SOURCE.parent / "locale"
 
 

@@ -8,7 +8,7 @@ import uuid
 
 from conftest import GENT, LIEGE, NodeFactory
 
-from gateway.envelope import Body, Header, MessageType, Purpose, RefusalReason, seal
+from gateway.model.envelope import Body, Header, MessageType, Purpose, RefusalReason, seal
 from gateway.node import Action, Node
 
 PURPOSE = Purpose.NEW_APPLICATION_INQUIRY

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_envelope import LIEGE, _open, _refusal, _transfer, world
 
-from gateway.envelope import Envelope
-from gateway.errors import SchemaInvalid
 from gateway.journal import Event, Journal, load_or_create_secret
 from gateway.localnet import LocalFederation
+from gateway.model.envelope import Envelope
+from gateway.model.errors import SchemaInvalid
 
 __all__ = ["world"]  # the fixture
 PSEUDONYM = "abcdefghijklmnopqrstuvwxyz"

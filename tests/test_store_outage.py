@@ -19,8 +19,8 @@ from helpers.ci import unavailable
 from postgres_server import PrivatePostgres, postgres_bin
 
 from gateway.dead_letters import list_dead_letters
-from gateway.envelope import Purpose
-from gateway.errors import StoreUnavailable
+from gateway.model.envelope import Purpose
+from gateway.model.errors import StoreUnavailable
 from gateway.node import Node
 from gateway.store import Store
 

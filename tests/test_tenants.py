@@ -35,8 +35,6 @@ from gateway.broker import Names, delete_namespace
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters
-from gateway.envelope import Purpose
-from gateway.errors import ConfigError, DirectoryError
 from gateway.hosting import (
     PER_CPAS_VARIABLES,
     Host,
@@ -45,6 +43,8 @@ from gateway.hosting import (
     tenant_files,
 )
 from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
+from gateway.model.envelope import Purpose
+from gateway.model.errors import ConfigError, DirectoryError
 from gateway.node import Node, build_node
 from gateway.preflight import run_preflight
 

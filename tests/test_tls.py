@@ -22,10 +22,10 @@ from conftest import GENT, LIEGE, NodeFactory, TlsBroker
 from gateway.broker import Names
 from gateway.broker_connection import BrokerTLS, connect
 from gateway.config import NodeConfig
-from gateway.envelope import Purpose
-from gateway.errors import BrokerError, ConfigError
 from gateway.local_pki import CertificateAuthority
 from gateway.localnet import LocalFederation, make_local_federation
+from gateway.model.envelope import Purpose
+from gateway.model.errors import BrokerError, ConfigError
 from gateway.provision import ManagementApi, provision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.identifiers import make_niss
+from gateway.model.identifiers import make_niss
 
 from .. import corpus
 from .. import requirements as reqs

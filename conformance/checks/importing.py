@@ -6,7 +6,7 @@ import uuid
 from typing import Any, Final
 
 from gateway.adapters import ImportResult
-from gateway.dossier import Dossier
+from gateway.model.dossier import Dossier
 
 from .. import requirements as reqs
 from ..context import Context, describe_exception

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Final, cast
 
 from gateway.adapters import Adapter, BatchImporter, ImportResult
-from gateway.dossier import Decision, DecisionStatus, Dossier
+from gateway.model.dossier import Decision, DecisionStatus, Dossier
 
 from .. import requirements as reqs
 from ..context import Context, describe_exception, in_other_thread

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from gateway import hardened_xml
-from gateway.dossier import Dossier
-from gateway.errors import GatewayError
+from gateway.model import hardened_xml
+from gateway.model.dossier import Dossier
+from gateway.model.errors import GatewayError
 from gateway.synthetic import FamilyMember, SensitiveData
 
 from .. import requirements as reqs

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from gateway import hardened_xml
 from gateway.adapters import Adapter, Inspectable, PlantsSensitiveData, Seedable
-from gateway.dossier import Dossier
-from gateway.errors import GatewayError
+from gateway.model import hardened_xml
+from gateway.model.dossier import Dossier
+from gateway.model.errors import GatewayError
 
 from .. import corpus
 from .. import requirements as reqs

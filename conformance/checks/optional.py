@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import cast
 
 from gateway.adapters import ReceivesEvents, VendorEvent, VendorEventKind
-from gateway.codes import RefusalReason
-from gateway.errors import GatewayError
-from gateway.identifiers import validate_person_number
+from gateway.model.codes import RefusalReason
+from gateway.model.errors import GatewayError
+from gateway.model.identifiers import validate_person_number
 
 from .. import requirements as reqs
 from ..context import Context

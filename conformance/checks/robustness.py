@@ -9,10 +9,10 @@ from typing import Final, cast
 
 from gateway.adapters import SimulatesOutage
 from gateway.cli.validate import check_document
-from gateway.directory import Directory, InstitutionKind, sample_directory
-from gateway.dossier import Dossier
-from gateway.errors import AdapterError, DestinationRefused, GatewayError
-from gateway.identifiers import make_enterprise_number, validate_person_number
+from gateway.model.directory import Directory, InstitutionKind, sample_directory
+from gateway.model.dossier import Dossier
+from gateway.model.errors import AdapterError, DestinationRefused, GatewayError
+from gateway.model.identifiers import make_enterprise_number, validate_person_number
 
 from .. import corpus, integrity
 from .. import requirements as reqs
@@ -81,7 +81,7 @@ def _only_project_errors(doing: str, call: Callable[[], object]) -> object:
         return None
     except Exception as exc:
         raise Failed(
-            f"{doing} raised {type(exc).__name__}, not a gateway.errors.GatewayError",
+            f"{doing} raised {type(exc).__name__}, not a gateway.model.errors.GatewayError",
             describe_exception(exc),
         ) from exc
 

@@ -3,7 +3,7 @@
 Writes, beside this file (or into ``--out``):
 
 - ``sample-directory.xml``: the signed sample directory of
-  :func:`gateway.directory.sample_directory` (every municipality's CPAS with a
+  :func:`gateway.model.directory.sample_directory` (every municipality's CPAS with a
   synthetic enterprise number, the 2025 Pajottegem merger, a closed CPAS and
   one institution of each other kind), with X25519 keys only so that the file
   stays small;
@@ -25,8 +25,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from gateway import keys
-from gateway.directory import load_directory, sample_directory, sign_directory
+from gateway.model import keys
+from gateway.model.directory import load_directory, sample_directory, sign_directory
 
 DIRECTORY_FILE = "sample-directory.xml"
 TRUST_ANCHOR_FILE = "sample-federation.pub"

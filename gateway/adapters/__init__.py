@@ -1,7 +1,7 @@
 """Writing a vendor adapter: the quick-start (the full guide is ``docs/adapters.md``).
 
 An adapter translates between one vendor's own data (a database, files, an
-API) and the canonical :class:`~gateway.dossier.Dossier`. It is a pluggy
+API) and the canonical :class:`~gateway.model.dossier.Dossier`. It is a pluggy
 plugin found through the entry-point group ``cpas_gateway.adapters``.
 ``cpas-gateway adapter new acme`` writes such a package, ready to fill in::
 
@@ -11,7 +11,7 @@ plugin found through the entry-point group ``cpas_gateway.adapters``.
 
     # acme_cpas/adapter.py
     from gateway.adapters import AdapterInfo, ImportResult
-    from gateway.dossier import Dossier
+    from gateway.model.dossier import Dossier
 
     class AcmeAdapter:
         info = AdapterInfo(
@@ -46,13 +46,13 @@ Rules an adapter keeps (the conformance suite checks them):
   measures, sanctions, refused applications or other people's data;
 - return ``None`` for a person it does not know, never raise;
 - import idempotently: the same ``message_id`` twice gives one record;
-- raise :class:`~gateway.errors.AdapterError` (``transient=True`` when a
+- raise :class:`~gateway.model.errors.AdapterError` (``transient=True`` when a
   retry may help, with the code ``adapter.unavailable`` when the whole
   vendor system is away, e.g. the database is down or the disk full) rather
   than anything else.
 
-Plugins import only this package, :mod:`gateway.dossier`,
-:mod:`gateway.identifiers`, :mod:`gateway.synthetic` and :mod:`gateway.errors`.
+Plugins import only this package, :mod:`gateway.model.dossier`,
+:mod:`gateway.model.identifiers`, :mod:`gateway.synthetic` and :mod:`gateway.model.errors`.
 """
 
 from __future__ import annotations

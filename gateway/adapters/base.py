@@ -6,7 +6,7 @@ from and written to the vendor's store, and where the ids of imported
 messages are kept -- and gets, correctly and once:
 
 - the **error guard**: any exception of the vendor's code becomes an
-  :class:`~gateway.errors.AdapterError`, transient when :meth:`StoreAdapter.is_transient`
+  :class:`~gateway.model.errors.AdapterError`, transient when :meth:`StoreAdapter.is_transient`
   says a retry may help (by default: the operating system or the network
   failed), with the cause in the log and no personal data in the message;
 - **person-number checks**: :meth:`StoreAdapter.export_dossier` answers
@@ -43,11 +43,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from gateway.adapters.protocol import AdapterInfo, ImportResult
-from gateway.codes import Refusal
-from gateway.directory import sample_contact
-from gateway.dossier import ContactPoint, Dossier, build
-from gateway.errors import AdapterError, GatewayError
-from gateway.identifiers import validate_enterprise_number, validate_person_number
+from gateway.model.codes import Refusal
+from gateway.model.directory import sample_contact
+from gateway.model.dossier import ContactPoint, Dossier, build
+from gateway.model.errors import AdapterError, GatewayError
+from gateway.model.identifiers import validate_enterprise_number, validate_person_number
 from gateway.synthetic import Beneficiary, SensitiveData, make_beneficiary
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def contact_from_options(cpas_id: str, options: Mapping[str, str]) -> ContactPoi
     """The service contact of the ``mailbox`` and ``phone`` options.
 
     The mailbox defaults to the one the sample directory lists for the CPAS
-    (:func:`~gateway.directory.sample_contact`,
+    (:func:`~gateway.model.directory.sample_contact`,
     ``service.social@cpas-<cpas_id>.example.be``): a placeholder a CPAS
     replaces with its own service mailbox, never a person's.
 

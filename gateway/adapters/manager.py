@@ -10,8 +10,8 @@ import pluggy
 
 from gateway.adapters import spec
 from gateway.adapters.protocol import Adapter, AdapterFactory
-from gateway.codes import Fault
-from gateway.errors import AdapterError, ConfigError
+from gateway.model.codes import Fault
+from gateway.model.errors import AdapterError, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from gateway.dossier import Dossier
-from gateway.sensitive import SensitiveData
+from gateway.model.dossier import Dossier
+from gateway.model.sensitive import SensitiveData
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class SimulatesOutage(Protocol):
 
     While the context is open, the store cannot be reached (its server down,
     its folder gone); every call must raise
-    :class:`~gateway.errors.AdapterError` with ``transient=True``, and once
+    :class:`~gateway.model.errors.AdapterError` with ``transient=True``, and once
     the context has closed the adapter must work again without being rebuilt.
     The conformance suite uses it to prove that an outage is retried, not
     dead-lettered. Never called by a running node.

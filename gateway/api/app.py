@@ -30,13 +30,13 @@ from gateway import __version__
 from gateway.api import models
 from gateway.api.metrics import metrics_text
 from gateway.api.tokens import SCOPES, ApiTokens, Client
-from gateway.codes import Fault, HeldState, Outcome, Refusal
-from gateway.dossier import OPAQUE_REFERENCE, Dossier
-from gateway.errors import GatewayError, IdentifierInvalid
-from gateway.identifiers import validate_person_number
+from gateway.model.codes import Fault, HeldState, Outcome, Refusal
+from gateway.model.dossier import OPAQUE_REFERENCE, Dossier
+from gateway.model.errors import GatewayError, IdentifierInvalid
+from gateway.model.identifiers import validate_person_number
+from gateway.model.staff import StaffReference, staff_reference
 from gateway.node import Node, Sent
 from gateway.report import build_report, event_words, reason_words, render, render_preview
-from gateway.staff import StaffReference, staff_reference
 
 log = logging.getLogger(__name__)
 

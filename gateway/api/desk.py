@@ -23,12 +23,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.api.app import case_exchanges_of, held_out, refuse_as, release_as, report_for
 from gateway.api.tokens import ApiTokens
-from gateway.codes import Fault, Refusal, RefusalGround
-from gateway.dossier import OPAQUE_REFERENCE
-from gateway.errors import GatewayError
+from gateway.model.codes import Fault, Refusal, RefusalGround
+from gateway.model.dossier import OPAQUE_REFERENCE
+from gateway.model.errors import GatewayError
+from gateway.model.staff import StaffReference, staff_reference
 from gateway.node import Node
 from gateway.report import purpose_words, reason_words, render_preview
-from gateway.staff import StaffReference, staff_reference
 
 SESSION_COOKIE: Final = "cpasgw_desk"
 _POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.codes import HeldState, Outcome, RefusalGround
-from gateway.envelope import Purpose
+from gateway.model.codes import HeldState, Outcome, RefusalGround
+from gateway.model.envelope import Purpose
 
 Language = Literal["fr", "nl", "de"]
 

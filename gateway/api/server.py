@@ -10,9 +10,9 @@ from pathlib import Path
 import uvicorn
 
 from gateway.api.app import Asgi
-from gateway.codes import Fault
 from gateway.config import ApiConfig
-from gateway.errors import ConfigError
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.codes import Fault
 from gateway.database import Database
-from gateway.errors import GatewayError
 from gateway.migrations import Migration, Schema
+from gateway.model.codes import Fault
+from gateway.model.errors import GatewayError
 
 SCOPES: Final = {
     "exchange": "start transfers and requests, follow the state of messages",

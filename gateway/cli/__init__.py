@@ -24,8 +24,8 @@ from gateway.cli.style import (
     UsageError,
     print_error,
 )
-from gateway.errors import GatewayError
 from gateway.logs import configure_logging
+from gateway.model.errors import GatewayError
 
 PROG = "cpas-gateway"
 

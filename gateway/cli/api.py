@@ -16,8 +16,8 @@ from rich.console import Console
 
 from gateway.api.tokens import SCOPES, ApiTokens
 from gateway.cli.style import CONFIG
-from gateway.codes import Fault
 from gateway.config import NodeConfig
+from gateway.model.codes import Fault
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +74,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    from gateway.errors import GatewayError
+    from gateway.model.errors import GatewayError
 
     if not _tokens(args.config).revoke(args.token_id):
         raise GatewayError(

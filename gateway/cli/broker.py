@@ -13,8 +13,8 @@ from gateway.broker import Names
 from gateway.cli.directory import add_min_serial
 from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
-from gateway.directory import Directory, load_directory_file
-from gateway.errors import DirectoryError
+from gateway.model.directory import Directory, load_directory_file
+from gateway.model.errors import DirectoryError
 from gateway.provision import ManagementApi, ProvisionReport, provision
 
 

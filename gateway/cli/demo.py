@@ -11,7 +11,7 @@ from rich.console import Console
 
 from gateway.cli.options import add_option_argument, options_from
 from gateway.config import amqp_url_from_env
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:

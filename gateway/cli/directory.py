@@ -25,10 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gateway import hardened_xml, keys
 from gateway.cli import directory_publish
 from gateway.cli.keys import add_passphrase_env, passphrase_from_env
-from gateway.directory import (
+from gateway.model import hardened_xml, keys
+from gateway.model.directory import (
     Directory,
     Institution,
     InstitutionKind,
@@ -40,8 +40,8 @@ from gateway.directory import (
     read_unsigned,
     sign_directory,
 )
-from gateway.dossier import format_timestamp
-from gateway.errors import GatewayError
+from gateway.model.dossier import format_timestamp
+from gateway.model.errors import GatewayError
 
 console = Console(highlight=False)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from rich.console import Console
 
-from gateway import hardened_xml, keys
 from gateway.broker import Names
 from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
 from gateway.directory_feed import publish_edition
-from gateway.dossier import format_timestamp
+from gateway.model import hardened_xml, keys
+from gateway.model.dossier import format_timestamp
 
 
 def register(actions: argparse._SubParsersAction[Any]) -> None:

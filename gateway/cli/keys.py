@@ -23,9 +23,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gateway import keys
-from gateway.codes import Fault
-from gateway.errors import KeyMaterialError
+from gateway.model import keys
+from gateway.model.codes import Fault
+from gateway.model.errors import KeyMaterialError
 
 console = Console(highlight=False)
 

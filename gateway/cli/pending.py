@@ -9,8 +9,8 @@ from rich.console import Console
 
 from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.cli.style import CONFIG
-from gateway.codes import RefusalGround
 from gateway.config import NodeConfig
+from gateway.model.codes import RefusalGround
 from gateway.node import Node, build_node
 
 

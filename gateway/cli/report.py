@@ -11,8 +11,8 @@ from rich.console import Console
 
 from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
-from gateway.directory import Directory, load_directory_file
 from gateway.journal import JournalSettings
+from gateway.model.directory import Directory, load_directory_file
 from gateway.report import FORMATS, LANGUAGES, build_report, render
 
 

@@ -10,9 +10,9 @@ from rich.console import Console
 
 from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.cli.style import CONFIG
-from gateway.codes import Outcome
 from gateway.config import NodeConfig
-from gateway.envelope import Purpose
+from gateway.model.codes import Outcome
+from gateway.model.envelope import Purpose
 from gateway.node import build_node
 
 EXIT_REFUSED, EXIT_NO_ANSWER = 1, 3

@@ -26,11 +26,11 @@ from rich.console import Console
 from gateway.cli import check, tenants
 from gateway.cli.options import configure_run_logging
 from gateway.cli.style import CONFIG_OR_TENANTS
-from gateway.codes import Fault
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
-from gateway.errors import ConfigError, GatewayError
 from gateway.logs import parse_levels
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError, GatewayError
 from gateway.node import Node, build_node
 
 if TYPE_CHECKING:

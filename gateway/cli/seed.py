@@ -9,7 +9,7 @@ from rich.console import Console
 
 from gateway.adapters import Seedable, load_adapters
 from gateway.cli.options import add_option_argument, options_from
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:

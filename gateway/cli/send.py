@@ -10,10 +10,10 @@ from rich.progress import Progress
 
 from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.cli.style import CONFIG
-from gateway.codes import Outcome
 from gateway.config import NodeConfig
-from gateway.envelope import Purpose
-from gateway.errors import StoreUnavailable
+from gateway.model.codes import Outcome
+from gateway.model.envelope import Purpose
+from gateway.model.errors import StoreUnavailable
 from gateway.node import STORE_WAIT_SECONDS, Node, build_node
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.staff import StaffReference, staff_reference
+from gateway.model.staff import StaffReference, staff_reference
 
 
 def add_staff_argument(parser: argparse.ArgumentParser, required: str = "") -> None:

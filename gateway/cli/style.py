@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from gateway.codes import Fault
-from gateway.errors import GatewayError
+from gateway.model.codes import Fault
+from gateway.model.errors import GatewayError
 
 EXIT_OK: Final = 0
 EXIT_NO: Final = 1

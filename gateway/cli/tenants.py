@@ -16,10 +16,10 @@ from rich.console import Console
 
 from gateway.cli import check as single
 from gateway.cli.options import configure_run_logging
-from gateway.codes import Fault
-from gateway.errors import ConfigError
 from gateway.hosting import Host, Tenant, load_tenants, process_settings, tenant_files
 from gateway.logs import parse_levels
+from gateway.model.codes import Fault
+from gateway.model.errors import ConfigError
 from gateway.preflight import Status
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from typing import Any
 
 from lxml import etree
 
-from gateway import hardened_xml
-from gateway.codes import Fault
-from gateway.dossier import Dossier
-from gateway.errors import GatewayError, SchemaInvalid
+from gateway.model import hardened_xml
+from gateway.model.codes import Fault
+from gateway.model.dossier import Dossier
+from gateway.model.errors import GatewayError, SchemaInvalid
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ def _require_schema(root: etree._Element) -> None:
 def _check_directory(root: etree._Element) -> None:
     """Apply the directory model's own checks when that model is installed."""
     try:
-        module = importlib.import_module("gateway.directory")
+        module = importlib.import_module("gateway.model.directory")
     except ModuleNotFoundError as exc:
-        if exc.name != "gateway.directory":
+        if exc.name != "gateway.model.directory":
             raise
         log.debug("no directory model installed: the directory is checked against its XSD only")
         return

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fichesociale.adapter import DEFAULT_FOLDER, FicheSocialeAdapter
-from gateway.errors import GatewayError
+from gateway.model.errors import GatewayError
 
 
 def _parser() -> argparse.ArgumentParser:

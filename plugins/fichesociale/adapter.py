@@ -43,10 +43,10 @@ from pydantic import ValidationError
 
 from fichesociale import dialect
 from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
-from gateway.codes import Refusal
-from gateway.dossier import ContactPoint, Dossier, refusal_from
-from gateway.errors import AdapterError, GatewayError
-from gateway.identifiers import validate_enterprise_number
+from gateway.model.codes import Refusal
+from gateway.model.dossier import ContactPoint, Dossier, refusal_from
+from gateway.model.errors import AdapterError, GatewayError
+from gateway.model.identifiers import validate_enterprise_number
 from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 FicheSociale keeps one JSON document (a *fiche*) per beneficiary, in French,
 with its own labels, ``JJ/MM/AAAA`` dates and French-formatted amounts
 (``"1 263,17"``). This module is pure: it turns a fiche (a ``dict`` read from
-JSON) into a canonical :class:`~gateway.dossier.Dossier` and a dossier back
+JSON) into a canonical :class:`~gateway.model.dossier.Dossier` and a dossier back
 into a fiche, and never touches the file system.
 
 Export reads a fixed list of fields and nothing else, so whatever else a fiche
@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from gateway.dossier import (
+from gateway.model.dossier import (
     AidKind,
     ContactPoint,
     Decision,
@@ -35,7 +35,7 @@ from gateway.dossier import (
     LegalBasis,
     legal_basis_for,
 )
-from gateway.identifiers import person_number_kind
+from gateway.model.identifiers import person_number_kind
 from gateway.synthetic import FamilyMember, SensitiveData
 
 FICHE_VERSION: Final = 3

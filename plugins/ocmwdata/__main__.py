@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gateway.errors import GatewayError
+from gateway.model.errors import GatewayError
 from ocmwdata.adapter import DEFAULT_URL, OcmwdataAdapter
 
 

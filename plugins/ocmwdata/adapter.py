@@ -29,10 +29,10 @@ from types import TracebackType
 from typing import Any, Final
 
 from gateway.adapters import AdapterInfo, ImportResult, VendorEvent, VendorEventKind
-from gateway.codes import Refusal
-from gateway.dossier import ContactPoint, Decision, Dossier, build
-from gateway.errors import AdapterError, GatewayError
-from gateway.identifiers import validate_enterprise_number
+from gateway.model.codes import Refusal
+from gateway.model.dossier import ContactPoint, Decision, Dossier, build
+from gateway.model.errors import AdapterError, GatewayError
+from gateway.model.identifiers import validate_enterprise_number
 from gateway.synthetic import Beneficiary, FamilyMember, SensitiveData, make_beneficiary
 from ocmwdata.database import Database, Row, Session
 from ocmwdata.vocabulary import (

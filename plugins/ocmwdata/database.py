@@ -5,7 +5,7 @@ differences are a handful of lines here: placeholders, DDL types (in
 :mod:`ocmwdata.schema`), how writers are serialised and how new client numbers
 are reserved. No ORM: the queries are few and the adapter wants to see them.
 
-Every driver exception is turned into an :class:`~gateway.errors.AdapterError`
+Every driver exception is turned into an :class:`~gateway.model.errors.AdapterError`
 at this boundary: ``adapter.unavailable`` (transient) when the database cannot
 be reached, is locked or dropped the connection, ``adapter.failed`` otherwise.
 """
@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from gateway.codes import Refusal
-from gateway.errors import AdapterError
+from gateway.model.codes import Refusal
+from gateway.model.errors import AdapterError
 from ocmwdata.schema import Dialect, statements
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from gateway.dossier import AidKind, DecisionStatus, HouseholdCategory, Language, LegalBasis
+from gateway.model.dossier import AidKind, DecisionStatus, HouseholdCategory, Language, LegalBasis
 
 E = TypeVar("E", bound=StrEnum)
 V = TypeVar("V", str, int)

@@ -19,7 +19,7 @@ from conftest import GENT, LIEGE, NodeFactory
 
 from gateway.api import ApiServer, ApiTokens, create_app, guarded
 from gateway.config import ApiConfig
-from gateway.envelope import Purpose
+from gateway.model.envelope import Purpose
 from gateway.node import Action, Node
 
 HOLD = Purpose.NEW_APPLICATION_INQUIRY

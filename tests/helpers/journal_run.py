@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 import gateway.cli
-from gateway.dossier import Dossier, Language
-from gateway.identifiers import make_enterprise_number
 from gateway.journal import Event, Journal
 from gateway.localnet import LocalFederation, cpas_id_of
+from gateway.model.dossier import Dossier, Language
+from gateway.model.identifiers import make_enterprise_number
 from gateway.synthetic import make_beneficiary
 
 BRUSSELS, GENT, EUPEN = "21004", "44021", "63023"

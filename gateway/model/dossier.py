@@ -33,11 +33,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from stdnum.be import bis, nn
 
-from gateway import hardened_xml
-from gateway.codes import Refusal
-from gateway.errors import DossierInvalid, GatewayError, SchemaInvalid
-from gateway.hardened_xml import NS_DOSSIER, simple_type_accepts
-from gateway.identifiers import (
+from gateway.model import hardened_xml
+from gateway.model.codes import Refusal
+from gateway.model.errors import DossierInvalid, GatewayError, SchemaInvalid
+from gateway.model.hardened_xml import NS_DOSSIER, simple_type_accepts
+from gateway.model.identifiers import (
     validate_bis,
     validate_enterprise_number,
     validate_niss,

@@ -56,8 +56,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from gateway.codes import Fault, Refusal
-from gateway.errors import KeyMaterialError
+from gateway.model.codes import Fault, Refusal
+from gateway.model.errors import KeyMaterialError
 from gateway.private_files import write_private_file
 
 log = logging.getLogger(__name__)

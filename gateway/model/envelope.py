@@ -28,10 +28,10 @@ from cryptography.exceptions import InvalidSignature
 from lxml import etree
 from pydantic import Field, field_validator
 
-from gateway import hardened_xml
-from gateway.codes import Refusal, RefusalReason
-from gateway.directory import Directory, InstitutionKind, InstitutionStatus
-from gateway.dossier import (
+from gateway.model import hardened_xml
+from gateway.model.codes import Refusal, RefusalReason
+from gateway.model.directory import Directory, InstitutionKind, InstitutionStatus
+from gateway.model.dossier import (
     OPAQUE_REFERENCE,
     Dossier,
     FrozenModel,
@@ -39,11 +39,11 @@ from gateway.dossier import (
     checked_identifier,
     format_timestamp,
 )
-from gateway.errors import EnvelopeRefused, GatewayError, SchemaInvalid
-from gateway.hardened_xml import NS_DOSSIER, NS_ENVELOPE
-from gateway.identifiers import validate_enterprise_number, validate_person_number
-from gateway.keys import NodeKeys, hpke_suite, public_encryption_key, public_signing_key
-from gateway.staff import PSEUDONYM_PATTERN
+from gateway.model.errors import EnvelopeRefused, GatewayError, SchemaInvalid
+from gateway.model.hardened_xml import NS_DOSSIER, NS_ENVELOPE
+from gateway.model.identifiers import validate_enterprise_number, validate_person_number
+from gateway.model.keys import NodeKeys, hpke_suite, public_encryption_key, public_signing_key
+from gateway.model.staff import PSEUDONYM_PATTERN
 
 _E: Final = f"{{{NS_ENVELOPE}}}"
 SEAL_CONTEXT: Final = b"cpas-dse/seal/v1\n"

@@ -3,14 +3,14 @@
 Every refusal carries a stable, dotted ``code`` (``xml.doctype``,
 ``niss.checksum``, ``directory.not_cpas`` ...) that logs, receipts and the
 person's report can rely on, and a sentence a person understands. The codes
-are the members of :mod:`gateway.codes` (strings, with the words a person
+are the members of :mod:`gateway.model.codes` (strings, with the words a person
 reads beside them). Codes are part of the public contract: never rename one,
 add a new one instead.
 """
 
 from __future__ import annotations
 
-from gateway.codes import Fault, Refusal
+from gateway.model.codes import Fault, Refusal
 
 
 class GatewayError(Exception):

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from typing import Final, NewType
 
-from gateway.codes import Fault
-from gateway.errors import GatewayError
+from gateway.model.codes import Fault
+from gateway.model.errors import GatewayError
 
 StaffReference = NewType("StaffReference", str)
 """A staff reference that passed :func:`staff_reference`."""

@@ -22,8 +22,8 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.codes import Fault, Refusal
-from gateway.errors import GatewayError, SchemaInvalid, XmlRefused
+from gateway.model.codes import Fault, Refusal
+from gateway.model.errors import GatewayError, SchemaInvalid, XmlRefused
 
 MAX_BYTES: Final = 8 * 1024 * 1024
 """Largest document accepted: a 200-decision dossier is about 60 KiB."""
@@ -168,7 +168,7 @@ def schema_dir() -> Path:
     installed = Path(str(resources.files("gateway"))) / "xsd"
     if (installed / "dossier.xsd").is_file():
         return installed
-    return Path(__file__).resolve().parent.parent / "schemas" / "xsd"
+    return Path(__file__).resolve().parents[2] / "schemas" / "xsd"
 
 
 # libxml2 sets up its table of XSD built-in types on the first compilation in

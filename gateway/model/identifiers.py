@@ -14,8 +14,8 @@ from typing import Literal
 from stdnum import exceptions as stdnum_errors
 from stdnum.be import bis, nn, vat
 
-from gateway.codes import Refusal
-from gateway.errors import IdentifierInvalid
+from gateway.model.codes import Refusal
+from gateway.model.errors import IdentifierInvalid
 
 PersonNumberKind = Literal["niss", "bis"]
 

@@ -50,13 +50,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gateway import hardened_xml, keys, municipalities
-from gateway.codes import N_, Fault, Refusal, Worded
-from gateway.dossier import ContactPoint, Language, format_timestamp
-from gateway.dossier import build as build_model
-from gateway.errors import DestinationRefused, DirectoryError, GatewayError
-from gateway.hardened_xml import NS_DIRECTORY
-from gateway.identifiers import make_enterprise_number, validate_enterprise_number
+from gateway.model import hardened_xml, keys, municipalities
+from gateway.model.codes import N_, Fault, Refusal, Worded
+from gateway.model.dossier import ContactPoint, Language, format_timestamp
+from gateway.model.dossier import build as build_model
+from gateway.model.errors import DestinationRefused, DirectoryError, GatewayError
+from gateway.model.hardened_xml import NS_DIRECTORY
+from gateway.model.identifiers import make_enterprise_number, validate_enterprise_number
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -536,7 +536,7 @@ def load_directory(
 ) -> Directory:
     """Parse, validate and verify a signed directory; the only way a node should read one.
 
-    Raises :class:`~gateway.errors.XmlRefused` or :class:`~gateway.errors.SchemaInvalid`
+    Raises :class:`~gateway.model.errors.XmlRefused` or :class:`~gateway.model.errors.SchemaInvalid`
     for bad XML, :class:`DirectoryError` ``directory.unsigned`` when there is no
     signature, ``directory.signature`` when it was not made by the trust
     anchor over exactly this content, ``directory.rollback`` when its serial
@@ -870,9 +870,9 @@ def sample_directory(
 ) -> Directory:
     """A complete, realistic directory for demos, tests and the conformance suite.
 
-    One CPAS per municipality of :mod:`gateway.municipalities` (581), with a
+    One CPAS per municipality of :mod:`gateway.model.municipalities` (581), with a
     synthetic, check-digit-valid enterprise number
-    (:func:`~gateway.identifiers.make_enterprise_number` of its NIS code), plus
+    (:func:`~gateway.model.identifiers.make_enterprise_number` of its NIS code), plus
     the CPAS of Pajottegem into which Galmaarden, Gooik and Herne merged in
     2025, Borsbeek closed, and one institution of each other kind. Every active
     CPAS gets an Ed25519 and an X25519 key valid from a day before ``now`` for

@@ -1,0 +1,26 @@
+"""The layers as packages: the model lives in gateway.model, old names still import."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+
+import pytest
+
+import gateway.model.dossier
+
+
+def test_a_model_module_imported_by_its_former_name_is_the_same_module_with_a_warning() -> None:
+    sys.modules.pop("gateway.dossier", None)
+    with pytest.warns(DeprecationWarning, match=r"gateway\.dossier is now gateway\.model\.dossier"):
+        old = importlib.import_module("gateway.dossier")
+    assert old is gateway.model.dossier
+    assert old.Dossier is gateway.model.dossier.Dossier
+
+
+def test_a_name_that_never_was_a_module_of_the_gateway_is_still_not_found() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("gateway.dossiers")
