@@ -26,11 +26,11 @@ from gateway.directory import (
     InstitutionStatus,
     KeyEntry,
     load_directory,
-    sample_directory,
     sign_directory,
 )
 from gateway.errors import ConfigError
 from gateway.identifiers import make_enterprise_number
+from gateway.testing.sample_directory import sample_directory
 
 FEDERATION_KEY = "federation.key"
 TRUST_ANCHOR = "federation.pub"

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway.directory import sample_contact
 from gateway.dossier import (
     AidKind,
     Decision,
@@ -31,6 +30,7 @@ from gateway.dossier import (
 from gateway.identifiers import make_niss
 from gateway.sensitive import FamilyMember as FamilyMember  # re-exported for adapters
 from gateway.sensitive import SensitiveData as SensitiveData
+from gateway.testing.sample_directory import sample_contact
 
 FAMILY_NAMES = (
     "Peeters",

@@ -9,10 +9,11 @@ from typing import Final, cast
 
 from gateway.adapters import SimulatesOutage
 from gateway.cli.validate import check_document
-from gateway.directory import Directory, InstitutionKind, sample_directory
+from gateway.directory import Directory, InstitutionKind
 from gateway.dossier import Dossier
 from gateway.errors import AdapterError, DestinationRefused, GatewayError
 from gateway.identifiers import make_enterprise_number, validate_person_number
+from gateway.testing.sample_directory import sample_directory
 
 from .. import corpus, integrity
 from .. import requirements as reqs
