@@ -6,16 +6,19 @@ monkey-patch, a swapped ``__code__``) so that the police is a destination or
 a hostile document parses. :class:`Fingerprint` records, when the suite is
 imported and before any adapter is built, the identity of every function and
 class those modules define, every member of those classes, and every
-function's code and defaults. :meth:`Fingerprint.changes` lists what differs
-now, and :meth:`Fingerprint.restore` puts the originals back, so that the
-rest of a run judges the genuine gateway.
+function's code and defaults; a module that is a package is guarded with
+every module inside it. :meth:`Fingerprint.changes` lists what differs now,
+and :meth:`Fingerprint.restore` puts the originals back, so that the rest of
+a run judges the genuine gateway.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Final
 
 GUARDED_MODULES: Final = (
@@ -54,20 +57,26 @@ class Fingerprint:
     def __init__(self, modules: tuple[str, ...] = GUARDED_MODULES) -> None:
         self._entries: list[_Entry] = []
         self._members: dict[str, tuple[type, frozenset[str]]] = {}
-        for module_name in modules:
-            module = importlib.import_module(module_name)
-            for name, value in list(vars(module).items()):
-                if getattr(value, "__module__", None) != module_name:
-                    continue
-                if inspect.isfunction(value):
-                    self._add(f"{module_name}.{name}", module, name, value)
-                elif inspect.isclass(value):
-                    self._add(f"{module_name}.{name}", module, name, value)
-                    where = f"{module_name}.{name}"
-                    members = vars(value)
-                    self._members[where] = (value, frozenset(members))
-                    for member, item in list(members.items()):
-                        self._add(f"{where}.{member}", value, member, item)
+        seen_classes: set[type] = set()
+        for guarded in modules:
+            for module in _with_submodules(guarded):
+                for name, value in list(vars(module).items()):
+                    if not _defined_in(value, guarded):
+                        continue
+                    where = f"{module.__name__}.{name}"
+                    if inspect.isfunction(value):
+                        self._add(where, module, name, value)
+                    elif inspect.isclass(value):
+                        self._add(where, module, name, value)
+                        # A class re-exported by its package is fingerprinted once, under
+                        # the first name found: the package's, the one callers use.
+                        if value in seen_classes:
+                            continue
+                        seen_classes.add(value)
+                        members = vars(value)
+                        self._members[where] = (value, frozenset(members))
+                        for member, item in list(members.items()):
+                            self._add(f"{where}.{member}", value, member, item)
 
     def _add(self, where: str, owner: Any, name: str, value: Any) -> None:
         code, defaults, kwdefaults = _function_state(value)
@@ -108,6 +117,21 @@ class Fingerprint:
             for name in set(vars(owner)) - members:
                 if not name.startswith("__"):
                     delattr(owner, name)
+
+
+def _with_submodules(name: str) -> list[ModuleType]:
+    """The module ``name`` and, when it is a package, every module inside it, package first."""
+    module = importlib.import_module(name)
+    found = [module]
+    for info in pkgutil.walk_packages(getattr(module, "__path__", ()), prefix=f"{name}."):
+        found.append(importlib.import_module(info.name))
+    return found
+
+
+def _defined_in(value: Any, guarded: str) -> bool:
+    """Whether ``value`` was defined in the guarded module, or in a module of that package."""
+    module = getattr(value, "__module__", None)
+    return isinstance(module, str) and (module == guarded or module.startswith(f"{guarded}."))
 
 
 _MISSING: Final = object()

@@ -26,11 +26,11 @@ from gateway.model.directory import (
     InstitutionStatus,
     KeyEntry,
     load_directory,
-    sample_directory,
     sign_directory,
 )
 from gateway.model.errors import ConfigError
 from gateway.model.identifiers import make_enterprise_number
+from gateway.testing.sample_directory import sample_directory
 
 FEDERATION_KEY = "federation.key"
 TRUST_ANCHOR = "federation.pub"

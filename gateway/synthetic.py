@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway.model.directory import sample_contact
 from gateway.model.dossier import (
     AidKind,
     Decision,
@@ -31,6 +30,7 @@ from gateway.model.dossier import (
 from gateway.model.identifiers import make_niss
 from gateway.model.sensitive import FamilyMember as FamilyMember  # re-exported for adapters
 from gateway.model.sensitive import SensitiveData as SensitiveData
+from gateway.testing.sample_directory import sample_contact
 
 FAMILY_NAMES = (
     "Peeters",

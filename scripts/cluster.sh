@@ -11,7 +11,7 @@
 #
 # Data, logs and the Erlang cookie live in var/cluster/ (git-ignored; set
 # CPAS_CLUSTER_DIR to move it). The machine's default node is never touched.
-# The work is done by gateway/local_broker.py, which the fault and TLS tests use as well.
+# The work is done by gateway/local_broker/, which the fault and TLS tests use as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-}

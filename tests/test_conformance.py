@@ -50,6 +50,7 @@ from cpas_conformance.requirements import REQUIREMENTS
 from cpas_conformance.runner import redact, run_case
 from gateway.model import keys
 from gateway.model.directory import Directory
+from gateway.model.directory import signature as directory_signature
 from ocmwdata import OcmwdataAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,6 +421,22 @@ def test_a_changed_gateway_function_is_found_and_put_back() -> None:
         assert Directory.__dict__["may_receive"].__code__ is code
     finally:
         original.__code__ = code
+
+
+def test_a_function_replaced_inside_a_guarded_package_is_found_and_put_back() -> None:
+    fingerprint = integrity.Fingerprint(("gateway.model.directory",))
+    original = directory_signature.load_directory
+    try:
+        # What load_directory_file calls: the name inside the module, not the package's.
+        directory_signature.load_directory = lambda *args, **kwargs: None  # type: ignore[assignment]
+        assert (
+            "gateway.model.directory.signature.load_directory was replaced" in fingerprint.changes()
+        )
+        fingerprint.restore()
+        assert fingerprint.changes() == []
+        assert directory_signature.load_directory is original
+    finally:
+        directory_signature.load_directory = original
 
 
 # ----------------------------------------------------- declared capabilities

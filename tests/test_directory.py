@@ -21,7 +21,6 @@ from gateway.model.directory import (
     directory_from_spec,
     load_directory,
     read_unsigned,
-    sample_directory,
     sign_directory,
 )
 from gateway.model.errors import (
@@ -31,6 +30,7 @@ from gateway.model.errors import (
     XmlRefused,
 )
 from gateway.model.identifiers import make_enterprise_number
+from gateway.testing.sample_directory import sample_directory
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 NS = "{urn:be:cpas:dse:directory:1}"

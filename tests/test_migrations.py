@@ -26,6 +26,7 @@ from gateway import store as store_module
 from gateway.cli import main
 from gateway.database import Database
 from gateway.journal import Event, Journal, load_or_create_secret
+from gateway.journal import tables as journal_tables
 from gateway.migrations import Migration, Schema
 from gateway.model.errors import ConfigError
 from gateway.store import Outgoing, Store
@@ -86,14 +87,14 @@ def _first_release(store_url: str, secret: bytes, monkeypatch: pytest.MonkeyPatc
     """A store and journal as the first release left them: its tables, its rows, no version."""
     with monkeypatch.context() as first:
         first.setattr(store_module, "SCHEMA", store_module.SCHEMA.upto(1))
-        first.setattr(journal_module, "SCHEMA", journal_module.SCHEMA.upto(1))
+        first.setattr(journal_tables, "SCHEMA", journal_tables.SCHEMA.upto(1))
         # The first release wrote no ``actor`` column (journal migration 2 adds it).
-        columns = tuple(name for name in journal_module._COLUMNS if name != "actor")
-        first.setattr(journal_module, "_COLUMNS", columns)
+        columns = tuple(name for name in journal_tables._COLUMNS if name != "actor")
+        first.setattr(journal_tables, "_COLUMNS", columns)
         first.setattr(
-            journal_module,
+            journal_tables,
             "_SELECT",
-            journal_module._SELECT.replace(", e.actor", ""),
+            journal_tables._SELECT.replace(", e.actor", ""),
         )
         store = Store(store_url, owner=CPAS)
         journal = Journal(_journal_url(store_url), secret, owner=CPAS)

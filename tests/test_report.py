@@ -44,10 +44,10 @@ from gateway.model.identifiers import make_niss
 from gateway.report import LANGUAGES, Report, build_report, render
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPORT_SOURCE = Path(gateway.report.__file__)
+REPORT_SOURCES = sorted(Path(gateway.report.__file__).parent.glob("*.py"))
 CODES_SOURCE = Path(gateway.model.codes.__file__)
-DIRECTORY_SOURCE = Path(gateway.model.directory.__file__)
-CATALOGUES = REPORT_SOURCE.parent / "locale"
+DIRECTORY_SOURCES = sorted(Path(gateway.model.directory.__file__).parent.glob("*.py"))
+CATALOGUES = Path(gateway.__file__).parent / "locale"
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +294,7 @@ def test_a_journal_that_is_not_intact_is_stated_in_the_report(
 def _messages() -> list[str | tuple[str, ...]]:
     found = [
         message
-        for source in (REPORT_SOURCE, CODES_SOURCE, DIRECTORY_SOURCE)
+        for source in (*REPORT_SOURCES, CODES_SOURCE, *DIRECTORY_SOURCES)
         for _, message, _, _ in extract_from_file(
             "python", str(source), keywords={"N_": None, "ngettext": (1, 2)}
         )

@@ -9,10 +9,11 @@ from typing import Final, cast
 
 from gateway.adapters import SimulatesOutage
 from gateway.cli.validate import check_document
-from gateway.model.directory import Directory, InstitutionKind, sample_directory
+from gateway.model.directory import Directory, InstitutionKind
 from gateway.model.dossier import Dossier
 from gateway.model.errors import AdapterError, DestinationRefused, GatewayError
 from gateway.model.identifiers import make_enterprise_number, validate_person_number
+from gateway.testing.sample_directory import sample_directory
 
 from .. import corpus, integrity
 from .. import requirements as reqs

@@ -3,7 +3,7 @@
 Writes, beside this file (or into ``--out``):
 
 - ``sample-directory.xml``: the signed sample directory of
-  :func:`gateway.model.directory.sample_directory` (every municipality's CPAS with a
+  :func:`gateway.testing.sample_directory.sample_directory` (every municipality's CPAS with a
   synthetic enterprise number, the 2025 Pajottegem merger, a closed CPAS and
   one institution of each other kind), with X25519 keys only so that the file
   stays small;
@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 from gateway.model import keys
-from gateway.model.directory import load_directory, sample_directory, sign_directory
+from gateway.model.directory import load_directory, sign_directory
+from gateway.testing.sample_directory import sample_directory
 
 DIRECTORY_FILE = "sample-directory.xml"
 TRUST_ANCHOR_FILE = "sample-federation.pub"

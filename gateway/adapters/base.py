@@ -44,11 +44,11 @@ from typing import Any, ClassVar
 
 from gateway.adapters.protocol import AdapterInfo, ImportResult
 from gateway.model.codes import Refusal
-from gateway.model.directory import sample_contact
 from gateway.model.dossier import ContactPoint, Dossier, build
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number, validate_person_number
 from gateway.synthetic import Beneficiary, SensitiveData, make_beneficiary
+from gateway.testing.sample_directory import sample_contact
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def contact_from_options(cpas_id: str, options: Mapping[str, str]) -> ContactPoi
     """The service contact of the ``mailbox`` and ``phone`` options.
 
     The mailbox defaults to the one the sample directory lists for the CPAS
-    (:func:`~gateway.model.directory.sample_contact`,
+    (:func:`~gateway.testing.sample_directory.sample_contact`,
     ``service.social@cpas-<cpas_id>.example.be``): a placeholder a CPAS
     replaces with its own service mailbox, never a person's.
 
