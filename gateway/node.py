@@ -77,7 +77,9 @@ from gateway.adapters import (
 from gateway.broker import (
     REFUSAL_CODE_HEADER,
     REFUSAL_REASON_HEADER,
+    Broker,
     BrokerClient,
+    BrokerFactory,
     Delivery,
     Names,
     Outgoing,
@@ -272,6 +274,8 @@ class Node:
         the federation's directory editions live (:mod:`gateway.directory_feed`).
     :param directory_poll: with ``trust_anchor``, also poll an HTTPS address
         for the current edition.
+    :param broker: makes the node's broker client (default: :class:`BrokerClient`,
+        RabbitMQ); tests give :class:`gateway.testing.MemoryBroker`'s instead.
     """
 
     def __init__(
@@ -295,6 +299,7 @@ class Node:
         broker_tls: BrokerTLS | None = None,
         trust_anchor: Ed25519PublicKey | None = None,
         directory_poll: DirectoryPoll | None = None,
+        broker: BrokerFactory = BrokerClient,
     ) -> None:
         self.cpas_id = cpas_id
         self.journal = journal
@@ -336,7 +341,7 @@ class Node:
         self._worker: threading.Thread | None = None
         self._outcomes = threading.Condition()
         self._consume = consume
-        self.broker = BrokerClient(
+        self.broker: Broker = broker(
             amqp_urls,
             cpas_topology([cpas_id], names=names),
             consume=names.inbox(cpas_id) if consume else None,
@@ -1815,6 +1820,7 @@ def build_node(
     consume: bool = True,
     follow_directory: bool = False,
     load_directory: Callable[[Path, Path], Directory] = load_directory_file,
+    broker: BrokerFactory = BrokerClient,
 ) -> Node:
     """Assemble a node: trust anchor, verified directory, keys, adapter and store.
 
@@ -1824,6 +1830,7 @@ def build_node(
     :param load_directory: reads and verifies the directory file, as
         :func:`~gateway.directory.load_directory_file` (a process serving
         several CPAS shares one verified edition between them).
+    :param broker: makes the node's broker client (default: RabbitMQ's).
     """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
@@ -1868,6 +1875,7 @@ def build_node(
         )
         if config.directory_url
         else None,
+        broker=broker,
     )
 
 
