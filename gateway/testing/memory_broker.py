@@ -24,9 +24,10 @@ routing key; ``x-max-length`` with ``drop-head``.
 What it does not model: durability (the queues live as long as the
 :class:`MemoryBroker` object: a node restarted on the same one finds them, a
 process restart loses them), quorum leadership and cluster members, flow
-control and ``reject-publish`` overflow, connection loss (use
-:meth:`MemoryClient.drop_connection` to simulate one), permissions other
-than ``user_id``, message TTLs, and the ``x-death`` headers.
+control and ``reject-publish`` overflow, reconnection
+(:meth:`MemoryClient.drop_connection` drops a client's connection; nothing
+reconnects it), permissions other than ``user_id``, message TTLs, and the
+``x-death`` headers.
 """
 
 from __future__ import annotations
