@@ -62,7 +62,7 @@ def test_a_worker_loop_dying_of_an_unexpected_error_stops_the_node_and_hands_bac
         held.append(len(batch))
         raise RuntimeError("a bug in the worker loop")
 
-    monkeypatch.setattr(receiver, "_process_batch", broken)
+    monkeypatch.setattr(receiver.receiver, "process_batch", broken)
     receiver.start()
     numbers = sender.adapter.seed(3, seed=31)  # type: ignore[attr-defined]
     for number in numbers:
@@ -78,7 +78,7 @@ def test_a_worker_loop_dying_of_an_unexpected_error_stops_the_node_and_hands_bac
 def test_a_store_outage_in_the_worker_loop_is_waited_out_not_fatal(
     make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway.node.node, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(gateway.node.worker, "SWEEP_SECONDS", 0.1)
     receiver = make_node(LIEGE, "fichesociale", start=False)
     real = receiver.expire_requests
     failures = [StoreUnavailable("The store is away.")] * 3

@@ -39,6 +39,8 @@ The modules, one job each:
 
 - :mod:`~gateway.node.node`: the :class:`Node` façade (parts wired, threads,
   lifecycle, health) and :func:`build_node`;
+- :mod:`~gateway.node.worker`: the worker thread, deliveries in batches and
+  the expiry sweep;
 - :mod:`~gateway.node.send`: destination check, header, seal, outbox, publish;
 - :mod:`~gateway.node.outbox`: confirms recorded, the unconfirmed republished,
   outcomes waited for;
@@ -63,19 +65,12 @@ from __future__ import annotations
 from gateway.broker import REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER
 from gateway.node.availability import PAUSE_MAX_SECONDS
 from gateway.node.desk import HeldView
-from gateway.node.node import (
-    DEFAULT_NAMES,
-    DEFAULT_REQUEST_TTL,
-    RECEIVE_BATCH,
-    SWEEP_SECONDS,
-    Action,
-    Node,
-    build_node,
-)
+from gateway.node.node import DEFAULT_NAMES, DEFAULT_REQUEST_TTL, Action, Node, build_node
 from gateway.node.replies import ATTEMPTS_EXHAUSTED, Reply
 from gateway.node.send import BROKER_WAIT_SECONDS, SEND_BATCH, STORE_WAIT_SECONDS, Sent
 from gateway.node.stats import LATENCY_BUCKETS, Health, NodeStats
 from gateway.node.vendor import VENDOR_UNAVAILABLE
+from gateway.node.worker import RECEIVE_BATCH, SWEEP_SECONDS
 
 __all__ = [
     "ATTEMPTS_EXHAUSTED",

@@ -1,7 +1,7 @@
 """Request expiry: a request still unanswered at its expiry is recorded ``expired``.
 
 The requester is never left in silence: the node's worker sweeps its
-unanswered requests every few seconds (:data:`gateway.node.node.SWEEP_SECONDS`),
+unanswered requests every few seconds (:data:`gateway.node.worker.SWEEP_SECONDS`),
 journals each expiry and tells the vendor system.
 """
 

@@ -10,7 +10,7 @@ act, so a new directory edition (or another store) set on the node is what
 they use next.
 
 Threads: the broker client's I/O thread hands deliveries to the worker
-(batches, :meth:`Node._process_batch`, and the expiry sweep); the confirmer
+(:mod:`~gateway.node.worker`: batches, and the expiry sweep); the confirmer
 marks confirmed messages in the outbox; each reconnection starts a republish
 of what the outbox holds unconfirmed. A thread that dies of an unexpected
 error stops the node (:attr:`Node.failed`): it never idles while holding
@@ -19,12 +19,9 @@ deliveries.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import queue
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +29,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.adapters import Adapter, AdapterRegistry, load_adapters
-from gateway.broker import Broker, BrokerClient, BrokerFactory, Delivery, Names, cpas_topology
+from gateway.broker import Broker, BrokerClient, BrokerFactory, Names, cpas_topology
 from gateway.broker_connection import BrokerTLS
 from gateway.codes import PolicyAction, RefusalGround
 from gateway.config import NodeConfig
@@ -40,10 +37,9 @@ from gateway.directory import Directory, load_directory_file
 from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.dossier import Dossier
 from gateway.envelope import Purpose
-from gateway.errors import StoreUnavailable
 from gateway.journal import Journal, open_journal
 from gateway.keys import NodeKeys, load_node_keys, load_trust_anchor
-from gateway.node.availability import Availability, Unavailable
+from gateway.node.availability import Availability
 from gateway.node.desk import Desk, HeldView
 from gateway.node.expiry import expire_requests
 from gateway.node.handlers import Handlers
@@ -54,6 +50,7 @@ from gateway.node.replies import Replies
 from gateway.node.send import STORE_WAIT_SECONDS, Sender, Sent
 from gateway.node.stats import Health, NodeStats
 from gateway.node.vendor import VendorCalls
+from gateway.node.worker import Worker
 from gateway.staff import StaffReference
 from gateway.store import OutboxEntry, Store
 
@@ -61,9 +58,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAMES = Names()
 DEFAULT_REQUEST_TTL = dt.timedelta(hours=24)
-SWEEP_SECONDS = 5.0
-"""How often the worker looks for requests past their expiry."""
-RECEIVE_BATCH = 128
 
 Action = PolicyAction
 """What a node does with a request for a given purpose (:class:`gateway.codes.PolicyAction`)."""
@@ -150,15 +144,14 @@ class Node:
         self.receiver = Receiver(self)
         self.desk = Desk(self)
 
-        self._queue: queue.Queue[Delivery | None] = queue.Queue()
-        self._confirmer = self._thread(self.outbox.confirm_loop, f"confirm-{cpas_id}")
-        self._worker: threading.Thread | None = None
+        self.worker = Worker(self)
+        self._confirmer = self.guarded_thread(self.outbox.confirm_loop, f"confirm-{cpas_id}")
         self._consume = consume
         self.broker: Broker = broker(
             amqp_urls,
             cpas_topology([cpas_id], names=names),
             consume=names.inbox(cpas_id) if consume else None,
-            on_delivery=self._queue.put,
+            on_delivery=self.worker.put,
             prefetch=prefetch,
             name=f"node-{cpas_id}",
             passive=provisioned,
@@ -185,8 +178,7 @@ class Node:
     def start(self, *, wait: float = 15.0) -> Node:
         """Connect, declare, start consuming, and publish what the outbox still holds."""
         if self._consume:
-            self._worker = self._thread(self._work, f"worker-{self.cpas_id}")
-            self._worker.start()
+            self.worker.start()
         self._confirmer.start()
         if self.directory_feed is not None:
             self.directory_feed.start()
@@ -201,9 +193,7 @@ class Node:
         if self.directory_feed is not None:
             self.directory_feed.stop()
         self.broker.cancel_consumer()
-        self._queue.put(None)
-        if self._worker is not None:
-            self._worker.join(timeout)
+        self.worker.stop(timeout)
         # Deliveries still queued were never acked: closing returns them to
         # the broker for the next start.
         self.broker.stop()
@@ -228,7 +218,7 @@ class Node:
             return Health("broker unavailable", self.broker.addresses)
         return Health("ok")
 
-    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+    def guarded_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """A thread of the node whose unexpected death stops the node, loudly."""
 
         def guarded() -> None:
@@ -258,47 +248,7 @@ class Node:
     def _on_broker_ready(self) -> None:
         # On the I/O thread: what a lost connection left unconfirmed in the
         # outbox goes out again on the new one, without waiting for a restart.
-        self._thread(self.outbox.republish_unconfirmed, f"republish-{self.cpas_id}").start()
-
-    # --------------------------------------------------------------- worker
-
-    def _work(self) -> None:
-        next_sweep = time.monotonic() + SWEEP_SECONDS
-        while True:
-            batch, stopping = self._next_batch()
-            try:
-                if batch:
-                    self._process_batch(batch)
-                if time.monotonic() >= next_sweep and not stopping:
-                    self.availability.until_available(self.expire_requests)
-                    next_sweep = time.monotonic() + SWEEP_SECONDS
-            except (StoreUnavailable, Unavailable):
-                # Stopping while the store or the vendor is away: what is in
-                # hand was never acked and goes back when the connection closes.
-                log.warning("stopping with %d deliveries in hand unprocessed", len(batch))
-                return
-            if stopping:
-                return
-
-    def _next_batch(self) -> tuple[list[Delivery], bool]:
-        """What the broker has handed over, up to a batch; and whether to stop after it."""
-        try:
-            first = self._queue.get(timeout=1.0)
-        except queue.Empty:
-            return [], False
-        if first is None:
-            return [], True
-        batch = [first]
-        with contextlib.suppress(queue.Empty):
-            while len(batch) < RECEIVE_BATCH:
-                item = self._queue.get_nowait()
-                if item is None:
-                    return batch, True
-                batch.append(item)
-        return batch, False
-
-    def _process_batch(self, batch: list[Delivery]) -> None:
-        self.receiver.process_batch(batch)
+        self.guarded_thread(self.outbox.republish_unconfirmed, f"republish-{self.cpas_id}").start()
 
     # ----------------------------------------------------------------- send
 
