@@ -14,9 +14,11 @@ from collections.abc import Callable
 import pytest
 from conftest import GENT, LIEGE, NodeFactory
 
-from gateway.codes import Outcome, Refusal
+from gateway.codes import Fault, Outcome, Refusal
 from gateway.envelope import Purpose, RefusalReason
+from gateway.errors import AdapterError, GatewayError
 from gateway.node import Action, Node
+from gateway.staff import staff_reference
 
 MOVE = Purpose.CONTINUITY_AFTER_MOVE
 INQUIRY = Purpose.NEW_APPLICATION_INQUIRY
@@ -130,6 +132,31 @@ def test_a_held_request_refused_by_a_social_worker_tells_the_requester(
     assert gent.held_requests() == []
 
 
+def test_a_two_person_hold_sends_the_dossier_only_at_the_second_distinct_release(
+    make: NodeFactory,
+) -> None:
+    gent, liege, number = _asker(make, policy={INQUIRY: Action.TWO_PERSON_HOLD})
+    sent = liege.send_request(number, gent.cpas_id, INQUIRY, "LG-B-6")
+    _until(lambda: len(gent.held_requests()) == 1)
+    assert gent.release(sent.message_id, staff=staff_reference("GT-SW-117")) is None
+    assert len(gent.held_requests()) == 1
+    assert gent.release(sent.message_id, staff=staff_reference("GT-SW-204")) is not None
+    assert _outcome(liege, sent.message_id) == (Outcome.ANSWERED, None)
+
+
+def test_the_same_social_worker_cannot_release_a_two_person_hold_twice(
+    make: NodeFactory,
+) -> None:
+    gent, liege, number = _asker(make, policy={INQUIRY: Action.TWO_PERSON_HOLD})
+    sent = liege.send_request(number, gent.cpas_id, INQUIRY, "LG-B-7")
+    _until(lambda: len(gent.held_requests()) == 1)
+    gent.release(sent.message_id, staff=staff_reference("GT-SW-117"))
+    with pytest.raises(GatewayError) as refused:
+        gent.release(sent.message_id, staff=staff_reference("GT-SW-117"))
+    assert refused.value.code == Fault.HOLD_SAME_STAFF
+    assert len(gent.held_requests()) == 1
+
+
 def test_the_same_message_delivered_twice_is_imported_once(make: NodeFactory) -> None:
     gent, liege, number = _pair(make)
     sent = gent.send_transfer(number, liege.cpas_id, MOVE)
@@ -142,6 +169,29 @@ def test_the_same_message_delivered_twice_is_imported_once(make: NodeFactory) ->
     _until(lambda: liege.stats["duplicates"] == 1)
     assert liege.stats["imported"] == 1
     assert liege.adapter.count_persons() == 1  # type: ignore[attr-defined]
+
+
+def test_a_delivery_in_hand_when_the_node_stops_comes_again_and_is_imported_once(
+    make: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gent = make(GENT, "ocmwdata")
+    liege = make(LIEGE, "fichesociale", start=False)
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise AdapterError("The vendor is away.", code="adapter.unavailable", transient=True)
+
+    monkeypatch.setattr(liege.adapter, "import_dossier", away)
+    liege.import_retry_seconds = 0
+    liege.start()
+    (number,) = gent.adapter.seed(1, seed=23)  # type: ignore[attr-defined]
+    sent = gent.send_transfer(number, liege.cpas_id, MOVE)
+    _until(lambda: liege.health().status == "vendor system unavailable")
+    liege.stop()  # the delivery in hand was never acked
+
+    restarted = make(LIEGE, "fichesociale")
+    assert _outcome(gent, sent.message_id) == (Outcome.IMPORTED, None)
+    assert restarted.stats["redelivered"] == 1
+    assert restarted.adapter.count_persons() == 1  # type: ignore[attr-defined]
 
 
 def test_garbage_is_dead_lettered_and_the_node_keeps_importing(make: NodeFactory) -> None:
