@@ -8,6 +8,7 @@ loudly: those tests must run in CI, never be skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,6 +35,7 @@ from gateway.local_pki import LocalPki, make_local_pki
 from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
+from gateway.testing import MEMORY_URL, MemoryBroker
 
 # Fixtures shared by several test modules.
 pytest_plugins = ["helpers.broker_users", "helpers.node_configs", "helpers.api_nodes"]
@@ -177,50 +179,79 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     node.remove()
 
 
-@pytest.fixture
-def make_node(
-    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+@contextlib.contextmanager
+def building_nodes(
+    federation: LocalFederation, folder: Path, **defaults: Any
 ) -> Iterator[NodeFactory]:
-    """Build and start a node for a member CPAS with a reference adapter.
+    """Build nodes for member CPAS with a reference adapter; stop them all at the end.
 
-    Calling it again for the same CPAS and adapter reuses the vendor data and
-    the node's store (a restart). Keyword arguments go to :class:`Node`
-    (``directory``, ``keys``, ``amqp_urls`` and ``start=False`` override).
+    Calling the factory again for the same CPAS and adapter reuses the vendor
+    data and the node's store (a restart). ``defaults`` and the factory's
+    keyword arguments go to :class:`Node` (``start=False``: not started).
     """
     registry = load_adapters()
     nodes: list[Node] = []
 
     def factory(nis_code: str, adapter: str, *, start: bool = True, **kwargs: Any) -> Node:
         member = federation.member(nis_code)
-        folder = tmp_path / f"{adapter}-{member.cpas_id}"
-        folder.mkdir(exist_ok=True)
+        here = folder / f"{adapter}-{member.cpas_id}"
+        here.mkdir(exist_ok=True)
         options = (
-            {"url": f"sqlite:///{folder}/vendor.sqlite3"}
+            {"url": f"sqlite:///{here}/vendor.sqlite3"}
             if adapter == "ocmwdata"
-            else {"folder": str(folder / "fiches")}
+            else {"folder": str(here / "fiches")}
         )
-        settings: dict[str, Any] = {
-            "directory": federation.directory,
-            "keys": member.node_keys,
-            "amqp_urls": [amqp_url],
-            "names": sandbox,
-        } | kwargs
+        settings: dict[str, Any] = (
+            {"directory": federation.directory, "keys": member.node_keys} | defaults | kwargs
+        )
         journal = Journal(
-            f"sqlite:///{folder}/journal.sqlite3",
-            load_or_create_secret(folder / "journal.secret"),
-            head_path=folder / "journal.head",
+            f"sqlite:///{here}/journal.sqlite3",
+            load_or_create_secret(here / "journal.secret"),
+            head_path=here / "journal.head",
         )
         node = Node(
             member.cpas_id,
             adapter=registry.create(adapter, member.cpas_id, options),
-            store=Store(f"sqlite:///{folder}/node.sqlite3"),
+            store=Store(f"sqlite:///{here}/node.sqlite3"),
             journal=journal,
             **settings,
         )
         nodes.append(node)
         return node.start() if start else node
 
-    yield factory
-    for node in nodes:
-        node.stop()
-        node.adapter.close()
+    try:
+        yield factory
+    finally:
+        for node in nodes:
+            node.stop()
+            node.adapter.close()
+
+
+@pytest.fixture
+def make_node(
+    amqp_url: str, federation: LocalFederation, sandbox: Names, tmp_path: Path
+) -> Iterator[NodeFactory]:
+    """Build and start a node on the real broker (see :func:`building_nodes`).
+
+    Keyword arguments go to :class:`Node` (``directory``, ``keys``,
+    ``amqp_urls`` and ``start=False`` override).
+    """
+    with building_nodes(federation, tmp_path, amqp_urls=[amqp_url], names=sandbox) as factory:
+        yield factory
+
+
+@pytest.fixture
+def memory_broker() -> MemoryBroker:
+    """An in-memory broker of this test's own (gateway.testing)."""
+    return MemoryBroker()
+
+
+@pytest.fixture
+def make_memory_node(
+    memory_broker: MemoryBroker, federation: LocalFederation, tmp_path: Path
+) -> Iterator[NodeFactory]:
+    """As ``make_node``, on this test's in-memory broker: no RabbitMQ needed."""
+    with building_nodes(
+        federation, tmp_path, amqp_urls=[MEMORY_URL], broker=memory_broker.client
+    ) as factory:
+        yield factory

@@ -236,7 +236,7 @@ def test_run_exits_1_when_a_thread_of_the_node_dies(
     def broken(self: Node, now: Any = None) -> list[str]:
         raise RuntimeError("a bug in the sweep")
 
-    monkeypatch.setattr(gateway.node, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(gateway.node.worker, "SWEEP_SECONDS", 0.1)
     monkeypatch.setattr(Node, "expire_requests", broken)
     assert main(["run", "--config", str(configs[LIEGE])]) == 1
     assert "a bug in the sweep" in capsys.readouterr().out

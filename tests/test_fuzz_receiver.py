@@ -301,7 +301,7 @@ def _assert_refused_at_once(receiver: Node, codes: Counter[str]) -> None:
 
 
 def _assert_still_imports(make_node: NodeFactory, receiver: Node) -> None:
-    assert receiver._worker is not None and receiver._worker.is_alive()
+    assert receiver.worker.is_alive()
     sender = make_node(GENT, "ocmwdata")
     (number,) = sender.adapter.seed(1, seed=SEED)  # type: ignore[attr-defined]
     sent = sender.send_transfer(number, receiver.cpas_id, PURPOSE)

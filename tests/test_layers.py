@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import warnings
 
@@ -24,3 +25,17 @@ def test_a_name_that_never_was_a_module_of_the_gateway_is_still_not_found() -> N
         warnings.simplefilter("error")
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module("gateway.dossiers")
+
+
+def test_the_adapter_api_and_the_reference_adapters_load_no_broker_client() -> None:
+    # Vendors import the adapter API and the model: the broker, its AMQP
+    # library and the in-memory stand-in stay out of their process.
+    script = (
+        "import sys, gateway.adapters, fichesociale.adapter, ocmwdata.adapter;"
+        "print(sorted(m for m in ('pika', 'gateway.broker', 'gateway.node',"
+        " 'gateway.testing.memory_broker') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -62,7 +62,7 @@ def test_a_worker_loop_dying_of_an_unexpected_error_stops_the_node_and_hands_bac
         held.append(len(batch))
         raise RuntimeError("a bug in the worker loop")
 
-    monkeypatch.setattr(receiver, "_process_batch", broken)
+    monkeypatch.setattr(receiver.receiver, "process_batch", broken)
     receiver.start()
     numbers = sender.adapter.seed(3, seed=31)  # type: ignore[attr-defined]
     for number in numbers:
@@ -78,7 +78,7 @@ def test_a_worker_loop_dying_of_an_unexpected_error_stops_the_node_and_hands_bac
 def test_a_store_outage_in_the_worker_loop_is_waited_out_not_fatal(
     make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway.node, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(gateway.node.worker, "SWEEP_SECONDS", 0.1)
     receiver = make_node(LIEGE, "fichesociale", start=False)
     real = receiver.expire_requests
     failures = [StoreUnavailable("The store is away.")] * 3
@@ -115,7 +115,7 @@ def test_a_message_that_keeps_failing_while_the_node_is_healthy_is_refused_after
         return real(items)
 
     monkeypatch.setattr(adapter, "import_batch", import_batch)
-    receiver._retry_seconds = 0
+    receiver.import_retry_seconds = 0
     receiver.start()
     sent = [sender.send_transfer(n, receiver.cpas_id, PURPOSE) for n in numbers]
     outcomes = sender.wait_for_outcomes([s.message_id for s in sent], 30)
@@ -141,7 +141,7 @@ def test_a_vendor_system_away_spends_no_delivery_attempt(
         return real(items)
 
     monkeypatch.setattr(adapter, "import_batch", import_batch)
-    receiver._retry_seconds = 0
+    receiver.import_retry_seconds = 0
     receiver.start()
     (number,) = sender.adapter.seed(1, seed=41)  # type: ignore[attr-defined]
     sent = sender.send_transfer(number, receiver.cpas_id, PURPOSE)

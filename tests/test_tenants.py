@@ -441,7 +441,7 @@ def test_a_tenant_whose_thread_dies_stops_alone_and_the_others_keep_importing(
     def broken(batch: list[Any]) -> None:
         raise RuntimeError("a bug in the worker loop")
 
-    monkeypatch.setattr(gent, "_process_batch", broken)
+    monkeypatch.setattr(gent.receiver, "process_batch", broken)
     stop = threading.Event()
     watching = threading.Thread(target=hosting.host.watch, args=(stop,), kwargs={"interval": 0.1})
     watching.start()
