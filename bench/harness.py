@@ -33,7 +33,7 @@ import pika
 
 from gateway.adapters import AdapterRegistry, Inspectable, Seedable, load_adapters
 from gateway.broker import Names, Topology, cpas_topology, delete_topology, directory_topology
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
 

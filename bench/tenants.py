@@ -34,8 +34,8 @@ from rich.table import Table
 
 from gateway.broker import Names, delete_namespace
 from gateway.config import NodeConfig, amqp_url_from_env
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.hosting import PER_CPAS_VARIABLES, Host, load_tenants
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.model import municipalities
 from gateway.model.envelope import Purpose
 from gateway.model.errors import GatewayError

@@ -1,6 +1,6 @@
 """The benchmark's workload: real sealed envelopes, and caseloads spread by population.
 
-Dossiers come from :func:`gateway.synthetic.make_beneficiary`, the same
+Dossiers come from :func:`gateway.testing.synthetic.make_beneficiary`, the same
 generator every adapter seeds from: an aid history of an exponentially
 distributed number of decisions (mean about 6, at most 60), so a run mixes
 people with no decision and people with dozens.
@@ -17,10 +17,10 @@ import random
 from dataclasses import dataclass
 
 from bench.stats import summary
-from gateway.localnet import LocalFederation
+from gateway.federation.localnet import LocalFederation
 from gateway.model import municipalities
 from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 NATIONAL_CASELOAD = 240_000
 """People helped by a CPAS in one year, all of Belgium."""

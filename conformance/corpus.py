@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Final
 
 from gateway.model.dossier import Dossier, HouseholdCategory
-from gateway.synthetic import make_decisions
+from gateway.testing.synthetic import make_decisions
 
 PACKAGE: Final = "cpas_conformance"
 MANIFEST: Final = "manifest.json"

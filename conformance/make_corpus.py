@@ -51,7 +51,7 @@ from gateway.model.dossier import (
     legal_basis_for,
 )
 from gateway.model.identifiers import make_enterprise_number, make_niss
-from gateway.synthetic import make_beneficiary, make_decisions
+from gateway.testing.synthetic import make_beneficiary, make_decisions
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -18,47 +18,53 @@ from types import ModuleType
 
 __version__ = "0.1.0"
 
-# Modules that moved into gateway.model: code written against the old names
-# (a vendor's adapter, an operator's script) keeps working, and is told where
-# they went.
-_MOVED_TO_MODEL = (
-    "codes",
-    "errors",
-    "identifiers",
-    "hardened_xml",
-    "keys",
-    "dossier",
-    "directory",
-    "envelope",
-    "municipalities",
-    "sensitive",
-    "staff",
-)
+# Modules that moved into a layer's package: code written against the old
+# names (a vendor's adapter, an operator's script) keeps working, and is told
+# where they went.
+_MOVED: dict[str, str] = {
+    **{
+        name: f"model.{name}"
+        for name in (
+            "codes",
+            "errors",
+            "identifiers",
+            "hardened_xml",
+            "keys",
+            "dossier",
+            "directory",
+            "envelope",
+            "municipalities",
+            "sensitive",
+            "staff",
+        )
+    },
+    "synthetic": "testing.synthetic",
+}
 
 
 class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Import ``gateway.<name>`` as the very module ``gateway.model.<name>``, with a warning."""
+    """Import a former ``gateway.<name>`` as the very module it became, with a warning."""
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
         package, _, name = fullname.rpartition(".")
-        if package != __name__ or name not in _MOVED_TO_MODEL:
+        if package != __name__ or name not in _MOVED:
             return None
         return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        name = spec.name.rpartition(".")[2]
+        new = f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}"
         warnings.warn(
-            f"{spec.name} is now gateway.model.{name}; import it from there "
+            f"{spec.name} is now {new}; import it from there "
             "(the old name will be removed in a later release).",
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(f"{__name__}.model.{name}")
+        return importlib.import_module(new)
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module is already executed: it is gateway.model's own."""
+        """The module is already executed: it is the one it became."""
 
 
 sys.meta_path.append(_MovedModule())

@@ -35,14 +35,14 @@ from gateway.broker import Names, cpas_topology, delete_topology, directory_topo
 from gateway.broker_connection import BrokerTLS, connect, where
 from gateway.config import split_urls
 from gateway.demo_api import HELD_PURPOSE, show_api_story
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model.codes import Fault
 from gateway.model.directory import InstitutionKind, InstitutionStatus
 from gateway.model.envelope import Purpose
 from gateway.model.errors import BrokerError, ConfigError, DestinationRefused, GatewayError
 from gateway.node import Node, build_node
 from gateway.report import build_report, render
-from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
+from gateway.testing.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 GENT, LIEGE = "44021", "62063"
 

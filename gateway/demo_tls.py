@@ -1,9 +1,9 @@
 """``cpas-gateway demo --tls``: a private RabbitMQ node with mutual TLS, for the demo only.
 
 The node runs the installed RabbitMQ under its own name, ports, data folder
-and Erlang cookie (:mod:`gateway.local_broker`), with a TLS listener that
+and Erlang cookie (:mod:`gateway.federation.local_broker`), with a TLS listener that
 requires a client certificate signed by a throw-away CA
-(:mod:`gateway.local_pki`). It is stopped and removed when the demo ends.
+(:mod:`gateway.federation.local_pki`). It is stopped and removed when the demo ends.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 from rich.console import Console
 
 from gateway.broker_connection import BrokerTLS
-from gateway.local_broker import (
+from gateway.federation.local_broker import (
     RABBITMQ_SCRIPTS,
     BrokerNode,
     BrokerUnavailable,
     TlsListener,
     rabbitmq_installed,
 )
-from gateway.local_pki import make_local_pki
+from gateway.federation.local_pki import make_local_pki
 from gateway.model.codes import Fault
 from gateway.model.errors import BrokerError
 

@@ -11,11 +11,11 @@
 #
 # Data, logs and the Erlang cookie live in var/cluster/ (git-ignored; set
 # CPAS_CLUSTER_DIR to move it). The machine's default node is never touched.
-# The work is done by gateway/local_broker/, which the fault and TLS tests use as well.
+# The work is done by gateway/federation/local_broker/, which the fault and TLS tests use as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-}
 if [ -z "$PYTHON" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-exec "$PYTHON" -m gateway.local_broker --root "${CPAS_CLUSTER_DIR:-var/cluster}" "$@"
+exec "$PYTHON" -m gateway.federation.local_broker --root "${CPAS_CLUSTER_DIR:-var/cluster}" "$@"

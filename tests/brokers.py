@@ -1,8 +1,8 @@
-"""Private RabbitMQ nodes for the tests: see :mod:`gateway.local_broker`."""
+"""Private RabbitMQ nodes for the tests: see :mod:`gateway.federation.local_broker`."""
 
 from __future__ import annotations
 
-from gateway.local_broker import (
+from gateway.federation.local_broker import (
     BrokerNode,
     BrokerUnavailable,
     Cluster,

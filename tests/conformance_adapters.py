@@ -40,7 +40,7 @@ from gateway.model.directory import Directory, Verdict
 from gateway.model.dossier import AidKind, Decision, DecisionStatus, Dossier, legal_basis_for
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_person_number
-from gateway.synthetic import SensitiveData
+from gateway.testing.synthetic import SensitiveData
 from ocmwdata import OcmwdataAdapter
 
 OPTIONS: Final = {

@@ -30,9 +30,9 @@ from gateway.broker import (
     delete_namespace,
 )
 from gateway.broker_connection import BrokerTLS
+from gateway.federation.local_pki import LocalPki, make_local_pki
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import Journal, load_or_create_secret
-from gateway.local_pki import LocalPki, make_local_pki
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.node import Node
 from gateway.store import Store
 from gateway.testing import MEMORY_URL, MemoryBroker

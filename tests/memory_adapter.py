@@ -9,7 +9,7 @@ from gateway.adapters import AdapterFactory, impl
 from gateway.adapters.base import Listing, Planting, Seeding
 from gateway.adapters.protocol import AdapterInfo
 from gateway.model.dossier import Dossier
-from gateway.synthetic import SensitiveData
+from gateway.testing.synthetic import SensitiveData
 
 
 class MemoryAdapter(Seeding, Planting, Listing):

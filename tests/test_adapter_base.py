@@ -22,7 +22,7 @@ from gateway.adapters.base import Seeding, person_number_or_none
 from gateway.adapters.protocol import AdapterInfo
 from gateway.model.dossier import Dossier
 from gateway.model.errors import AdapterError
-from gateway.synthetic import SensitiveData, make_beneficiary
+from gateway.testing.synthetic import SensitiveData, make_beneficiary
 
 CPAS = "0200000142"
 

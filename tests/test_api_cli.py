@@ -18,7 +18,7 @@ from gateway.api import ApiTokens
 from gateway.broker import Names, delete_namespace
 from gateway.cli import main
 from gateway.config import ApiConfig, NodeConfig
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model.errors import ConfigError
 
 

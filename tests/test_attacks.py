@@ -23,16 +23,16 @@ from helpers.broker_users import Broker
 
 from gateway.broker import Names
 from gateway.cli import main
+from gateway.federation.localnet import LocalFederation, make_local_federation
+from gateway.federation.provision import ManagementApi, remove_users
 from gateway.journal import Event
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.model.directory import InstitutionStatus
 from gateway.model.dossier import Dossier, Language
 from gateway.model.envelope import Body, Envelope, Header, MessageType, Purpose, RefusalReason, seal
 from gateway.model.keys import NodeKeys
 from gateway.node import REFUSAL_CODE_HEADER, Node
-from gateway.provision import ManagementApi, remove_users
 from gateway.report import build_report
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 

@@ -24,7 +24,7 @@ from gateway.backup import backup_node, restore_node
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
-from gateway.localnet import LocalFederation
+from gateway.federation.localnet import LocalFederation
 from gateway.model.directory import InstitutionStatus
 from gateway.model.envelope import Purpose
 from gateway.model.errors import ConfigError, DestinationRefused

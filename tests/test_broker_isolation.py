@@ -21,12 +21,12 @@ from helpers.broker_users import Broker
 from pika.exceptions import ChannelClosedByBroker
 
 from gateway.broker import Names
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
+from gateway.federation.provision import ManagementApi, provision, remove_users
 from gateway.model.directory import InstitutionKind, InstitutionStatus
 from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.model.errors import BrokerError
-from gateway.provision import ManagementApi, provision, remove_users
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 

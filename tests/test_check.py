@@ -21,11 +21,16 @@ from conftest import GENT, LIEGE, NAMUR, TlsBroker
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.database import Database
-from gateway.localnet import FEDERATION_KEY, LocalFederation, cpas_id_of, make_local_federation
+from gateway.federation.localnet import (
+    FEDERATION_KEY,
+    LocalFederation,
+    cpas_id_of,
+    make_local_federation,
+)
+from gateway.federation.provision import ManagementApi, provision
 from gateway.model.directory import sign_directory
 from gateway.model.keys import load_signing_key, write_node_keys
 from gateway.preflight import Preflight, Status, run_preflight
-from gateway.provision import ManagementApi, provision
 from gateway.store import SCHEMA as store_schema
 from gateway.store import Store
 

@@ -13,10 +13,10 @@ import gateway.node
 from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
-from gateway.localnet import LocalFederation
+from gateway.federation.localnet import LocalFederation
+from gateway.federation.provision import ManagementApi, remove_users
 from gateway.model.errors import DirectoryError, StoreUnavailable
 from gateway.node import Node, build_node
-from gateway.provision import ManagementApi, remove_users
 from gateway.store import Store
 
 

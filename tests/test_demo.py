@@ -11,7 +11,7 @@ from memory_adapter import MemoryPlugin
 from rich.console import Console
 
 from gateway.demo import run_demo
-from gateway.localnet import cpas_id_of
+from gateway.federation.localnet import cpas_id_of
 from gateway.model.errors import ConfigError
 
 GENT = "44021"

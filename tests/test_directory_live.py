@@ -33,15 +33,15 @@ from gateway.broker import Names
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.directory_feed import DirectoryPoll, current_edition, publish_edition
+from gateway.federation.local_pki import make_local_pki
+from gateway.federation.localnet import FEDERATION_KEY, LocalFederation, make_local_federation
+from gateway.federation.provision import ManagementApi, provision, remove_users
 from gateway.journal import Event, JournalSettings
-from gateway.local_pki import make_local_pki
-from gateway.localnet import FEDERATION_KEY, LocalFederation, make_local_federation
 from gateway.model import keys
 from gateway.model.directory import InstitutionStatus, sign_directory
 from gateway.model.envelope import Purpose
 from gateway.model.errors import BrokerError, ConfigError, DestinationRefused, DirectoryError
 from gateway.node import Node
-from gateway.provision import ManagementApi, provision, remove_users
 from gateway.store import Store
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE

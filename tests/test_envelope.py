@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model import keys
 from gateway.model.directory import InstitutionKind
 from gateway.model.envelope import (
@@ -22,7 +22,7 @@ from gateway.model.envelope import (
     seal,
 )
 from gateway.model.errors import EnvelopeRefused
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 GENT, LIEGE, NAMUR = "44021", "62063", "92094"
 

@@ -80,8 +80,8 @@ from gateway.broker import Names
 from gateway.config import split_urls
 from gateway.database import is_postgres
 from gateway.dead_letters import list_dead_letters
+from gateway.federation.localnet import LocalFederation, cpas_id_of, make_local_federation
 from gateway.journal import JournalSettings
-from gateway.localnet import LocalFederation, cpas_id_of, make_local_federation
 from gateway.model.dossier import Dossier
 from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.node import build_node

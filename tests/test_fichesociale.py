@@ -30,7 +30,7 @@ from gateway.model.dossier import (
 )
 from gateway.model.errors import AdapterError
 from gateway.model.identifiers import make_enterprise_number, make_niss
-from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
+from gateway.testing.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 CPAS = make_enterprise_number(1)
 OTHER_CPAS = make_enterprise_number(2)

@@ -33,11 +33,11 @@ import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from lxml import etree
 
-from gateway.localnet import LocalFederation
+from gateway.federation.localnet import LocalFederation
 from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
 from gateway.model.hardened_xml import NS_ENVELOPE
 from gateway.node import REFUSAL_CODE_HEADER, Node
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 MESSAGES = int(os.environ.get("CPAS_FUZZ_MESSAGES", "3000"))
 SEED = int(os.environ.get("CPAS_FUZZ_SEED", "20261130"))

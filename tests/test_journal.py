@@ -34,6 +34,7 @@ from helpers.journal_run import (
 from psycopg import sql
 
 from gateway.config import NodeConfig
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import (
     ContentState,
     Event,
@@ -42,7 +43,6 @@ from gateway.journal import (
     JournalSettings,
     load_or_create_secret,
 )
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.model.errors import KeyMaterialError
 
 # ---------------------------------------------------------------- fixtures

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import GENT, LIEGE, NodeFactory
 
+from gateway.federation.localnet import LocalFederation
 from gateway.journal import Journal
-from gateway.localnet import LocalFederation
 from gateway.model.directory import InstitutionKind
 from gateway.model.envelope import Purpose
 from gateway.model.errors import DestinationRefused

@@ -16,8 +16,8 @@ import pytest
 from helpers.journal_run import cli, node_config, record_run
 
 from gateway.config import NodeConfig
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import Event, Journal, JournalSettings
-from gateway.localnet import LocalFederation, make_local_federation
 
 
 @pytest.fixture(scope="module")

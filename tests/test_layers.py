@@ -39,3 +39,10 @@ def test_the_adapter_api_and_the_reference_adapters_load_no_broker_client() -> N
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_synthetic_people_imported_by_their_former_name_are_the_testing_module() -> None:
+    sys.modules.pop("gateway.synthetic", None)
+    with pytest.warns(DeprecationWarning, match=r"gateway\.testing\.synthetic"):
+        old = importlib.import_module("gateway.synthetic")
+    assert old is importlib.import_module("gateway.testing.synthetic")

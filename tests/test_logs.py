@@ -20,7 +20,7 @@ from conftest import GENT, LIEGE
 
 from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
 from gateway.cli import main
-from gateway.localnet import make_local_federation
+from gateway.federation.localnet import make_local_federation
 from gateway.logs import configure_logging, mask_person_numbers
 from gateway.model.envelope import Purpose
 from gateway.model.identifiers import make_niss

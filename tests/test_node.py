@@ -12,7 +12,7 @@ from conftest import GENT, LIEGE, NAMUR, NodeFactory
 
 from gateway.broker import wait_all
 from gateway.dead_letters import list_dead_letters, requeue_dead_letters
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model.codes import Outcome, Refusal
 from gateway.model.directory import InstitutionKind, InstitutionStatus
 from gateway.model.dossier import Dossier

@@ -13,8 +13,8 @@ from conftest import GENT, LIEGE
 from psycopg import sql
 
 from gateway.config import NodeConfig
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import Journal, JournalSettings
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.model.errors import ConfigError
 from gateway.node import Node, build_node
 from gateway.store import Store

@@ -28,7 +28,7 @@ from gateway.adapters import Adapter, Seedable, load_adapters
 from gateway.model.dossier import AidKind, DecisionStatus, Dossier, HouseholdCategory, Language
 from gateway.model.errors import AdapterError
 from gateway.model.identifiers import make_enterprise_number
-from gateway.synthetic import FamilyMember, make_beneficiary
+from gateway.testing.synthetic import FamilyMember, make_beneficiary
 from ocmwdata import OcmwdataAdapter
 from ocmwdata import __main__ as cli
 from ocmwdata.vocabulary import (

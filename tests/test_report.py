@@ -36,8 +36,8 @@ import gateway.model.codes
 import gateway.model.directory
 import gateway.report
 from gateway.config import NodeConfig
+from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import Event, Journal, JournalSettings
-from gateway.localnet import LocalFederation, make_local_federation
 from gateway.model.codes import Outcome, Refusal, RefusalReason, Worded
 from gateway.model.dossier import AidKind, Decision, DecisionStatus, Language, legal_basis_for
 from gateway.model.identifiers import make_niss

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_envelope import LIEGE, _open, _refusal, _transfer, world
 
+from gateway.federation.localnet import LocalFederation
 from gateway.journal import Event, Journal, load_or_create_secret
-from gateway.localnet import LocalFederation
 from gateway.model.envelope import Envelope
 from gateway.model.errors import SchemaInvalid
 

@@ -35,6 +35,7 @@ from gateway.broker import Names, delete_namespace
 from gateway.cli import main
 from gateway.config import NodeConfig
 from gateway.dead_letters import list_dead_letters
+from gateway.federation.localnet import LocalCpas, LocalFederation, make_local_federation
 from gateway.hosting import (
     PER_CPAS_VARIABLES,
     Host,
@@ -42,7 +43,6 @@ from gateway.hosting import (
     load_tenants,
     tenant_files,
 )
-from gateway.localnet import LocalCpas, LocalFederation, make_local_federation
 from gateway.model.envelope import Purpose
 from gateway.model.errors import ConfigError, DirectoryError
 from gateway.node import Node, build_node

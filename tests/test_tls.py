@@ -3,7 +3,7 @@
 The node (the ``tls_broker`` fixture) listens for TLS with ``verify_peer`` and
 ``fail_if_no_peer_cert``:
 it accepts only clients that present a certificate signed by its CA. Every
-certificate is made here, with ``cryptography`` (:mod:`gateway.local_pki`).
+certificate is made here, with ``cryptography`` (:mod:`gateway.federation.local_pki`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from conftest import GENT, LIEGE, NodeFactory, TlsBroker
 from gateway.broker import Names
 from gateway.broker_connection import BrokerTLS, connect
 from gateway.config import NodeConfig
-from gateway.local_pki import CertificateAuthority
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.local_pki import CertificateAuthority
+from gateway.federation.localnet import LocalFederation, make_local_federation
+from gateway.federation.provision import ManagementApi, provision
 from gateway.model.envelope import Purpose
 from gateway.model.errors import BrokerError, ConfigError
-from gateway.provision import ManagementApi, provision
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy"
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 from gateway.model import hardened_xml
 from gateway.model.dossier import Dossier
 from gateway.model.errors import GatewayError
-from gateway.synthetic import FamilyMember, SensitiveData
+from gateway.testing.synthetic import FamilyMember, SensitiveData
 
 from .. import requirements as reqs
 from ..context import Context

@@ -52,7 +52,7 @@ Rules an adapter keeps (the conformance suite checks them):
   than anything else.
 
 Plugins import only this package, :mod:`gateway.model.dossier`,
-:mod:`gateway.model.identifiers`, :mod:`gateway.synthetic` and :mod:`gateway.model.errors`.
+:mod:`gateway.model.identifiers`, :mod:`gateway.testing.synthetic` and :mod:`gateway.model.errors`.
 """
 
 from __future__ import annotations

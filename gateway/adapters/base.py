@@ -47,8 +47,8 @@ from gateway.model.codes import Refusal
 from gateway.model.dossier import ContactPoint, Dossier, build
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number, validate_person_number
-from gateway.synthetic import Beneficiary, SensitiveData, make_beneficiary
 from gateway.testing.sample_directory import sample_contact
+from gateway.testing.synthetic import Beneficiary, SensitiveData, make_beneficiary
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ class Seeding(StoreAdapter):
     def seed(self, count: int, *, seed: int = 0) -> list[str]:
         """Make sure the ``count`` synthetic people of ``seed`` exist; return their numbers.
 
-        People come from :func:`~gateway.synthetic.make_beneficiary` with
+        People come from :func:`~gateway.testing.synthetic.make_beneficiary` with
         ``random.Random(seed)``, so a seed gives the same people in every
         adapter; a person already present is left as they are. One transaction.
         """
@@ -407,9 +407,9 @@ class Planting(StoreAdapter):
     ) -> None:
         """Put non-minimal data on a person (a test hook; never called by a running node).
 
-        Give a :class:`~gateway.synthetic.SensitiveData`, keyword lists, or
+        Give a :class:`~gateway.testing.synthetic.SensitiveData`, keyword lists, or
         both, as to the reference adapters: ``more`` takes the keywords of
-        :meth:`SensitiveData.plus <gateway.synthetic.SensitiveData.plus>`
+        :meth:`SensitiveData.plus <gateway.testing.synthetic.SensitiveData.plus>`
         (``notes=``, ..., ``addresses=``, ``health_data=``; a refused
         application may be a bare reason, a family member a bare name).
         :meth:`write_sensitive` receives it all as one ``SensitiveData``.

@@ -13,9 +13,9 @@ from gateway.broker import Names
 from gateway.cli.directory import add_min_serial
 from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
+from gateway.federation.provision import ManagementApi, ProvisionReport, provision
 from gateway.model.directory import Directory, load_directory_file
 from gateway.model.errors import DirectoryError
-from gateway.provision import ManagementApi, ProvisionReport, provision
 
 
 def register(subparsers: Any) -> None:

@@ -3,7 +3,7 @@
 An adapter that can plant such data (the optional ``PlantsSensitiveData``
 ability, :mod:`gateway.adapters.protocol`) receives it as
 :class:`SensitiveData`; the conformance suite and the synthetic people of
-:mod:`gateway.synthetic` use it to prove that an export drops all of it.
+:mod:`gateway.testing.synthetic` use it to prove that an export drops all of it.
 """
 
 from __future__ import annotations

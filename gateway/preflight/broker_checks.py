@@ -20,6 +20,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from gateway.broker import Names
 from gateway.broker_connection import connect
 from gateway.config import NodeConfig
+from gateway.federation.provision import ManagementApi, permissions_for
 from gateway.model.errors import GatewayError
 from gateway.preflight.state import (
     Failed,
@@ -28,7 +29,6 @@ from gateway.preflight.state import (
     broker_user,
     node_config,
 )
-from gateway.provision import ManagementApi, permissions_for
 
 
 def check_tls(state: State) -> str:

@@ -47,7 +47,7 @@ from gateway.model.codes import Refusal
 from gateway.model.dossier import ContactPoint, Dossier, refusal_from
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number
-from gateway.synthetic import FamilyMember, SensitiveData, make_beneficiary
+from gateway.testing.synthetic import FamilyMember, SensitiveData, make_beneficiary
 
 log = logging.getLogger(__name__)
 
@@ -377,9 +377,9 @@ class FicheSocialeAdapter:
     ) -> None:
         """Add sensitive data to an existing fiche (for tests that check it never leaves).
 
-        Give a :class:`~gateway.synthetic.SensitiveData`, keyword lists, or
+        Give a :class:`~gateway.testing.synthetic.SensitiveData`, keyword lists, or
         both. ``refused_applications`` are ``(what, reason)`` pairs or bare
-        reasons; ``family_members`` are :class:`~gateway.synthetic.FamilyMember`
+        reasons; ``family_members`` are :class:`~gateway.testing.synthetic.FamilyMember`
         or bare names.
 
         :raises AdapterError: ``adapter.unknown_person`` when there is no such fiche.

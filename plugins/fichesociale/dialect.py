@@ -36,7 +36,7 @@ from gateway.model.dossier import (
     legal_basis_for,
 )
 from gateway.model.identifiers import person_number_kind
-from gateway.synthetic import FamilyMember, SensitiveData
+from gateway.testing.synthetic import FamilyMember, SensitiveData
 
 FICHE_VERSION: Final = 3
 """Version of the fiche layout this module writes (and the only one it reads)."""

@@ -33,7 +33,7 @@ from gateway.model.codes import Refusal
 from gateway.model.dossier import ContactPoint, Decision, Dossier, build
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number
-from gateway.synthetic import Beneficiary, FamilyMember, SensitiveData, make_beneficiary
+from gateway.testing.synthetic import Beneficiary, FamilyMember, SensitiveData, make_beneficiary
 from ocmwdata.database import Database, Row, Session
 from ocmwdata.vocabulary import (
     AID_KINDS,
@@ -377,7 +377,7 @@ class OcmwdataAdapter:
         """Make sure the ``count`` synthetic people of ``seed`` exist; return their numbers.
 
         People are drawn from ``random.Random(seed)`` with
-        :func:`~gateway.synthetic.make_beneficiary`, so a seed gives the same
+        :func:`~gateway.testing.synthetic.make_beneficiary`, so a seed gives the same
         people here as in any other adapter, and seeding again adds nobody:
         people already present are left as they are. Their sensitive data
         (notes, activation measures, sanctions, refused applications, family
@@ -447,7 +447,7 @@ class OcmwdataAdapter:
     ) -> None:
         """Plant sensitive data on an existing person, for tests that look for leaks.
 
-        Give a :class:`~gateway.synthetic.SensitiveData`, keyword lists, or
+        Give a :class:`~gateway.testing.synthetic.SensitiveData`, keyword lists, or
         both. ``refused_applications`` are ``(what, reason)`` pairs or bare
         reasons; a family member may be given as a bare name.
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import GENT, LIEGE, NAMUR, NodeFactory
 
 from gateway.broker import Names
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
+from gateway.federation.provision import ManagementApi, node_url, provision, remove_users
 from gateway.node import Node
-from gateway.provision import ManagementApi, node_url, provision, remove_users
 
 
 class Broker:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 import gateway.cli
+from gateway.federation.localnet import LocalFederation, cpas_id_of
 from gateway.journal import Event, Journal
-from gateway.localnet import LocalFederation, cpas_id_of
 from gateway.model.dossier import Dossier, Language
 from gateway.model.identifiers import make_enterprise_number
-from gateway.synthetic import make_beneficiary
+from gateway.testing.synthetic import make_beneficiary
 
 BRUSSELS, GENT, EUPEN = "21004", "44021", "63023"
 THIS = cpas_id_of(BRUSSELS)

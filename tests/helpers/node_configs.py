@@ -18,7 +18,7 @@ from gateway.broker import (
     Names,
     delete_namespace,
 )
-from gateway.localnet import LocalFederation, make_local_federation
+from gateway.federation.localnet import LocalFederation, make_local_federation
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ Python API (the tests)::
 
 Command line (``scripts/cluster.sh`` is a thin wrapper)::
 
-    python -m gateway.local_broker --root var/cluster start|stop|status|urls
-    python -m gateway.local_broker --root var/cluster ctl 2 list_queues name type members
+    python -m gateway.federation.local_broker --root var/cluster start|stop|status|urls
+    python -m gateway.federation.local_broker --root var/cluster ctl 2 list_queues name type members
 
 A node can also listen for TLS (:class:`TlsListener`): it then asks every
 client for a certificate signed by its CA (``verify_peer`` with
@@ -34,15 +34,15 @@ client for a certificate signed by its CA (``verify_peer`` with
 Only the standard library is used, so the script runs without the project's
 virtualenv.
 
-The package: :mod:`~gateway.local_broker.layout` (a node's folder, files and
-environment), :mod:`~gateway.local_broker.node` (one node's process),
-:mod:`~gateway.local_broker.cluster` (nodes joined into a cluster),
-:mod:`~gateway.local_broker.cli` (the command line).
+The package: :mod:`~gateway.federation.local_broker.layout` (a node's folder, files and
+environment), :mod:`~gateway.federation.local_broker.node` (one node's process),
+:mod:`~gateway.federation.local_broker.cluster` (nodes joined into a cluster),
+:mod:`~gateway.federation.local_broker.cli` (the command line).
 """
 
-from gateway.local_broker.cli import main
-from gateway.local_broker.cluster import CLUSTER_FIRST_PORT, CLUSTER_PREFIX, Cluster
-from gateway.local_broker.layout import (
+from gateway.federation.local_broker.cli import main
+from gateway.federation.local_broker.cluster import CLUSTER_FIRST_PORT, CLUSTER_PREFIX, Cluster
+from gateway.federation.local_broker.layout import (
     HOST,
     RABBITMQ_SCRIPTS,
     NodeLayout,
@@ -51,7 +51,7 @@ from gateway.local_broker.layout import (
     ensure_cookie,
     free_port,
 )
-from gateway.local_broker.node import (
+from gateway.federation.local_broker.node import (
     CLI_TIMEOUT,
     START_TIMEOUT,
     STOP_TIMEOUT,

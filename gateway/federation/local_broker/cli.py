@@ -1,4 +1,4 @@
-"""``python -m gateway.local_broker``: a local cluster from the command line (cluster.sh)."""
+"""``python -m gateway.federation.local_broker``: a local cluster from the command line."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.local_broker.cluster import CLUSTER_FIRST_PORT, Cluster
-from gateway.local_broker.layout import RABBITMQ_SCRIPTS
-from gateway.local_broker.node import BrokerUnavailable, rabbitmq_installed
+from gateway.federation.local_broker.cluster import CLUSTER_FIRST_PORT, Cluster
+from gateway.federation.local_broker.layout import RABBITMQ_SCRIPTS
+from gateway.federation.local_broker.node import BrokerUnavailable, rabbitmq_installed
 
 
 def _cluster(args: argparse.Namespace) -> Cluster:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateway.local_broker.layout import (
+from gateway.federation.local_broker.layout import (
     RABBITMQ_SCRIPTS,
     NodeLayout,
     NodeSpec,

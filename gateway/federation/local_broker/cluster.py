@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway.local_broker.layout import HOST, NodeSpec, free_port
-from gateway.local_broker.node import START_TIMEOUT, BrokerNode, BrokerUnavailable
+from gateway.federation.local_broker.layout import HOST, NodeSpec, free_port
+from gateway.federation.local_broker.node import START_TIMEOUT, BrokerNode, BrokerUnavailable
 
 CLUSTER_PREFIX = "cpasmq"
 CLUSTER_FIRST_PORT = 5701
