@@ -180,21 +180,32 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
                 "",
                 f"{caseload['dossiers']:,} dossiers at the first pipeline's rate",
             )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
 
     stages = results.get("stages")
     if stages:
-        detail = Table(title=f"CPU per dossier by stage ({stages['dossiers']:,} dossiers replayed)")
+        detail = Table(
+            title=f"CPU per dossier by stage ({stages['dossiers']:,} dossiers replayed, "
+            f"median of {stages.get('rounds', 1)} rounds)"
+        )
         detail.add_column("stage")
-        detail.add_column("µs per dossier", justify="right")
+        detail.add_column("measured µs", justify="right")
+        detail.add_column("budget µs", justify="right")
+        detail.add_column("verdict")
         detail.add_column("share", justify="right")
+        budget = stages.get("budget_us_per_dossier", {})
+        verdict = stages.get("verdict", {})
         for stage in PIPELINE_STAGES:
+            said = verdict.get(stage, "")
             detail.add_row(
                 stage,
                 _fmt(stages["cpu_us_per_dossier"][stage], 0),
+                _fmt(budget.get(stage), 0) if stage in budget else "",
+                f"[green]{said}[/]" if said == "met" else f"[red]{said}[/]",
                 f"{stages['share_of_pipeline'][stage]:.0%}",
             )
-        detail.add_row("[bold]sum of the stages[/]", _fmt(stages["pipeline_total_us"], 0), "")
+        detail.add_row("[bold]sum of the stages[/]", _fmt(stages["pipeline_total_us"], 0))
         if "unaccounted_us_per_dossier" in stages:
             detail.add_row(
                 "both nodes in the pipeline run (measured)",
@@ -218,6 +229,7 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
             detail.add_row(
                 f"[dim]{stage} (other direction)[/]",
                 _fmt(stages["cpu_us_per_dossier"][stage], 0),
-                "",
             )
+        for call, value in stages.get("library_us_per_dossier", {}).items():
+            detail.add_row(f"[dim]library alone: {call}[/]", _fmt(value, 0))
         console.print(detail)
