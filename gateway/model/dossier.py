@@ -14,6 +14,8 @@ against it. The round trip model -> XML -> model is exact.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -31,13 +33,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from stdnum.be import bis, nn
 
 from gateway.model import hardened_xml
 from gateway.model.codes import Refusal
 from gateway.model.errors import DossierInvalid, GatewayError, SchemaInvalid
 from gateway.model.hardened_xml import NS_DOSSIER, simple_type_accepts
 from gateway.model.identifiers import (
+    encoded_birth,
     validate_bis,
     validate_enterprise_number,
     validate_niss,
@@ -128,7 +130,13 @@ def legal_basis_for(kind: AidKind) -> LegalBasis:
 def _latest_plausible_today() -> dt.date:
     # "Today" somewhere in the world: a decision taken this morning in
     # Brussels must not look like the future on a server running in UTC.
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+    return _latest_plausible_day(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _latest_plausible_day(second: int) -> dt.date:
+    # Worked out once a second: every date of every dossier is compared with it.
+    return (dt.datetime.fromtimestamp(second, dt.UTC) + dt.timedelta(hours=14)).date()
 
 
 def _not_in_future(value: dt.date, code: str, what: str) -> dt.date:
@@ -200,14 +208,7 @@ class Person(FrozenModel):
             raise PydanticCustomError(
                 Refusal.PERSON_NUMBER, "A person has exactly one NISS or one BIS number."
             )
-        module = nn if self.niss is not None else bis
-        # stdnum reads the century from the check digits. Numbers given when
-        # the birth date was unknown carry zeros: compare what they do hold.
-        known = (
-            module.get_birth_year(self.number),
-            module.get_birth_month(self.number),
-            module.get_birth_date(self.number),
-        )
+        known = encoded_birth(self.number, "niss" if self.niss is not None else "bis")
         actual = (self.birth_date.year, self.birth_date.month, self.birth_date)
         if any(k is not None and k != a for k, a in zip(known, actual, strict=True)):
             raise PydanticCustomError(
@@ -373,45 +374,51 @@ class Dossier(FrozenModel):
     @classmethod
     def from_element(cls, root: etree._Element) -> Dossier:
         """Build a dossier from an element that has already passed the XSD."""
-        source = _child(root, "source")
-        contact = _child(source, "contact")
-        person = _child(root, "person")
-        household = _child(root, "household")
+        # One pass over each element's children: the XSD fixed which are there.
+        top = _texts(root)
+        source_el = _child(root, "source")
+        source = _texts(source_el)
+        contact = _texts(_child(source_el, "contact"))
+        person_el = _child(root, "person")
+        person = _texts(person_el)
+        household = _texts(_child(root, "household"))
         data: dict[str, Any] = {
-            "dossier_id": _text(root, "dossierId"),
+            "dossier_id": top.get("dossierId"),
             "schema_version": root.get("schemaVersion"),
-            "created_at": _text(root, "createdAt"),
+            "created_at": top.get("createdAt"),
             "source": {
-                "cpas_id": _text(source, "cpasId"),
-                "case_reference": _text(source, "caseReference"),
-                "contact": {"mailbox": _text(contact, "mailbox"), "phone": _text(contact, "phone")},
+                "cpas_id": source.get("cpasId"),
+                "case_reference": source.get("caseReference"),
+                "contact": {"mailbox": contact.get("mailbox"), "phone": contact.get("phone")},
             },
             "person": {
-                "niss": _text(person, "niss"),
-                "bis": _text(person, "bis"),
-                "family_name": _text(person, "familyName"),
-                "given_names": [el.text or "" for el in person.iterchildren(_NS + "givenName")],
-                "birth_date": _text(person, "birthDate"),
-                "language": _text(person, "language"),
+                "niss": person.get("niss"),
+                "bis": person.get("bis"),
+                "family_name": person.get("familyName"),
+                "given_names": [el.text or "" for el in person_el.iterchildren(_NS + "givenName")],
+                "birth_date": person.get("birthDate"),
+                "language": person.get("language"),
             },
             "household": {
-                "category": _text(household, "category"),
-                "dependent_children": _text(household, "dependentChildren"),
+                "category": household.get("category"),
+                "dependent_children": household.get("dependentChildren"),
             },
             "aid_history": [
                 {
-                    "decision_id": _text(el, "decisionId"),
-                    "kind": _text(el, "kind"),
-                    "legal_basis": _text(el, "legalBasis"),
-                    "decision_date": _text(el, "decisionDate"),
-                    "period_start": _text(el, "periodStart"),
-                    "period_end": _text(el, "periodEnd"),
-                    "status": _text(el, "status"),
-                    "monthly_amount": _text(el, "monthlyAmount"),
+                    "decision_id": decision.get("decisionId"),
+                    "kind": decision.get("kind"),
+                    "legal_basis": decision.get("legalBasis"),
+                    "decision_date": decision.get("decisionDate"),
+                    "period_start": decision.get("periodStart"),
+                    "period_end": decision.get("periodEnd"),
+                    "status": decision.get("status"),
+                    "monthly_amount": decision.get("monthlyAmount"),
                 }
-                for el in _child(root, "aidHistory").iterchildren(_NS + "decision")
+                for decision in map(
+                    _texts, _child(root, "aidHistory").iterchildren(_NS + "decision")
+                )
             ],
-            "last_social_inquiry": _text(root, "lastSocialInquiry"),
+            "last_social_inquiry": top.get("lastSocialInquiry"),
         }
         return build(cls, data)
 
@@ -444,9 +451,12 @@ def _child(parent: etree._Element, name: str) -> etree._Element:
     return el
 
 
-def _text(parent: etree._Element, name: str) -> str | None:
-    el = parent.find(_NS + name)
-    return None if el is None else (el.text or "")
+def _texts(parent: etree._Element) -> dict[str, str]:
+    """The text of each child element of the dossier namespace by local name (the first of each)."""
+    texts: dict[str, str] = {}
+    for el in parent.iterchildren(_NS + "*"):
+        texts.setdefault(el.tag[len(_NS) :], el.text or "")
+    return texts
 
 
 def checked_identifier(validator: Any, value: str) -> str:
