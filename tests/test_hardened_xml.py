@@ -171,6 +171,20 @@ def test_xinclude_is_refused() -> None:
 @pytest.mark.parametrize(
     "data",
     [
+        pytest.param(f'<xi:include xmlns:xi="{XINCLUDE_NS}" href="/etc/passwd"/>', id="root"),
+        pytest.param(
+            f'<a><b><c><xi:fallback xmlns:xi="{XINCLUDE_NS}"/></c></b></a>', id="deep-fallback"
+        ),
+        pytest.param(f'<a><b/><c xmlns="{XINCLUDE_NS}"/></a>', id="default-namespace"),
+    ],
+)
+def test_any_element_of_the_xinclude_namespace_is_refused_wherever_it_is(data: str) -> None:
+    assert refusal(data.encode()).code == "xml.xinclude"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         pytest.param(b"", id="empty"),
         pytest.param(b"   \n", id="whitespace"),
         pytest.param(b"<a>", id="unclosed"),
