@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -149,7 +150,15 @@ class Header(FrozenModel):
 
     def canonical(self) -> bytes:
         """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
-        return "".join(f"{name}={value or ''}\n" for name, value in self.fields()).encode()
+        return _canonical(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(header: Header) -> bytes:
+    # Remembered for the last headers seen: a message's header is bound into
+    # the seal, the signature and their checks, several times each. Equal
+    # headers (equal fields) have equal bytes, so the cache cannot mix them up.
+    return "".join(f"{name}={value or ''}\n" for name, value in header.fields()).encode()
 
 
 class Envelope(FrozenModel):
@@ -218,6 +227,7 @@ def _base64(text: str, element: str) -> bytes:
     return decoded
 
 
+@functools.lru_cache(maxsize=64)
 def _snake(name: str) -> str:
     return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
 
