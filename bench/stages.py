@@ -67,6 +67,7 @@ from gateway.model.envelope import (
     seal,
     verify,
 )
+from gateway.identifiers import encoded_birth, validate_bis, validate_niss
 from gateway.keys import public_encryption_key, public_signing_key
 
 T = TypeVar("T")
@@ -192,6 +193,9 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
         envelope = clock.time(PARSE, lambda: Envelope.from_xml(data))
         clock.time(VERIFY, lambda: verify(envelope, me=receiver.cpas_id, directory=directory))
         plain = clock.time(OPEN, lambda: decrypt(envelope, keys=receiver.node_keys))
+        # The receiving node has not seen this person yet: the sender's checks
+        # of the person's number, remembered in this process, must not serve it.
+        _forget_people()
         received = clock.time(PARSE, lambda: Body.from_xml(plain, MessageType.TRANSFER)).dossier
         assert received is not None
         pending.append((received, message_id))
@@ -223,13 +227,17 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
         clock.time(VERIFY, lambda: verify(answer, me=sender.cpas_id, directory=directory))
         opened = clock.time(OPEN, lambda: decrypt(answer, keys=sender.node_keys))
         clock.time(PARSE, lambda: Body.from_xml(opened, MessageType.RECEIPT))
+
+        # The bare library calls on the same two messages, under the same conditions.
+        pair = (
+            message(data, body, sender, receiver),
+            message(receipt_data, receipt_body, receiver, sender),
+        )
+        for each in pair:
+            for name, call in library.calls(each).items():
+                clock.time(name, call)
         if keep and len(pairs) < LIBRARY_SAMPLE:
-            pairs.append(
-                (
-                    message(data, body, sender, receiver),
-                    message(receipt_data, receipt_body, receiver, sender),
-                )
-            )
+            pairs.append(pair)
 
     def imports(clock: _Clock) -> None:
         # As a node does: the dossiers in hand are imported together when the
@@ -270,6 +278,11 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
         for adapter in (source, target, back):
             adapter.close()
     return rounds, wire, pairs
+
+
+def _forget_people() -> None:
+    for check in (validate_niss, validate_bis, encoded_birth):
+        check.cache_clear()
 
 
 def _import(adapter: Adapter, items: list[tuple[Dossier, str]]) -> None:
@@ -345,13 +358,16 @@ def budgets(library_us: dict[str, float]) -> dict[str, float]:
 def run_stages(bench: Bench, count: int) -> dict[str, Any]:
     """CPU microseconds per dossier for each stage, its budget and verdict, and the sum."""
     rounds, wire, pairs = _replay(bench, count)
-    per_dossier = {
+    medians = {
         stage: statistics.median(spent[stage] for spent in rounds) * 1e6 for stage in rounds[0]
     }
-    library_us = library.measure(pairs)
+    library_us = {call: round(medians.pop(call), 1) for call in library.CALLS}
+    per_dossier = medians
     per_dossier[BROKER] = _broker_relay(bench, wire) * 2 * 1e6
     pipeline_total = sum(per_dossier[stage] for stage in PIPELINE_STAGES)
     budget = budgets(library_us)
+    tight = library.measure(pairs)
+    tight_budget = budgets(tight)
     return {
         "dossiers": count,
         "rounds": len(rounds),
@@ -363,6 +379,7 @@ def run_stages(bench: Bench, count: int) -> dict[str, Any]:
             stage: [round(spent[stage] * 1e6, 1) for spent in rounds] for stage in rounds[0]
         },
         "library_us_per_dossier": library_us,
+        "library_tight_loop_us_per_dossier": tight,
         "library_sample_dossiers": len(pairs),
         "budget_us_per_dossier": budget,
         "budget_basis": {PARSE: "fixed"}
@@ -374,6 +391,11 @@ def run_stages(bench: Bench, count: int) -> dict[str, Any]:
         "verdict": {
             stage: "met" if per_dossier[stage] <= limit else "not met"
             for stage, limit in budget.items()
+        },
+        "budget_tight_loop_us_per_dossier": tight_budget,
+        "verdict_tight_loop": {
+            stage: "met" if per_dossier[stage] <= limit else "not met"
+            for stage, limit in tight_budget.items()
         },
         "pipeline_stages": list(PIPELINE_STAGES),
         "pipeline_total_us": round(pipeline_total, 1),
