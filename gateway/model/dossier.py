@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
 from lxml import etree
 from pydantic import (
@@ -48,6 +48,7 @@ from gateway.model.identifiers import (
 SCHEMA_VERSION: Literal["1"] = "1"
 M = TypeVar("M", bound=BaseModel)
 _NS = f"{{{NS_DOSSIER}}}"
+_IN_DOSSIER: Final = _NS + "*"
 
 # Patterns shared with the XSD (kept identical on purpose; a test compares them).
 OPAQUE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
@@ -374,51 +375,38 @@ class Dossier(FrozenModel):
     @classmethod
     def from_element(cls, root: etree._Element) -> Dossier:
         """Build a dossier from an element that has already passed the XSD."""
-        # One pass over each element's children: the XSD fixed which are there.
-        top = _texts(root)
-        source_el = _child(root, "source")
-        source = _texts(source_el)
-        contact = _texts(_child(source_el, "contact"))
-        person_el = _child(root, "person")
-        person = _texts(person_el)
-        household = _texts(_child(root, "household"))
+        # One walk over the whole tree: the XSD fixed where each element is,
+        # and every element name but a decision's fields is used once.
+        top, given_names, decisions = _walk(root)
         data: dict[str, Any] = {
-            "dossier_id": top.get("dossierId"),
+            "dossier_id": top.get(_NS + "dossierId"),
             "schema_version": root.get("schemaVersion"),
-            "created_at": top.get("createdAt"),
+            "created_at": top.get(_NS + "createdAt"),
             "source": {
-                "cpas_id": source.get("cpasId"),
-                "case_reference": source.get("caseReference"),
-                "contact": {"mailbox": contact.get("mailbox"), "phone": contact.get("phone")},
+                "cpas_id": top.get(_NS + "cpasId"),
+                "case_reference": top.get(_NS + "caseReference"),
+                "contact": {
+                    "mailbox": top.get(_NS + "mailbox"),
+                    "phone": top.get(_NS + "phone"),
+                },
             },
             "person": {
-                "niss": person.get("niss"),
-                "bis": person.get("bis"),
-                "family_name": person.get("familyName"),
-                "given_names": [el.text or "" for el in person_el.iterchildren(_NS + "givenName")],
-                "birth_date": person.get("birthDate"),
-                "language": person.get("language"),
+                "niss": top.get(_NS + "niss"),
+                "bis": top.get(_NS + "bis"),
+                "family_name": top.get(_NS + "familyName"),
+                "given_names": given_names,
+                "birth_date": top.get(_NS + "birthDate"),
+                "language": top.get(_NS + "language"),
             },
             "household": {
-                "category": household.get("category"),
-                "dependent_children": household.get("dependentChildren"),
+                "category": top.get(_NS + "category"),
+                "dependent_children": top.get(_NS + "dependentChildren"),
             },
             "aid_history": [
-                {
-                    "decision_id": decision.get("decisionId"),
-                    "kind": decision.get("kind"),
-                    "legal_basis": decision.get("legalBasis"),
-                    "decision_date": decision.get("decisionDate"),
-                    "period_start": decision.get("periodStart"),
-                    "period_end": decision.get("periodEnd"),
-                    "status": decision.get("status"),
-                    "monthly_amount": decision.get("monthlyAmount"),
-                }
-                for decision in map(
-                    _texts, _child(root, "aidHistory").iterchildren(_NS + "decision")
-                )
+                {field: decision.get(tag) for tag, field in _DECISION_FIELDS.items()}
+                for decision in decisions
             ],
-            "last_social_inquiry": top.get("lastSocialInquiry"),
+            "last_social_inquiry": top.get(_NS + "lastSocialInquiry"),
         }
         return build(cls, data)
 
@@ -444,19 +432,46 @@ def _sub(parent: etree._Element, name: str, text: str) -> None:
     etree.SubElement(parent, _NS + name).text = text
 
 
-def _child(parent: etree._Element, name: str) -> etree._Element:
-    el = parent.find(_NS + name)
-    if el is None:  # the XSD guarantees it; this guards use without it
-        raise DossierInvalid(f"The element {name} is missing.", code=Refusal.SCHEMA_INVALID)
-    return el
+_DECISION: Final = _NS + "decision"
+_GIVEN_NAME: Final = _NS + "givenName"
+_DECISION_FIELDS: Final = {
+    _NS + "decisionId": "decision_id",
+    _NS + "kind": "kind",
+    _NS + "legalBasis": "legal_basis",
+    _NS + "decisionDate": "decision_date",
+    _NS + "periodStart": "period_start",
+    _NS + "periodEnd": "period_end",
+    _NS + "status": "status",
+    _NS + "monthlyAmount": "monthly_amount",
+}
+"""A decision's elements, and the model's name for each."""
 
 
-def _texts(parent: etree._Element) -> dict[str, str]:
-    """The text of each child element of the dossier namespace by local name (the first of each)."""
-    texts: dict[str, str] = {}
-    for el in parent.iterchildren(_NS + "*"):
-        texts.setdefault(el.tag[len(_NS) :], el.text or "")
-    return texts
+def _walk(
+    root: etree._Element,
+) -> tuple[dict[str, str], list[str], list[dict[str, str]]]:
+    """The texts of a dossier's elements: by tag (the first of each), given names, decisions.
+
+    Every element name of the dossier is used in one place only, but for a
+    decision's fields (one set per decision) and the given names (one to
+    four): a single walk in document order reads them all.
+    """
+    top: dict[str, str] = {}
+    given_names: list[str] = []
+    decisions: list[dict[str, str]] = []
+    decision: dict[str, str] = {}
+    for el in root.iter(_IN_DOSSIER):
+        tag = el.tag
+        if tag in _DECISION_FIELDS:
+            decision.setdefault(tag, el.text or "")
+        elif tag == _DECISION:
+            decision = {}
+            decisions.append(decision)
+        elif tag == _GIVEN_NAME:
+            given_names.append(el.text or "")
+        else:
+            top.setdefault(tag, el.text or "")
+    return top, given_names, decisions
 
 
 def checked_identifier(validator: Any, value: str) -> str:
