@@ -199,11 +199,11 @@ class Envelope(FrozenModel):
                 "The message is not an envelope of schema version 1.", code=Refusal.SCHEMA_NAMESPACE
             )
         hardened_xml.validate(root, "envelope.xsd")
-        header = root.find(_E + "header")
-        sealed = root.find(_E + "sealed")
-        sig = root.find(_E + "signature")
-        assert header is not None and sealed is not None and sig is not None  # the XSD says so
-        fields = {_snake(child.tag[len(_E) :]): child.text or "" for child in header.iterchildren()}
+        # The XSD says: exactly these three, in this order (the parser drops
+        # comments and processing instructions).
+        header, sealed, sig = root
+        assert (header.tag, sealed.tag, sig.tag) == _ENVELOPE_PARTS
+        fields = {_field_name(child.tag): child.text or "" for child in header}
         return build(
             cls,
             {
@@ -227,9 +227,13 @@ def _base64(text: str, element: str) -> bytes:
     return decoded
 
 
+_ENVELOPE_PARTS: Final = (_E + "header", _E + "sealed", _E + "signature")
+
+
 @functools.lru_cache(maxsize=64)
-def _snake(name: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+def _field_name(tag: str) -> str:
+    """The model's name of a header element: ``{ns}caseReference`` is ``case_reference``."""
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in tag[len(_E) :])
 
 
 def signed_bytes(header: Header, kem: str, key_id: str, ciphertext: bytes) -> bytes:
