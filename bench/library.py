@@ -16,8 +16,9 @@ figure counts four documents: two envelopes, two bodies).
 
 They are timed twice. Inside the replay, right after each dossier, under
 the same conditions as the stages (the processor's caches hold what the
-adapters, SQLite and the rest of the dossier's handling left there): the
-budgets rest on this figure. And in a tight loop over a sample of the same
+adapters, SQLite and the rest of the dossier's handling left there), in an
+order that turns from one dossier to the next: the budgets rest on this
+figure. And in a tight loop over a sample of the same
 messages (:func:`measure`: passes over the sample after one warm-up pass,
 the median pass), where everything stays in the caches: the best case.
 """

@@ -28,7 +28,17 @@ round slowed by other work on the machine does not move it.
 Each budgeted stage gets a verdict: parse and validate within
 :data:`PARSE_BUDGET_US`, and sealing, opening, signing and verifying within
 :data:`LIBRARY_FACTOR` times what the bare library call costs on the same
-messages in the same run (:mod:`bench.library`).
+messages in the same run (:mod:`bench.library`). The bare calls are timed
+inside the replay, after each dossier, under the same conditions as the
+stages: that figure is the budget's base. They are also timed in a tight
+loop, the best case, and the verdict against that stricter budget is given
+beside.
+
+Sender and receiver share this process, and the gateway remembers the
+identifiers it has checked: before the receiver parses a dossier, the
+checks of people's numbers are forgotten, as a receiving node has never
+seen the person (the CPAS enterprise numbers stay remembered, as on a
+running node).
 
 The broker client is timed apart, as it works on its own I/O thread: the
 same envelopes are relayed through two :class:`~gateway.broker.BrokerClient`
@@ -233,9 +243,12 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
             message(data, body, sender, receiver),
             message(receipt_data, receipt_body, receiver, sender),
         )
-        for each in pair:
-            for name, call in library.calls(each).items():
-                clock.time(name, call)
+        # Their order turns from one dossier to the next, so that no call is
+        # always timed just after another that warmed the caches for it.
+        bare = [item for each in pair for item in library.calls(each).items()]
+        turn = len(wire) % len(bare)
+        for name, call in bare[turn:] + bare[:turn]:
+            clock.time(name, call)
         if keep and len(pairs) < LIBRARY_SAMPLE:
             pairs.append(pair)
 
