@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from lxml import etree
 
-from gateway.envelope import SEAL_CONTEXT, Envelope
-from gateway.hardened_xml import load_schema
-from gateway.keys import PrivateEncryptionKey, PublicEncryptionKey, hpke_suite
+from gateway.model.envelope import SEAL_CONTEXT, Envelope
+from gateway.model.hardened_xml import load_schema
+from gateway.model.keys import PrivateEncryptionKey, PublicEncryptionKey, hpke_suite
 
 HPKE_SEAL = "HPKE seal"
 HPKE_OPEN = "HPKE open"

@@ -77,8 +77,8 @@ from gateway.model.envelope import (
     seal,
     verify,
 )
-from gateway.identifiers import encoded_birth, validate_bis, validate_niss
-from gateway.keys import public_encryption_key, public_signing_key
+from gateway.model.identifiers import encoded_birth, validate_bis, validate_niss
+from gateway.model.keys import public_encryption_key, public_signing_key
 
 T = TypeVar("T")
 
