@@ -117,11 +117,11 @@ def encoded_birth(
     ``None``.
     """
     module = bis if kind == "bis" else nn
-    return (
-        module.get_birth_year(number),
-        module.get_birth_month(number),
-        module.get_birth_date(number),
-    )
+    date = module.get_birth_date(number)
+    if date is not None:
+        # Year, month and day all known: one reading of the number is enough.
+        return date.year, date.month, date
+    return module.get_birth_year(number), module.get_birth_month(number), None
 
 
 def make_niss(birth: dt.date, serial: int, *, bis_offset: int = 0) -> str:
