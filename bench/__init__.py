@@ -10,7 +10,8 @@
 3. **latency** of transfer-to-receipt and request-to-response round trips at
    fixed offered rates, open loop;
 4. a **bulk migration** between two node processes, with their peak memory;
-5. **where the time goes**: CPU per dossier and per stage.
+5. **where the time goes**: CPU per dossier and per stage, each budgeted stage
+   against its budget (the bare library calls are timed on the same messages).
 
 It prints one table with every target and writes the same figures as JSON.
 The method of each measurement is in ``docs/performance.md``.

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.stages import PIPELINE_STAGES
+from bench.stages import LIBRARY_CALL, PIPELINE_STAGES
 from bench.workload import NATIONAL_CASELOAD
 
 PIPELINE_RATE = 1_500.0
@@ -180,21 +180,40 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
                 "",
                 f"{caseload['dossiers']:,} dossiers at the first pipeline's rate",
             )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
 
     stages = results.get("stages")
     if stages:
-        detail = Table(title=f"CPU per dossier by stage ({stages['dossiers']:,} dossiers replayed)")
+        detail = Table(
+            title=f"CPU per dossier by stage ({stages['dossiers']:,} dossiers replayed, "
+            f"median of {stages.get('rounds', 1)} rounds)"
+        )
         detail.add_column("stage")
-        detail.add_column("µs per dossier", justify="right")
+        detail.add_column("measured µs", justify="right")
+        detail.add_column("budget µs", justify="right")
+        detail.add_column("verdict")
         detail.add_column("share", justify="right")
+        budget = stages.get("budget_us_per_dossier", {})
+        verdict = stages.get("verdict", {})
+        tight_budget = stages.get("budget_tight_loop_us_per_dossier", {})
+        tight_verdict = stages.get("verdict_tight_loop", {})
         for stage in PIPELINE_STAGES:
+            said = verdict.get(stage, "")
+            shown = f"[green]{said}[/]" if said == "met" else f"[red]{said}[/]"
+            if stage in tight_budget and stage in LIBRARY_CALL:
+                shown += (
+                    f" [dim](tight loop: {tight_verdict[stage]}, "
+                    f"≤ {_fmt(tight_budget[stage], 0)})[/]"
+                )
             detail.add_row(
                 stage,
                 _fmt(stages["cpu_us_per_dossier"][stage], 0),
+                _fmt(budget.get(stage), 0) if stage in budget else "",
+                shown,
                 f"{stages['share_of_pipeline'][stage]:.0%}",
             )
-        detail.add_row("[bold]sum of the stages[/]", _fmt(stages["pipeline_total_us"], 0), "")
+        detail.add_row("[bold]sum of the stages[/]", _fmt(stages["pipeline_total_us"], 0))
         if "unaccounted_us_per_dossier" in stages:
             detail.add_row(
                 "both nodes in the pipeline run (measured)",
@@ -218,6 +237,13 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
             detail.add_row(
                 f"[dim]{stage} (other direction)[/]",
                 _fmt(stages["cpu_us_per_dossier"][stage], 0),
+            )
+        tight = stages.get("library_tight_loop_us_per_dossier", {})
+        for call, value in stages.get("library_us_per_dossier", {}).items():
+            detail.add_row(
+                f"[dim]library alone: {call}[/]",
+                _fmt(value, 0),
                 "",
+                f"[dim]tight loop {_fmt(tight.get(call), 0)}[/]" if call in tight else "",
             )
         console.print(detail)

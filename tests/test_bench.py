@@ -19,7 +19,8 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from bench.stages import PIPELINE_STAGES
+from bench.library import CALLS
+from bench.stages import LIBRARY_CALL, LIBRARY_FACTOR, PARSE, PARSE_BUDGET_US, PIPELINE_STAGES
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SECTIONS = ("sample", "baseline", "pipeline", "latency", "bulk", "stages", "targets", "machine")
@@ -105,6 +106,27 @@ def test_the_profile_gives_every_stage_its_cpu(figures: dict[str, Any]) -> None:
     for stage in PIPELINE_STAGES:
         assert stages["cpu_us_per_dossier"][stage] > 0
     assert math.isclose(sum(stages["share_of_pipeline"].values()), 1.0, abs_tol=0.01)
+
+
+def test_every_budgeted_stage_gets_a_budget_and_a_verdict(figures: dict[str, Any]) -> None:
+    stages = figures["stages"]
+    budgeted = {PARSE, *LIBRARY_CALL}
+    assert set(stages["budget_us_per_dossier"]) == set(stages["verdict"]) == budgeted
+    assert stages["budget_us_per_dossier"][PARSE] == PARSE_BUDGET_US
+    assert set(stages["verdict"].values()) <= {"met", "not met"}
+    assert set(stages["verdict_tight_loop"]) == budgeted
+
+
+def test_each_cryptographic_budget_rests_on_the_bare_library_call_of_the_same_run(
+    figures: dict[str, Any],
+) -> None:
+    stages = figures["stages"]
+    for where in ("library_us_per_dossier", "library_tight_loop_us_per_dossier"):
+        assert set(stages[where]) == set(CALLS)
+        assert all(value > 0 for value in stages[where].values())
+    for stage, call in LIBRARY_CALL.items():
+        expected = round(stages["library_us_per_dossier"][call] * LIBRARY_FACTOR, 1)
+        assert stages["budget_us_per_dossier"][stage] == expected
 
 
 def test_every_target_gets_a_verdict(figures: dict[str, Any]) -> None:

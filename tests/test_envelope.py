@@ -112,6 +112,17 @@ def test_a_tampered_ciphertext_is_refused(world: LocalFederation) -> None:
     )
 
 
+def test_a_header_s_canonical_bytes_follow_its_fields_whatever_was_computed_before(
+    world: LocalFederation,
+) -> None:
+    header = _transfer(world)[0].header
+    first = header.canonical()
+    changed = header.model_copy(update={"purpose": Purpose.NEW_APPLICATION_INQUIRY})
+    assert b"purpose=new-application-inquiry\n" in changed.canonical()
+    assert changed.canonical() != first
+    assert Header.model_validate(header.model_dump()).canonical() == first == header.canonical()
+
+
 def test_a_changed_header_field_breaks_the_signature(world: LocalFederation) -> None:
     envelope, _ = _transfer(world)
     header = envelope.header.model_copy(update={"purpose": Purpose.NEW_APPLICATION_INQUIRY})

@@ -8,6 +8,7 @@ an entity, a DTD or an include from disk or network.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
@@ -23,7 +24,7 @@ from lxml import etree
 
 from gateway.model import hardened_xml
 from gateway.model.errors import GatewayError, SchemaInvalid, XmlRefused
-from gateway.model.hardened_xml import MAX_DEPTH, NS_DOSSIER, XINCLUDE_NS
+from gateway.model.hardened_xml import MAX_DEPTH, NS_DOSSIER, XINCLUDE_NS, canonical_base64
 
 SECRET = "tr3s-secret-do-not-leak"
 
@@ -165,6 +166,20 @@ def test_deep_nesting_is_refused_without_a_crash_whatever_the_depth() -> None:
 
 def test_xinclude_is_refused() -> None:
     data = f'<a xmlns:xi="{XINCLUDE_NS}"><xi:include href="/etc/passwd" parse="text"/></a>'
+    assert refusal(data.encode()).code == "xml.xinclude"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(f'<xi:include xmlns:xi="{XINCLUDE_NS}" href="/etc/passwd"/>', id="root"),
+        pytest.param(
+            f'<a><b><c><xi:fallback xmlns:xi="{XINCLUDE_NS}"/></c></b></a>', id="deep-fallback"
+        ),
+        pytest.param(f'<a><b/><c xmlns="{XINCLUDE_NS}"/></a>', id="default-namespace"),
+    ],
+)
+def test_any_element_of_the_xinclude_namespace_is_refused_wherever_it_is(data: str) -> None:
     assert refusal(data.encode()).code == "xml.xinclude"
 
 
@@ -432,3 +447,32 @@ def test_a_refusal_names_the_problem_of_its_own_document_while_other_threads_val
     assert sorted(found) == ["leftElement", "rightElement"], "a thread stopped early"
     for name, messages in found.items():
         assert [m for m in messages if name not in m] == []
+
+
+# ---------------------------------------------------------- canonical base64
+
+
+@pytest.mark.parametrize("data", [b"", b"A", b"\x00\xff", bytes(range(256)), b"x" * 3000])
+def test_base64_as_python_writes_it_is_read_back(data: bytes) -> None:
+    assert canonical_base64(base64.b64encode(data).decode("ascii")) == data
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("QR==", id="other-padding-bits-2"),
+        pytest.param("QUJ=", id="other-padding-bits-1"),
+        pytest.param("QQ", id="padding-missing"),
+        pytest.param("QQ===", id="padding-too-long"),
+        pytest.param("QUJD\nREVG", id="newline"),
+        pytest.param("QUJD REVG", id="space"),
+        pytest.param("QUJD\u00a0REVG", id="no-break-space"),
+        pytest.param("QUJDé", id="non-ascii-letter"),
+        pytest.param("QUJD-_8=", id="url-safe-alphabet"),
+        pytest.param("QQ==QQ==", id="data-after-padding"),
+        pytest.param("=QUJD", id="padding-first"),
+        pytest.param("QUJD*REVG", id="foreign-character"),
+    ],
+)
+def test_any_other_spelling_of_base64_is_refused(text: str) -> None:
+    assert canonical_base64(text) is None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
 from gateway.model.errors import DossierInvalid, IdentifierInvalid
 from gateway.model.identifiers import (
+    encoded_birth,
     make_enterprise_number,
     make_niss,
     person_number_kind,
@@ -206,3 +208,45 @@ def test_enterprise_number_with_wrong_check_digits_is_enterprise_checksum() -> N
 )
 def test_enterprise_number_of_the_wrong_shape_is_enterprise_format(value: str) -> None:
     assert code_of(validate_enterprise_number, value) == "enterprise.format"
+
+
+# ------------------------------------------------------------- remembering
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        (validate_niss, "85071412300"),
+        (validate_bis, "85271412300"),
+        (validate_enterprise_number, "0123456788"),
+    ],
+)
+def test_an_invalid_identifier_is_never_remembered_and_is_refused_every_time(
+    check: Any, value: str
+) -> None:
+    check.cache_clear()
+    codes = [code_of(check, value) for _ in range(3)]
+    assert codes[0].endswith(".checksum") and len(set(codes)) == 1
+    assert check.cache_info().currsize == 0
+
+
+def test_a_valid_identifier_is_checked_once_then_remembered() -> None:
+    number = make_niss(dt.date(1985, 7, 14), 123)
+    validate_niss.cache_clear()
+    assert validate_niss(number) == number
+    assert validate_niss(number) == number
+    info = validate_niss.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+
+
+def test_a_remembered_check_still_refuses_a_number_written_otherwise() -> None:
+    number = make_niss(dt.date(1985, 7, 14), 123)
+    assert validate_niss(number) == number
+    assert code_of(validate_niss, number + "0") == "niss.format"
+
+
+def test_encoded_birth_reads_what_the_number_holds_and_none_for_what_it_does_not() -> None:
+    niss = make_niss(dt.date(2003, 2, 1), 17)
+    assert encoded_birth(niss, "niss") == (2003, 2, dt.date(2003, 2, 1))
+    unknown = with_check_digits("004000123", born_2000_or_later=False)
+    assert encoded_birth(unknown, "bis")[1:] == (None, None)

@@ -14,11 +14,13 @@ against it. The round trip model -> XML -> model is exact.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
 from lxml import etree
 from pydantic import (
@@ -31,13 +33,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from stdnum.be import bis, nn
 
 from gateway.model import hardened_xml
 from gateway.model.codes import Refusal
 from gateway.model.errors import DossierInvalid, GatewayError, SchemaInvalid
 from gateway.model.hardened_xml import NS_DOSSIER, simple_type_accepts
 from gateway.model.identifiers import (
+    encoded_birth,
     validate_bis,
     validate_enterprise_number,
     validate_niss,
@@ -46,6 +48,7 @@ from gateway.model.identifiers import (
 SCHEMA_VERSION: Literal["1"] = "1"
 M = TypeVar("M", bound=BaseModel)
 _NS = f"{{{NS_DOSSIER}}}"
+_IN_DOSSIER: Final = _NS + "*"
 
 # Patterns shared with the XSD (kept identical on purpose; a test compares them).
 OPAQUE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
@@ -128,7 +131,13 @@ def legal_basis_for(kind: AidKind) -> LegalBasis:
 def _latest_plausible_today() -> dt.date:
     # "Today" somewhere in the world: a decision taken this morning in
     # Brussels must not look like the future on a server running in UTC.
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+    return _latest_plausible_day(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _latest_plausible_day(second: int) -> dt.date:
+    # Worked out once a second: every date of every dossier is compared with it.
+    return (dt.datetime.fromtimestamp(second, dt.UTC) + dt.timedelta(hours=14)).date()
 
 
 def _not_in_future(value: dt.date, code: str, what: str) -> dt.date:
@@ -200,14 +209,7 @@ class Person(FrozenModel):
             raise PydanticCustomError(
                 Refusal.PERSON_NUMBER, "A person has exactly one NISS or one BIS number."
             )
-        module = nn if self.niss is not None else bis
-        # stdnum reads the century from the check digits. Numbers given when
-        # the birth date was unknown carry zeros: compare what they do hold.
-        known = (
-            module.get_birth_year(self.number),
-            module.get_birth_month(self.number),
-            module.get_birth_date(self.number),
-        )
+        known = encoded_birth(self.number, "niss" if self.niss is not None else "bis")
         actual = (self.birth_date.year, self.birth_date.month, self.birth_date)
         if any(k is not None and k != a for k, a in zip(known, actual, strict=True)):
             raise PydanticCustomError(
@@ -373,45 +375,38 @@ class Dossier(FrozenModel):
     @classmethod
     def from_element(cls, root: etree._Element) -> Dossier:
         """Build a dossier from an element that has already passed the XSD."""
-        source = _child(root, "source")
-        contact = _child(source, "contact")
-        person = _child(root, "person")
-        household = _child(root, "household")
+        # One walk over the whole tree: the XSD fixed where each element is,
+        # and every element name but a decision's fields is used once.
+        top, given_names, decisions = _walk(root)
         data: dict[str, Any] = {
-            "dossier_id": _text(root, "dossierId"),
+            "dossier_id": top.get(_NS + "dossierId"),
             "schema_version": root.get("schemaVersion"),
-            "created_at": _text(root, "createdAt"),
+            "created_at": top.get(_NS + "createdAt"),
             "source": {
-                "cpas_id": _text(source, "cpasId"),
-                "case_reference": _text(source, "caseReference"),
-                "contact": {"mailbox": _text(contact, "mailbox"), "phone": _text(contact, "phone")},
+                "cpas_id": top.get(_NS + "cpasId"),
+                "case_reference": top.get(_NS + "caseReference"),
+                "contact": {
+                    "mailbox": top.get(_NS + "mailbox"),
+                    "phone": top.get(_NS + "phone"),
+                },
             },
             "person": {
-                "niss": _text(person, "niss"),
-                "bis": _text(person, "bis"),
-                "family_name": _text(person, "familyName"),
-                "given_names": [el.text or "" for el in person.iterchildren(_NS + "givenName")],
-                "birth_date": _text(person, "birthDate"),
-                "language": _text(person, "language"),
+                "niss": top.get(_NS + "niss"),
+                "bis": top.get(_NS + "bis"),
+                "family_name": top.get(_NS + "familyName"),
+                "given_names": given_names,
+                "birth_date": top.get(_NS + "birthDate"),
+                "language": top.get(_NS + "language"),
             },
             "household": {
-                "category": _text(household, "category"),
-                "dependent_children": _text(household, "dependentChildren"),
+                "category": top.get(_NS + "category"),
+                "dependent_children": top.get(_NS + "dependentChildren"),
             },
             "aid_history": [
-                {
-                    "decision_id": _text(el, "decisionId"),
-                    "kind": _text(el, "kind"),
-                    "legal_basis": _text(el, "legalBasis"),
-                    "decision_date": _text(el, "decisionDate"),
-                    "period_start": _text(el, "periodStart"),
-                    "period_end": _text(el, "periodEnd"),
-                    "status": _text(el, "status"),
-                    "monthly_amount": _text(el, "monthlyAmount"),
-                }
-                for el in _child(root, "aidHistory").iterchildren(_NS + "decision")
+                {field: decision.get(tag) for tag, field in _DECISION_FIELDS.items()}
+                for decision in decisions
             ],
-            "last_social_inquiry": _text(root, "lastSocialInquiry"),
+            "last_social_inquiry": top.get(_NS + "lastSocialInquiry"),
         }
         return build(cls, data)
 
@@ -437,16 +432,46 @@ def _sub(parent: etree._Element, name: str, text: str) -> None:
     etree.SubElement(parent, _NS + name).text = text
 
 
-def _child(parent: etree._Element, name: str) -> etree._Element:
-    el = parent.find(_NS + name)
-    if el is None:  # the XSD guarantees it; this guards use without it
-        raise DossierInvalid(f"The element {name} is missing.", code=Refusal.SCHEMA_INVALID)
-    return el
+_DECISION: Final = _NS + "decision"
+_GIVEN_NAME: Final = _NS + "givenName"
+_DECISION_FIELDS: Final = {
+    _NS + "decisionId": "decision_id",
+    _NS + "kind": "kind",
+    _NS + "legalBasis": "legal_basis",
+    _NS + "decisionDate": "decision_date",
+    _NS + "periodStart": "period_start",
+    _NS + "periodEnd": "period_end",
+    _NS + "status": "status",
+    _NS + "monthlyAmount": "monthly_amount",
+}
+"""A decision's elements, and the model's name for each."""
 
 
-def _text(parent: etree._Element, name: str) -> str | None:
-    el = parent.find(_NS + name)
-    return None if el is None else (el.text or "")
+def _walk(
+    root: etree._Element,
+) -> tuple[dict[str, str], list[str], list[dict[str, str]]]:
+    """The texts of a dossier's elements: by tag (the first of each), given names, decisions.
+
+    Every element name of the dossier is used in one place only, but for a
+    decision's fields (one set per decision) and the given names (one to
+    four): a single walk in document order reads them all.
+    """
+    top: dict[str, str] = {}
+    given_names: list[str] = []
+    decisions: list[dict[str, str]] = []
+    decision: dict[str, str] = {}
+    for el in root.iter(_IN_DOSSIER):
+        tag = el.tag
+        if tag in _DECISION_FIELDS:
+            decision.setdefault(tag, el.text or "")
+        elif tag == _DECISION:
+            decision = {}
+            decisions.append(decision)
+        elif tag == _GIVEN_NAME:
+            given_names.append(el.text or "")
+        else:
+            top.setdefault(tag, el.text or "")
+    return top, given_names, decisions
 
 
 def checked_identifier(validator: Any, value: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -149,7 +150,15 @@ class Header(FrozenModel):
 
     def canonical(self) -> bytes:
         """The header as bytes that sealing and signing bind to (fixed order, one field a line)."""
-        return "".join(f"{name}={value or ''}\n" for name, value in self.fields()).encode()
+        return _canonical(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(header: Header) -> bytes:
+    # Remembered for the last headers seen: a message's header is bound into
+    # the seal, the signature and their checks, several times each. Equal
+    # headers (equal fields) have equal bytes, so the cache cannot mix them up.
+    return "".join(f"{name}={value or ''}\n" for name, value in header.fields()).encode()
 
 
 class Envelope(FrozenModel):
@@ -190,11 +199,11 @@ class Envelope(FrozenModel):
                 "The message is not an envelope of schema version 1.", code=Refusal.SCHEMA_NAMESPACE
             )
         hardened_xml.validate(root, "envelope.xsd")
-        header = root.find(_E + "header")
-        sealed = root.find(_E + "sealed")
-        sig = root.find(_E + "signature")
-        assert header is not None and sealed is not None and sig is not None  # the XSD says so
-        fields = {_snake(child.tag[len(_E) :]): child.text or "" for child in header.iterchildren()}
+        # The XSD says: exactly these three, in this order (the parser drops
+        # comments and processing instructions).
+        header, sealed, sig = root
+        assert (header.tag, sealed.tag, sig.tag) == _ENVELOPE_PARTS
+        fields = {_field_name(child.tag): child.text or "" for child in header}
         return build(
             cls,
             {
@@ -218,8 +227,13 @@ def _base64(text: str, element: str) -> bytes:
     return decoded
 
 
-def _snake(name: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+_ENVELOPE_PARTS: Final = (_E + "header", _E + "sealed", _E + "signature")
+
+
+@functools.lru_cache(maxsize=64)
+def _field_name(tag: str) -> str:
+    """The model's name of a header element: ``{ns}caseReference`` is ``case_reference``."""
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in tag[len(_E) :])
 
 
 def signed_bytes(header: Header, kem: str, key_id: str, ciphertext: bytes) -> bytes:

@@ -4,12 +4,20 @@
   digits; for people born in 2000 or later the check uses ``2`` + nine digits.
 - BIS number: same layout, the month raised by 20 (sex unknown) or 40.
 - Enterprise number (BCE/KBO): 10 digits with mod-97 check digits.
+
+The checks are pure functions of the text, and python-stdnum's are slow
+beside the rest of a message's handling: the same few hundred CPAS numbers
+come back in every header, and a person's number in every message about
+them. A valid identifier is therefore remembered (up to
+:data:`CACHE_SIZE` of each kind); an invalid one is never remembered and is
+checked, and refused, again every time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import functools
+from typing import Final, Literal
 
 from stdnum import exceptions as stdnum_errors
 from stdnum.be import bis, nn, vat
@@ -19,12 +27,16 @@ from gateway.model.errors import IdentifierInvalid
 
 PersonNumberKind = Literal["niss", "bis"]
 
+CACHE_SIZE: Final = 65536
+"""Valid identifiers of each kind remembered: a few MB at most."""
+
 
 def _digits(value: str) -> str:
     # ASCII digits only: str.isdigit() would also take other scripts' digits.
     return "".join(ch for ch in value if "0" <= ch <= "9")
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def validate_niss(value: str) -> str:
     """Return the 11 digits of a valid NISS, or raise ``niss.checksum``/``niss.format``."""
     return _validate_person(
@@ -32,6 +44,7 @@ def validate_niss(value: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def validate_bis(value: str) -> str:
     """Return the 11 digits of a valid BIS number, or raise ``bis.checksum``/``bis.format``."""
     return _validate_person(value, bis, Refusal.BIS_FORMAT, Refusal.BIS_CHECKSUM, "BIS number")
@@ -71,6 +84,7 @@ def validate_person_number(value: str) -> tuple[PersonNumberKind, str]:
     return kind, (validate_bis(value) if kind == "bis" else validate_niss(value))
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def validate_enterprise_number(value: str) -> str:
     """Return the 10 digits of a valid enterprise number, or raise ``enterprise.checksum``."""
     compact = _digits(value)
@@ -90,6 +104,24 @@ def validate_enterprise_number(value: str) -> str:
         raise IdentifierInvalid(
             f"{value!r} is not a valid enterprise number.", code=Refusal.ENTERPRISE_FORMAT
         ) from None
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def encoded_birth(
+    number: str, kind: PersonNumberKind
+) -> tuple[int | None, int | None, dt.date | None]:
+    """The birth year, month and date a valid NISS (or BIS number) encodes, ``None`` when unknown.
+
+    python-stdnum reads the century from the check digits. Numbers given
+    when the birth date was unknown carry zeros: what they do not hold is
+    ``None``.
+    """
+    module = bis if kind == "bis" else nn
+    date = module.get_birth_date(number)
+    if date is not None:
+        # Year, month and day all known: one reading of the number is enough.
+        return date.year, date.month, date
+    return module.get_birth_year(number), module.get_birth_month(number), None
 
 
 def make_niss(birth: dt.date, serial: int, *, bis_offset: int = 0) -> str:

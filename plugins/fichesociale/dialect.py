@@ -15,6 +15,7 @@ construction, not by filtering.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 import uuid
@@ -121,8 +122,12 @@ class FicheInvalid(ValueError):
 # ------------------------------------------------------------------ words
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(label: str) -> str:
-    """Compare labels the way a person would: case, accents, apostrophes and spacing aside."""
+    """Compare labels the way a person would: case, accents, apostrophes and spacing aside.
+
+    Remembered: a fiche repeats the same few labels in every aid it lists.
+    """
     decomposed = unicodedata.normalize("NFKD", label.replace("’", "'"))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", bare).strip().casefold()
@@ -153,8 +158,10 @@ def _shown(value: Any) -> str:
 def _lookup(
     reverse: Mapping[str, Any], value: Any, where: str, what: str, known: Iterable[str]
 ) -> Any:
-    if isinstance(value, str) and _key(value) in reverse:
-        return reverse[_key(value)]
+    if isinstance(value, str):
+        key = _key(value)
+        if key in reverse:
+            return reverse[key]
     choices = ", ".join(repr(label) for label in known)
     raise FicheInvalid(where, f"{_shown(value)} is not a FicheSociale {what} (one of {choices}).")
 
