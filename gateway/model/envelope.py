@@ -30,16 +30,10 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from gateway.model import hardened_xml
+from gateway.model.base import FrozenModel, build, checked_identifier, format_timestamp
 from gateway.model.codes import Outcome, Refusal, RefusalReason
 from gateway.model.directory import Directory, InstitutionKind, InstitutionStatus
-from gateway.model.dossier import (
-    OPAQUE_REFERENCE,
-    Dossier,
-    FrozenModel,
-    build,
-    checked_identifier,
-    format_timestamp,
-)
+from gateway.model.dossier import OPAQUE_REFERENCE, Dossier
 from gateway.model.errors import EnvelopeRefused, GatewayError, SchemaInvalid
 from gateway.model.hardened_xml import NS_DOSSIER, NS_ENVELOPE
 from gateway.model.identifiers import validate_enterprise_number, validate_person_number

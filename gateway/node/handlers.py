@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 from gateway.adapters import VendorEventKind
 from gateway.broker import Delivery
 from gateway.journal import Event
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Outcome, PolicyAction, Refusal
-from gateway.model.dossier import Dossier, format_timestamp
+from gateway.model.dossier import Dossier
 from gateway.model.envelope import (
     Body,
     Header,

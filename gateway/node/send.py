@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.adapters import Inspectable
 from gateway.journal import Event
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Fault, Refusal
-from gateway.model.dossier import Dossier, format_timestamp
+from gateway.model.dossier import Dossier
 from gateway.model.envelope import (
     Body,
     Header,

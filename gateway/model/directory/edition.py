@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import hardened_xml
+from gateway.model.base import FrozenModel, build, format_timestamp
 from gateway.model.codes import Fault, Refusal
 from gateway.model.directory.institutions import (
     Institution,
@@ -23,21 +24,20 @@ from gateway.model.directory.institutions import (
     InstitutionStatus,
     KeyEntry,
     Label,
-    Model,
     Verdict,
-    build,
+    institution_place,
     moment,
     utc_seconds,
 )
-from gateway.model.dossier import Language, format_timestamp
-from gateway.model.errors import DestinationRefused
+from gateway.model.dossier import Language
+from gateway.model.errors import DestinationRefused, DirectoryError
 from gateway.model.hardened_xml import NS_DIRECTORY
 
 SCHEMA_VERSION: Final = "1"
 NS: Final = f"{{{NS_DIRECTORY}}}"
 
 
-class Directory(Model):
+class Directory(FrozenModel):
     """One edition of the directory, as the federation signed it."""
 
     issuer: Label
@@ -257,7 +257,7 @@ class Directory(Model):
             "serial": _text(root, "serial"),
             "institutions": institutions,
         }
-        return build(cls, data)
+        return build(cls, data, error=DirectoryError, where=institution_place(data))
 
 
 def _contact(el: etree._Element | None) -> dict[str, str | None] | None:
