@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Self
 
 from lxml import etree
@@ -88,7 +89,18 @@ class Directory(FrozenModel):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
-        self._by_id.update((institution.id, institution) for institution in self.institutions)
+        self._by_id = _index(self.institutions)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied, that finds exactly the institutions it lists.
+
+        Pydantic gives a copy the private attributes of the original: the
+        index is built again, or a copy without an institution would still
+        find it (and a copy with a changed one, the old one).
+        """
+        copied = super().model_copy(update=update, deep=deep)
+        copied._by_id = _index(copied.institutions)
+        return copied
 
     # ------------------------------------------------------------ queries
 
@@ -258,6 +270,11 @@ class Directory(FrozenModel):
             "institutions": institutions,
         }
         return build(cls, data, error=DirectoryError, where=institution_place(data))
+
+
+def _index(institutions: list[Institution]) -> dict[str, Institution]:
+    """The institutions by enterprise number: what :meth:`Directory.get` reads."""
+    return {institution.id: institution for institution in institutions}
 
 
 def _contact(el: etree._Element | None) -> dict[str, str | None] | None:
