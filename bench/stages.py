@@ -66,13 +66,16 @@ from bench import library
 from bench.harness import FICHESOCIALE, GENT, LIEGE, OCMWDATA, Bench
 from gateway.adapters import Adapter, BatchImporter
 from gateway.broker import BrokerClient, Delivery, Queue, Topology, wait_all
+from gateway.model.codes import Outcome
 from gateway.model.dossier import Dossier
 from gateway.model.envelope import (
-    Body,
     Envelope,
     Header,
     MessageType,
     Purpose,
+    ReceiptBody,
+    TransferBody,
+    body_from_xml,
     decrypt,
     seal,
     verify,
@@ -191,7 +194,7 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
             ),
         )
         message_id = str(header.message_id)
-        body = clock.time(SERIALISE, lambda: Body(MessageType.TRANSFER, dossier=dossier).to_xml())
+        body = clock.time(SERIALISE, lambda: TransferBody(dossier).to_xml())
         sealed = clock.time(
             SEAL, lambda: seal(header, body, keys=sender.node_keys, directory=directory)
         )
@@ -206,8 +209,7 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
         # The receiving node has not seen this person yet: the sender's checks
         # of the person's number, remembered in this process, must not serve it.
         _forget_people()
-        received = clock.time(PARSE, lambda: Body.from_xml(plain, MessageType.TRANSFER)).dossier
-        assert received is not None
+        received = clock.time(PARSE, lambda: body_from_xml(plain, MessageType.TRANSFER)).dossier
         pending.append((received, message_id))
         receipt_header = clock.time(
             SERIALISE,
@@ -220,9 +222,7 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
                 correlation_id=header.message_id,
             ),
         )
-        receipt_body = clock.time(
-            SERIALISE, lambda: Body(MessageType.RECEIPT, outcome="imported").to_xml()
-        )
+        receipt_body = clock.time(SERIALISE, lambda: ReceiptBody(Outcome.IMPORTED).to_xml())
         receipt = clock.time(
             SEAL,
             lambda: seal(
@@ -236,7 +236,7 @@ def _replay(bench: Bench, count: int) -> tuple[list[dict[str, float]], list[byte
         answer = clock.time(PARSE, lambda: Envelope.from_xml(receipt_data))
         clock.time(VERIFY, lambda: verify(answer, me=sender.cpas_id, directory=directory))
         opened = clock.time(OPEN, lambda: decrypt(answer, keys=sender.node_keys))
-        clock.time(PARSE, lambda: Body.from_xml(opened, MessageType.RECEIPT))
+        clock.time(PARSE, lambda: body_from_xml(opened, MessageType.RECEIPT))
 
         # The bare library calls on the same two messages, under the same conditions.
         pair = (

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from bench.stats import summary
 from gateway.federation.localnet import LocalFederation
 from gateway.model import municipalities
-from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.codes import Outcome
+from gateway.model.envelope import Header, MessageType, Purpose, ReceiptBody, TransferBody, seal
 from gateway.testing.synthetic import make_beneficiary
 
 NATIONAL_CASELOAD = 240_000
@@ -61,7 +62,7 @@ def sample_envelopes(
             purpose=Purpose.CONTINUITY_AFTER_MOVE,
             case_reference=dossier.source.case_reference,
         )
-        body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+        body = TransferBody(dossier).to_xml()
         transfers.append(seal(header, body, keys=source.node_keys, directory=directory).to_xml())
         receipt = Header.new(
             MessageType.RECEIPT,
@@ -71,7 +72,7 @@ def sample_envelopes(
             case_reference=header.case_reference,
             correlation_id=header.message_id,
         )
-        answer = Body(MessageType.RECEIPT, outcome="imported").to_xml()
+        answer = ReceiptBody(Outcome.IMPORTED).to_xml()
         receipts.append(seal(receipt, answer, keys=target.node_keys, directory=directory).to_xml())
         decisions.append(len(dossier.aid_history))
     return EnvelopeSample(transfers, receipts, decisions)

@@ -58,8 +58,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.broker_connection import BrokerTLS, TlsVersion
 from gateway.journal import DEFAULT_RETENTION_DAYS
+from gateway.model.base import refusal_from
 from gateway.model.codes import PolicyAction
-from gateway.model.dossier import refusal_from
 from gateway.model.envelope import Purpose
 from gateway.model.errors import ConfigError
 

@@ -26,9 +26,22 @@ from gateway.cli import main
 from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.federation.provision import ManagementApi, remove_users
 from gateway.journal import Event
+from gateway.model.codes import Outcome
 from gateway.model.directory import InstitutionStatus
 from gateway.model.dossier import Dossier, Language
-from gateway.model.envelope import Body, Envelope, Header, MessageType, Purpose, RefusalReason, seal
+from gateway.model.envelope import (
+    Body,
+    Envelope,
+    Header,
+    MessageType,
+    Purpose,
+    ReceiptBody,
+    RefusalReason,
+    RequestBody,
+    ResponseBody,
+    TransferBody,
+    seal,
+)
 from gateway.model.keys import NodeKeys
 from gateway.node import REFUSAL_CODE_HEADER, Node
 from gateway.report import build_report
@@ -184,7 +197,7 @@ def test_a_foreign_character_in_base64_is_refused_before_authentication(
         gent.cpas_id,
         gent.node_keys,
         receiver.cpas_id,
-        Body(MessageType.TRANSFER, dossier=_dossier(gent.cpas_id, 32)).to_xml(),
+        TransferBody(_dossier(gent.cpas_id, 32)).to_xml(),
         small_federation,
     )
     start = data.index(f"<{where} ".encode())
@@ -229,7 +242,7 @@ def test_a_receipt_from_a_cpas_the_message_did_not_go_to_is_refused(
 ) -> None:
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     message_id = _transfer_imported(sender, receiver, 34)
-    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal")
+    receipt = ReceiptBody(Outcome.REJECTED, "envelope.seal")
     data = _answer_from(small_federation, NAMUR, sender.cpas_id, receipt, message_id)
     _publish_as(broker, small_federation.member(NAMUR).cpas_id, sender.cpas_id, data)
     _until(lambda: sender.stats["refused.envelope.unsolicited"] == 1)
@@ -242,7 +255,7 @@ def test_a_second_receipt_never_changes_an_outcome_already_recorded(
 ) -> None:
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     message_id = _transfer_imported(sender, receiver, 35)
-    receipt = Body(MessageType.RECEIPT, outcome="rejected", code="envelope.seal")
+    receipt = ReceiptBody(Outcome.REJECTED, "envelope.seal")
     data = _answer_from(small_federation, LIEGE, sender.cpas_id, receipt, message_id)
     _publish_as(broker, receiver.cpas_id, sender.cpas_id, data)
     _until(lambda: sender.stats["refused.receipt.already_recorded"] == 1)
@@ -258,7 +271,7 @@ def test_a_second_receipt_repeating_the_recorded_outcome_is_taken_without_a_dead
     # told twice, is no attack and must not end as a dead letter.
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     message_id = _transfer_imported(sender, receiver, 36)
-    receipt = Body(MessageType.RECEIPT, outcome="imported")
+    receipt = ReceiptBody(Outcome.IMPORTED)
     data = _answer_from(small_federation, LIEGE, sender.cpas_id, receipt, message_id)
     _publish_as(broker, receiver.cpas_id, sender.cpas_id, data)
     _until(lambda: sender.stats["receipts.repeated"] == 1)
@@ -276,7 +289,7 @@ def test_a_second_response_never_changes_a_final_answer(
     sent = requester.send_request(number, holder.cpas_id, PURPOSE, "RQ-1")
     answer = requester.wait_for_outcomes([sent.message_id], 20)[sent.message_id]
     assert answer.outcome == "answered"
-    refusal = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
+    refusal = ResponseBody(RefusalReason.UNKNOWN_PERSON)
     data = _answer_from(small_federation, LIEGE, requester.cpas_id, refusal, sent.message_id)
     _publish_as(broker, holder.cpas_id, requester.cpas_id, data)
     _until(lambda: requester.stats["refused.response.already_answered"] == 1)
@@ -301,7 +314,7 @@ def test_a_dossier_whose_source_is_not_its_signed_sender_is_refused(
         if claimed == "police"
         else small_federation.member(claimed).cpas_id
     )
-    body = Body(MessageType.TRANSFER, dossier=_dossier(source, 36)).to_xml()
+    body = TransferBody(_dossier(source, 36)).to_xml()
     data = _sealed(gent.cpas_id, gent.node_keys, receiver.cpas_id, body, small_federation)
     _publish_as(broker, gent.cpas_id, receiver.cpas_id, data)
     _refused_at_once(receiver, "dossier.source")
@@ -322,7 +335,7 @@ def test_a_request_from_a_cpas_without_an_encryption_key_is_refused_not_crashed(
         receiver = provisioned_node(LIEGE, "fichesociale", directory=without_key)
         receiver.adapter.seed(1, seed=37)  # type: ignore[attr-defined]
         (number,) = receiver.adapter.list_person_numbers()  # type: ignore[attr-defined]
-        body = Body(MessageType.REQUEST, person_number=number).to_xml()
+        body = RequestBody(number).to_xml()
         data = _sealed(
             gent.cpas_id,
             gent.node_keys,
@@ -344,7 +357,7 @@ def test_a_signature_with_another_cpas_key_gets_no_receipt(
 ) -> None:
     receiver = provisioned_node(LIEGE, "fichesociale")
     gent, namur = small_federation.member(GENT), small_federation.member(NAMUR)
-    body = Body(MessageType.TRANSFER, dossier=_dossier(gent.cpas_id, 38)).to_xml()
+    body = TransferBody(_dossier(gent.cpas_id, 38)).to_xml()
     data = _sealed(gent.cpas_id, namur.node_keys, receiver.cpas_id, body, small_federation)
     envelope = Envelope.from_xml(data)
     assert base64.b64encode(envelope.signature)  # signed, but by Namur's key
@@ -498,7 +511,7 @@ def test_the_person_reads_the_contact_the_directory_lists_for_the_signed_sender(
     dossier = dossier.model_copy(
         update={"source": dossier.source.model_copy(update={"contact": lure})}
     )
-    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    body = TransferBody(dossier).to_xml()
     data = _sealed(sender.cpas_id, sender.keys, receiver.cpas_id, body, federation)
     sender.broker.publish(sender.names.route, receiver.cpas_id, data).result(10)
     _until(lambda: receiver.stats["imported"] == 1)

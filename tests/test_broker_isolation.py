@@ -24,7 +24,7 @@ from gateway.broker import Names
 from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.federation.provision import ManagementApi, provision, remove_users
 from gateway.model.directory import InstitutionKind, InstitutionStatus
-from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.envelope import Header, MessageType, Purpose, TransferBody, seal
 from gateway.model.errors import BrokerError
 from gateway.testing.synthetic import make_beneficiary
 
@@ -170,7 +170,7 @@ def test_a_genuine_envelope_republished_under_another_user_is_refused(
     )
     data = seal(
         header,
-        Body(MessageType.TRANSFER, dossier=dossier).to_xml(),
+        TransferBody(dossier).to_xml(),
         keys=namur.node_keys,
         directory=small_federation.directory,
     ).to_xml()
@@ -198,7 +198,7 @@ def test_a_message_for_a_non_cpas_forced_onto_the_wire_is_refused(
         i for i in small_federation.directory.institutions if i.kind is InstitutionKind.POLICE
     )
     dossier = sender.adapter.export_dossier(number)
-    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    body = TransferBody(dossier).to_xml()
     header = Header.new(
         MessageType.TRANSFER,
         sender=sender.cpas_id,
@@ -261,7 +261,7 @@ def test_an_expired_message_is_refused_and_dead_lettered(
 ) -> None:
     sender, receiver = provisioned_node(GENT, "ocmwdata"), provisioned_node(LIEGE, "fichesociale")
     (number,) = sender.adapter.seed(1, seed=24)  # type: ignore[attr-defined]
-    body = Body(MessageType.TRANSFER, dossier=sender.adapter.export_dossier(number)).to_xml()
+    body = TransferBody(sender.adapter.export_dossier(number)).to_xml()
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=12)
     header = Header.new(
         MessageType.TRANSFER,

@@ -16,6 +16,7 @@ from gateway.model import hardened_xml, keys, municipalities
 from gateway.model.directory import (
     Directory,
     InstitutionKind,
+    InstitutionStatus,
     KeyEntry,
     build_directory,
     directory_from_spec,
@@ -366,6 +367,27 @@ def test_institution_that_is_not_a_cpas_is_refused_even_with_keys() -> None:
     assert directory.may_receive(POLICE, NOW).code == "directory.not_cpas"
     with pytest.raises(DestinationRefused):
         directory.encryption_key_for(POLICE, NOW)
+
+
+def test_a_copy_without_an_institution_does_not_find_it() -> None:
+    directory = small_directory()
+    without = directory.model_copy(
+        update={"institutions": [i for i in directory.institutions if i.id != PAJOTTEGEM]}
+    )
+    assert without.get(PAJOTTEGEM) is None
+    assert without.may_receive(PAJOTTEGEM, NOW).code == "directory.unknown"
+    assert directory.get(PAJOTTEGEM) is not None
+
+
+def test_a_copy_with_a_changed_institution_finds_the_changed_one() -> None:
+    directory = small_directory()
+    pajottegem = directory.get(PAJOTTEGEM)
+    assert pajottegem is not None
+    closed = pajottegem.model_copy(update={"status": InstitutionStatus.CLOSED})
+    others = [i for i in directory.institutions if i.id != PAJOTTEGEM]
+    edition = directory.model_copy(update={"institutions": [*others, closed]})
+    assert edition.may_receive(PAJOTTEGEM, NOW).code == "directory.closed"
+    assert directory.may_receive(PAJOTTEGEM, NOW).allowed
 
 
 def test_unknown_institution_is_refused(sample: Directory) -> None:

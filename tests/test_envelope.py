@@ -10,14 +10,21 @@ import pytest
 
 from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model import keys
+from gateway.model.codes import Outcome
 from gateway.model.directory import InstitutionKind
+from gateway.model.dossier import Dossier
 from gateway.model.envelope import (
     CLOCK_SKEW,
-    Body,
     Envelope,
     Header,
     MessageType,
     Purpose,
+    ReceiptBody,
+    RefusalReason,
+    RequestBody,
+    ResponseBody,
+    TransferBody,
+    body_from_xml,
     open_envelope,
     seal,
 )
@@ -47,7 +54,7 @@ def _transfer(
         "purpose": Purpose.CONTINUITY_AFTER_MOVE,
         "case_reference": "G-1",
     } | header
-    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    body = TransferBody(dossier).to_xml()
     envelope = seal(
         Header.new(MessageType.TRANSFER, **fields),
         body,
@@ -86,8 +93,7 @@ def test_a_sealed_transfer_opens_for_its_recipient(world: LocalFederation) -> No
 
 def test_the_wire_carries_no_name_and_no_number_in_clear(world: LocalFederation) -> None:
     envelope, body = _transfer(world)
-    dossier = Body.from_xml(body, MessageType.TRANSFER).dossier
-    assert dossier is not None
+    dossier = body_from_xml(body, MessageType.TRANSFER).dossier
     wire = envelope.to_xml()
     for secret in (dossier.person.number, dossier.person.family_name, *dossier.person.given_names):
         assert secret.encode() not in wire
@@ -189,8 +195,58 @@ def test_a_body_of_another_type_than_the_header_announces_is_refused(
 ) -> None:
     _, body = _transfer(world)
     with pytest.raises(EnvelopeRefused) as refused:
-        Body.from_xml(body, MessageType.REQUEST)
+        body_from_xml(body, MessageType.REQUEST)
     assert refused.value.code == "envelope.type_mismatch"
+
+
+def _dossier(world: LocalFederation) -> Dossier:
+    return make_beneficiary(random.Random(1), world.member(GENT).cpas_id).dossier
+
+
+def test_a_transfer_body_reads_back_as_written(world: LocalFederation) -> None:
+    body = TransferBody(_dossier(world))
+    assert body_from_xml(body.to_xml(), MessageType.TRANSFER) == body
+
+
+def test_a_request_body_reads_back_as_written(world: LocalFederation) -> None:
+    body = RequestBody(_dossier(world).person.number)
+    assert body_from_xml(body.to_xml(), MessageType.REQUEST) == body
+
+
+def test_a_response_body_with_a_dossier_reads_back_as_written(world: LocalFederation) -> None:
+    body = ResponseBody(_dossier(world))
+    assert body_from_xml(body.to_xml(), MessageType.RESPONSE) == body
+
+
+def test_a_response_body_with_a_refusal_reads_back_as_written() -> None:
+    body = ResponseBody(RefusalReason.AWAITING_RELEASE)
+    parsed = body_from_xml(body.to_xml(), MessageType.RESPONSE)
+    assert parsed == body
+    assert parsed.answer is RefusalReason.AWAITING_RELEASE
+
+
+def test_a_receipt_body_reads_back_as_written_with_the_vocabulary_s_outcome() -> None:
+    body = ReceiptBody(Outcome.REJECTED, "envelope.seal")
+    parsed = body_from_xml(body.to_xml(), MessageType.RECEIPT)
+    assert parsed == body
+    assert parsed.outcome is Outcome.REJECTED
+
+
+def test_a_receipt_body_without_a_code_reads_back_without_one() -> None:
+    parsed = body_from_xml(ReceiptBody(Outcome.IMPORTED).to_xml(), MessageType.RECEIPT)
+    assert parsed == ReceiptBody(Outcome.IMPORTED, None)
+
+
+def test_a_receipt_body_under_a_response_header_is_refused() -> None:
+    with pytest.raises(EnvelopeRefused) as refused:
+        body_from_xml(ReceiptBody(Outcome.IMPORTED).to_xml(), MessageType.RESPONSE)
+    assert refused.value.code == "envelope.type_mismatch"
+
+
+def test_a_bare_dossier_is_not_a_body(world: LocalFederation) -> None:
+    with pytest.raises(EnvelopeRefused) as refused:
+        body_from_xml(_dossier(world).to_xml(), MessageType.TRANSFER)
+    assert refused.value.code == "envelope.body"
 
 
 def test_the_post_quantum_hybrid_kem_seals_and_opens(tmp_path: Path) -> None:

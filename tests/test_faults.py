@@ -83,7 +83,7 @@ from gateway.dead_letters import list_dead_letters
 from gateway.federation.localnet import LocalFederation, cpas_id_of, make_local_federation
 from gateway.journal import JournalSettings
 from gateway.model.dossier import Dossier
-from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.envelope import Header, MessageType, Purpose, TransferBody, seal
 from gateway.node import build_node
 from gateway.store import Outgoing as OutboxRecord
 from gateway.store import Store
@@ -735,7 +735,7 @@ class Batch:
 
     def _tampered(self, i: int, dossier: Dossier) -> Poison:
         header = self._poison_header(i)
-        body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+        body = TransferBody(dossier).to_xml()
         envelope = seal(header, body, keys=self.gent.node_keys, directory=self.federation.directory)
         changed = header.model_copy(update={"case_reference": "CHANGED-AFTER-SIGNING"})
         tampered = envelope.model_copy(update={"header": changed}).to_xml()
@@ -745,7 +745,7 @@ class Batch:
         header = self._poison_header(i)
         good = dossier.person.number
         bad = good[:-2] + f"{(int(good[-2:]) + 1) % 100:02d}"
-        body = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+        body = TransferBody(dossier).to_xml()
         body = body.replace(good.encode(), bad.encode())
         envelope = seal(header, body, keys=self.gent.node_keys, directory=self.federation.directory)
         data = envelope.to_xml()

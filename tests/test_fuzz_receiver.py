@@ -34,7 +34,7 @@ from conftest import GENT, LIEGE, NAMUR, NodeFactory
 from lxml import etree
 
 from gateway.federation.localnet import LocalFederation
-from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.envelope import Header, MessageType, Purpose, ResponseBody, TransferBody, seal
 from gateway.model.hardened_xml import NS_ENVELOPE
 from gateway.node import REFUSAL_CODE_HEADER, Node
 from gateway.testing.synthetic import make_beneficiary
@@ -75,7 +75,7 @@ def _bases(federation: LocalFederation, to: str) -> list[Base]:
     directory = federation.directory
     gent, namur = federation.member(GENT), federation.member(NAMUR)
     dossier = make_beneficiary(random.Random(SEED), gent.cpas_id).dossier
-    transfer = Body(MessageType.TRANSFER, dossier=dossier).to_xml()
+    transfer = TransferBody(dossier).to_xml()
 
     def signed(body: bytes, header: Header | None = None) -> bytes:
         header = header or _header(gent.cpas_id, to)
@@ -99,13 +99,13 @@ def _bases(federation: LocalFederation, to: str) -> list[Base]:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=12)
     future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     foreign_source = make_beneficiary(random.Random(SEED + 1), namur.cpas_id).dossier
-    answer = Body(MessageType.RESPONSE, dossier=dossier).to_xml()
+    answer = ResponseBody(dossier).to_xml()
     return [
         Base("body-root-dossier", signed(dossier.to_xml()), True),
         Base("body-root-envelope", signed(signed(transfer)), True),
         Base(
             "foreign-source",
-            signed(Body(MessageType.TRANSFER, dossier=foreign_source).to_xml()),
+            signed(TransferBody(foreign_source).to_xml()),
             True,
         ),
         Base("sealed-to-another-cpas", readdressed.to_xml(), True),

@@ -16,7 +16,7 @@ from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.model.codes import Outcome, Refusal
 from gateway.model.directory import InstitutionKind, InstitutionStatus
 from gateway.model.dossier import Dossier
-from gateway.model.envelope import Body, Envelope, Header, MessageType, Purpose, seal
+from gateway.model.envelope import Envelope, Header, MessageType, Purpose, TransferBody, seal
 from gateway.model.errors import AdapterError, BrokerError, DestinationRefused
 from gateway.model.identifiers import person_number_kind
 from gateway.node import REFUSAL_CODE_HEADER, Node
@@ -132,7 +132,7 @@ def test_a_corrupt_dossier_is_dead_lettered_and_the_sender_gets_a_rejected_recei
     # A signed, well-sealed message whose dossier breaks a check digit.
     good = dossier.person.number
     bad = good[:-2] + f"{(int(good[-2:]) + 1) % 100:02d}"
-    body = Body(MessageType.TRANSFER, dossier=dossier).to_xml().replace(good.encode(), bad.encode())
+    body = TransferBody(dossier).to_xml().replace(good.encode(), bad.encode())
     header = Header.new(
         MessageType.TRANSFER,
         sender=sender.cpas_id,

@@ -8,7 +8,7 @@ import uuid
 
 from conftest import GENT, LIEGE, NodeFactory
 
-from gateway.model.envelope import Body, Header, MessageType, Purpose, RefusalReason, seal
+from gateway.model.envelope import Header, MessageType, Purpose, RefusalReason, ResponseBody, seal
 from gateway.node import Action, Node
 
 PURPOSE = Purpose.NEW_APPLICATION_INQUIRY
@@ -114,7 +114,7 @@ def test_a_response_to_no_request_is_refused_and_nothing_is_imported(
         case_reference="PUSHED-1",
         correlation_id=uuid.uuid4(),
     )
-    body = Body(MessageType.RESPONSE, dossier=dossier).to_xml()
+    body = ResponseBody(dossier).to_xml()
     data = seal(header, body, keys=old.keys, directory=old.directory).to_xml()
     old.broker.publish(
         old.names.route, new.cpas_id, data, message_id=str(header.message_id)

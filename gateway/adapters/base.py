@@ -43,8 +43,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from gateway.adapters.protocol import AdapterInfo, ImportResult
+from gateway.model.base import build
 from gateway.model.codes import Refusal
-from gateway.model.dossier import ContactPoint, Dossier, build
+from gateway.model.dossier import ContactPoint, Dossier
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number, validate_person_number
 from gateway.testing.sample_directory import sample_contact

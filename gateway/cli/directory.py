@@ -28,6 +28,7 @@ from rich.table import Table
 from gateway.cli import directory_publish
 from gateway.cli.keys import add_passphrase_env, passphrase_from_env
 from gateway.model import hardened_xml, keys
+from gateway.model.base import format_timestamp
 from gateway.model.directory import (
     Directory,
     Institution,
@@ -40,7 +41,6 @@ from gateway.model.directory import (
     read_unsigned,
     sign_directory,
 )
-from gateway.model.dossier import format_timestamp
 from gateway.model.errors import GatewayError
 
 console = Console(highlight=False)

@@ -20,7 +20,7 @@ from gateway.cli.options import add_tls_arguments, tls_from
 from gateway.config import amqp_url_from_env, split_urls
 from gateway.directory_feed import publish_edition
 from gateway.model import hardened_xml, keys
-from gateway.model.dossier import format_timestamp
+from gateway.model.base import format_timestamp
 
 
 def register(actions: argparse._SubParsersAction[Any]) -> None:

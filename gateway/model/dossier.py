@@ -17,26 +17,24 @@ import datetime as dt
 import functools
 import time
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Self, TypeVar
+from typing import Annotated, Any, Final, Literal, Self
 
 from lxml import etree
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from gateway.model import hardened_xml
+from gateway.model.base import FrozenModel, build, checked_identifier, format_timestamp
+from gateway.model.base import refusal_from as refusal_from  # vendors import it from here
 from gateway.model.codes import Refusal
-from gateway.model.errors import DossierInvalid, GatewayError, SchemaInvalid
+from gateway.model.errors import SchemaInvalid
 from gateway.model.hardened_xml import NS_DOSSIER, simple_type_accepts
 from gateway.model.identifiers import (
     encoded_birth,
@@ -46,7 +44,6 @@ from gateway.model.identifiers import (
 )
 
 SCHEMA_VERSION: Literal["1"] = "1"
-M = TypeVar("M", bound=BaseModel)
 _NS = f"{{{NS_DOSSIER}}}"
 _IN_DOSSIER: Final = _NS + "*"
 
@@ -146,12 +143,6 @@ def _not_in_future(value: dt.date, code: str, what: str) -> dt.date:
             code, "{what} {value} is in the future.", {"what": what, "value": str(value)}
         )
     return value
-
-
-class FrozenModel(BaseModel):
-    """Base of the project's models: closed (unknown fields refused) and immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
 class ContactPoint(FrozenModel):
@@ -304,7 +295,7 @@ class Dossier(FrozenModel):
     source: Source
     person: Person
     household: Household
-    aid_history: Annotated[list[Decision], Field(max_length=1000)] = []
+    aid_history: list[Decision] = Field(default_factory=list, max_length=1000)
     last_social_inquiry: dt.date | None = None
 
     @field_validator("created_at")
@@ -423,11 +414,6 @@ class Dossier(FrozenModel):
         return cls.from_element(root)
 
 
-def format_timestamp(value: dt.datetime) -> str:
-    """UTC to the second with a ``Z``, as the schemas want it."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _sub(parent: etree._Element, name: str, text: str) -> None:
     etree.SubElement(parent, _NS + name).text = text
 
@@ -472,51 +458,3 @@ def _walk(
         else:
             top.setdefault(tag, el.text or "")
     return top, given_names, decisions
-
-
-def checked_identifier(validator: Any, value: str) -> str:
-    """Run an identifier check inside a pydantic validator, keeping its stable code."""
-    try:
-        return str(validator(value))
-    except GatewayError as exc:
-        raise PydanticCustomError(exc.code, exc.message) from None
-
-
-Location = tuple[int | str, ...]
-
-
-def build(
-    model: type[M],
-    data: Any,
-    *,
-    error: type[GatewayError] = DossierInvalid,
-    where: Callable[[Location], str] | None = None,
-) -> M:
-    """Validate ``data`` into ``model``; turn pydantic's error into a coded project error.
-
-    :param error: the project error raised (:class:`DossierInvalid` unless told).
-    :param where: names the place of the problem for a person (by default
-        the dotted field path).
-    """
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise refusal_from(exc, error=error, where=where) from None
-
-
-def refusal_from(
-    exc: ValidationError,
-    *,
-    error: type[GatewayError] = DossierInvalid,
-    where: Callable[[Location], str] | None = None,
-) -> GatewayError:
-    """The first problem of a pydantic error, as a project error with a stable code.
-
-    A problem our validators raise keeps its code (``niss.checksum``...);
-    any other (a pattern, a missing field) takes the code of ``error``.
-    """
-    first = exc.errors(include_url=False)[0]
-    place = where(first["loc"]) if where else ".".join(str(part) for part in first["loc"])
-    code = first["type"] if "." in first["type"] else error.code
-    message = first["msg"].rstrip(".")
-    return error(f"{place}: {message}." if place else f"{message}.", code=code)

@@ -23,23 +23,17 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal, overload
 
 from cryptography.exceptions import InvalidSignature
 from lxml import etree
 from pydantic import Field, field_validator
 
 from gateway.model import hardened_xml
-from gateway.model.codes import Refusal, RefusalReason
+from gateway.model.base import FrozenModel, build, checked_identifier, format_timestamp
+from gateway.model.codes import Outcome, Refusal, RefusalReason
 from gateway.model.directory import Directory, InstitutionKind, InstitutionStatus
-from gateway.model.dossier import (
-    OPAQUE_REFERENCE,
-    Dossier,
-    FrozenModel,
-    build,
-    checked_identifier,
-    format_timestamp,
-)
+from gateway.model.dossier import OPAQUE_REFERENCE, Dossier
 from gateway.model.errors import EnvelopeRefused, GatewayError, SchemaInvalid
 from gateway.model.hardened_xml import NS_DOSSIER, NS_ENVELOPE
 from gateway.model.identifiers import validate_enterprise_number, validate_person_number
@@ -367,68 +361,143 @@ def open_envelope(
 # ------------------------------------------------------------------- bodies
 
 
-@dataclass(frozen=True)
-class Body:
-    """The decrypted content: exactly one of the fields is set, matching ``kind``."""
+ReceiptOutcome = Literal[Outcome.IMPORTED, Outcome.REJECTED]
+"""What a receipt may say of a message: the XSD allows these two only."""
 
-    kind: MessageType
-    dossier: Dossier | None = None
-    person_number: str | None = None
-    refusal: RefusalReason | None = None
-    outcome: Literal["imported", "rejected"] | None = None
-    code: str | None = None
+_RECEIPT_OUTCOMES: Final[dict[str | None, ReceiptOutcome]] = {
+    Outcome.IMPORTED.value: Outcome.IMPORTED,
+    Outcome.REJECTED.value: Outcome.REJECTED,
+}
+
+
+@dataclass(frozen=True)
+class TransferBody:
+    """The content of a transfer: the dossier pushed to the new CPAS."""
+
+    dossier: Dossier
+    kind: ClassVar[MessageType] = MessageType.TRANSFER
 
     def to_xml(self) -> bytes:
-        root = etree.Element(_E + "body", nsmap={None: NS_ENVELOPE, "d": NS_DOSSIER})
-        part = etree.SubElement(root, _E + self.kind.value)
-        if self.kind in (MessageType.TRANSFER, MessageType.RESPONSE) and self.dossier is not None:
-            part.append(self.dossier.to_element())
-        elif self.kind is MessageType.RESPONSE:
-            etree.SubElement(part, _E + "refusal").text = str(self.refusal)
-        elif self.kind is MessageType.REQUEST:
-            number = self.person_number or ""
-            kind, _ = validate_person_number(number)
-            etree.SubElement(part, _E + kind).text = number
-        elif self.kind is MessageType.RECEIPT:
-            etree.SubElement(part, _E + "outcome").text = self.outcome
-            if self.code:
-                etree.SubElement(part, _E + "code").text = self.code
-        return etree.tostring(root, encoding="UTF-8")
+        root, part = _body_root(self.kind)
+        part.append(self.dossier.to_element())
+        return _body_bytes(root)
 
-    @classmethod
-    def from_xml(cls, data: bytes, expected: MessageType) -> Body:
-        """Parse a decrypted body; it must be of the kind the header announced."""
-        root = hardened_xml.parse(data)
-        # The XSD has several global elements: a bare <dossier> or <envelope>
-        # validates too, and is not a body.
-        if root.tag != _E + "body":
-            raise EnvelopeRefused(
-                "The sealed content is not a message body.", code=Refusal.ENVELOPE_BODY
-            )
-        hardened_xml.validate(root, "envelope.xsd")
-        part = root[0]
-        kind = MessageType(part.tag[len(_E) :])
-        if kind is not expected:
-            raise EnvelopeRefused(
-                f"The header announces a {expected.value} but the body is a {kind.value}.",
-                code=Refusal.ENVELOPE_TYPE_MISMATCH,
-            )
-        child = part[0]
-        if child.tag == f"{{{NS_DOSSIER}}}dossier":
-            return cls(kind=kind, dossier=Dossier.from_element(child))
-        name = child.tag[len(_E) :]
-        if name in ("niss", "bis"):
+
+@dataclass(frozen=True)
+class RequestBody:
+    """The content of a request: the number of the person whose dossier is asked for."""
+
+    person_number: str
+    kind: ClassVar[MessageType] = MessageType.REQUEST
+
+    def to_xml(self) -> bytes:
+        root, part = _body_root(self.kind)
+        kind, _ = validate_person_number(self.person_number)
+        etree.SubElement(part, _E + kind).text = self.person_number
+        return _body_bytes(root)
+
+
+@dataclass(frozen=True)
+class ResponseBody:
+    """The content of a response: the dossier, or the reason none is given (one of them)."""
+
+    answer: Dossier | RefusalReason
+    kind: ClassVar[MessageType] = MessageType.RESPONSE
+
+    def to_xml(self) -> bytes:
+        root, part = _body_root(self.kind)
+        if isinstance(self.answer, Dossier):
+            part.append(self.answer.to_element())
+        else:
+            etree.SubElement(part, _E + "refusal").text = self.answer.value
+        return _body_bytes(root)
+
+
+@dataclass(frozen=True)
+class ReceiptBody:
+    """The content of a receipt: what came of a message, and why when it was rejected."""
+
+    outcome: ReceiptOutcome
+    code: str | None = None
+    kind: ClassVar[MessageType] = MessageType.RECEIPT
+
+    def to_xml(self) -> bytes:
+        root, part = _body_root(self.kind)
+        etree.SubElement(part, _E + "outcome").text = self.outcome.value
+        if self.code:
+            etree.SubElement(part, _E + "code").text = self.code
+        return _body_bytes(root)
+
+
+Body = TransferBody | RequestBody | ResponseBody | ReceiptBody
+"""The decrypted content of an envelope: one class per kind of message."""
+
+
+def _body_root(kind: MessageType) -> tuple[etree._Element, etree._Element]:
+    root = etree.Element(_E + "body", nsmap={None: NS_ENVELOPE, "d": NS_DOSSIER})
+    return root, etree.SubElement(root, _E + kind.value)
+
+
+def _body_bytes(root: etree._Element) -> bytes:
+    return etree.tostring(root, encoding="UTF-8")
+
+
+@overload
+def body_from_xml(data: bytes, expected: Literal[MessageType.TRANSFER]) -> TransferBody: ...
+@overload
+def body_from_xml(data: bytes, expected: Literal[MessageType.REQUEST]) -> RequestBody: ...
+@overload
+def body_from_xml(data: bytes, expected: Literal[MessageType.RESPONSE]) -> ResponseBody: ...
+@overload
+def body_from_xml(data: bytes, expected: Literal[MessageType.RECEIPT]) -> ReceiptBody: ...
+@overload
+def body_from_xml(data: bytes, expected: MessageType) -> Body: ...
+def body_from_xml(data: bytes, expected: MessageType) -> Body:
+    """Parse a decrypted body; it must be of the kind the header announced."""
+    root = hardened_xml.parse(data)
+    # The XSD has several global elements: a bare <dossier> or <envelope>
+    # validates too, and is not a body.
+    if root.tag != _E + "body":
+        raise EnvelopeRefused(
+            "The sealed content is not a message body.", code=Refusal.ENVELOPE_BODY
+        )
+    hardened_xml.validate(root, "envelope.xsd")
+    part = root[0]
+    kind = MessageType(part.tag[len(_E) :])
+    if kind is not expected:
+        raise EnvelopeRefused(
+            f"The header announces a {expected.value} but the body is a {kind.value}.",
+            code=Refusal.ENVELOPE_TYPE_MISMATCH,
+        )
+    # The XSD fixes what each kind holds: its first child is there.
+    child = part[0]
+    match kind:
+        case MessageType.TRANSFER:
+            return TransferBody(Dossier.from_element(child))
+        case MessageType.REQUEST:
             number = child.text or ""
             try:
                 validate_person_number(number)
             except GatewayError as exc:
                 raise EnvelopeRefused(exc.message, code=exc.code) from None
-            return cls(kind=kind, person_number=number)
-        if name == "refusal":
-            return cls(kind=kind, refusal=RefusalReason(child.text))
-        code = part.find(_E + "code")
-        # The XSD allows no other value.
-        outcome: Literal["imported", "rejected"] = (
-            "imported" if child.text == "imported" else "rejected"
-        )
-        return cls(kind=kind, outcome=outcome, code=None if code is None else code.text)
+            return RequestBody(number)
+        case MessageType.RESPONSE:
+            if child.tag == _DOSSIER:
+                return ResponseBody(Dossier.from_element(child))
+            return ResponseBody(RefusalReason(child.text))
+        case MessageType.RECEIPT:
+            code = part.find(_E + "code")
+            return ReceiptBody(_RECEIPT_OUTCOMES[child.text], None if code is None else code.text)
+
+
+_DOSSIER: Final = f"{{{NS_DOSSIER}}}dossier"
+
+
+def person_number_in(body: Body) -> str | None:
+    """The number of the person a body is about (none in a receipt or a refusal)."""
+    match body:
+        case TransferBody(dossier) | ResponseBody(Dossier() as dossier):
+            return dossier.person.number
+        case RequestBody(number):
+            return number
+    return None

@@ -15,12 +15,13 @@ from gateway.journal import Event
 from gateway.model.codes import Fault, HeldState, Outcome, RefusalGround
 from gateway.model.dossier import Dossier
 from gateway.model.envelope import (
-    Body,
     Envelope,
     Header,
     MessageType,
     Purpose,
     RefusalReason,
+    ResponseBody,
+    body_from_xml,
     decrypt,
 )
 from gateway.model.errors import GatewayError
@@ -59,9 +60,9 @@ class Desk:
         header, number = self._take_held(message_id, HeldState.RELEASED, staff)
         dossier = node.vendor.export(number)
         if dossier is None:
-            body = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
+            body = ResponseBody(RefusalReason.UNKNOWN_PERSON)
         else:
-            body = Body(MessageType.RESPONSE, dossier=dossier)
+            body = ResponseBody(dossier)
         return node.sender.send(node.sender.response_header(header, staff), body, staff=staff)
 
     def refuse_held(
@@ -75,7 +76,7 @@ class Desk:
         node = self._node
         self._held_waiting(message_id)
         header, _ = self._take_held(message_id, HeldState.REFUSED, staff, ground)
-        body = Body(MessageType.RESPONSE, refusal=RefusalReason.REFUSED_BY_SOCIAL_WORKER)
+        body = ResponseBody(RefusalReason.REFUSED_BY_SOCIAL_WORKER)
         return node.sender.send(node.sender.response_header(header, staff), body, staff=staff)
 
     def preview_release(self, message_id: str, *, staff: StaffReference) -> Dossier | None:
@@ -162,5 +163,5 @@ class Desk:
     def _held_person(self, held: HeldRequest) -> str:
         # The request stays sealed at rest; it is opened only to show or answer it.
         envelope = Envelope.from_xml(held.envelope)
-        body = Body.from_xml(decrypt(envelope, keys=self._node.keys), MessageType.REQUEST)
-        return body.person_number or ""
+        body = body_from_xml(decrypt(envelope, keys=self._node.keys), MessageType.REQUEST)
+        return body.person_number

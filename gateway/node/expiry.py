@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from gateway.adapters import VendorEvent, VendorEventKind
 from gateway.journal import Event
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Outcome, Refusal
-from gateway.model.dossier import format_timestamp
 
 if TYPE_CHECKING:
     from gateway.node.node import Node

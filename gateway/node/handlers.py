@@ -17,15 +17,25 @@ refuse; what it does after the batch commits goes into the unit of work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.adapters import VendorEventKind
 from gateway.broker import Delivery
 from gateway.journal import Event
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Outcome, PolicyAction, Refusal
-from gateway.model.dossier import Dossier, format_timestamp
-from gateway.model.envelope import Body, Header, MessageType, RefusalReason, seal
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import (
+    Body,
+    Header,
+    MessageType,
+    ReceiptBody,
+    RefusalReason,
+    RequestBody,
+    ResponseBody,
+    TransferBody,
+    seal,
+)
 from gateway.model.errors import AdapterError, DossierInvalid, EnvelopeRefused, GatewayError
 from gateway.node.replies import Refused
 from gateway.node.unit_of_work import Import, UnitOfWork
@@ -35,37 +45,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[UnitOfWork, Delivery, Header, Body], None]
-
 
 class Handlers:
     """What a node does with a verified, decrypted message of each type."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self.by_type: dict[MessageType, Handler] = {
-            MessageType.TRANSFER: self.on_transfer,
-            MessageType.REQUEST: self.on_request,
-            MessageType.RESPONSE: self.on_response,
-            MessageType.RECEIPT: self.on_receipt,
-        }
 
-    def on_transfer(self, uow: UnitOfWork, delivery: Delivery, header: Header, body: Body) -> None:
+    def handle(self, uow: UnitOfWork, delivery: Delivery, header: Header, body: Body) -> None:
+        """Hand the message to the handler of its kind."""
+        match body:
+            case TransferBody():
+                self.on_transfer(uow, delivery, header, body)
+            case RequestBody():
+                self.on_request(uow, delivery, header, body)
+            case ResponseBody():
+                self.on_response(uow, delivery, header, body)
+            case ReceiptBody():
+                self.on_receipt(uow, delivery, header, body)
+
+    def on_transfer(
+        self, uow: UnitOfWork, delivery: Delivery, header: Header, body: TransferBody
+    ) -> None:
         node = self._node
         if node.policy[header.purpose] is PolicyAction.REFUSE:
             node.replies.decline(uow, delivery, header, body, Refusal.PURPOSE_NOT_ALLOWED)
             return
-        assert body.dossier is not None
         _check_source(header, body.dossier)
         uow.import_later(Import(delivery, header, body.dossier, None))
 
-    def on_request(self, uow: UnitOfWork, delivery: Delivery, header: Header, body: Body) -> None:
+    def on_request(
+        self, uow: UnitOfWork, delivery: Delivery, header: Header, body: RequestBody
+    ) -> None:
         node = self._node
         self._check_can_answer(header)
         action = node.policy[header.purpose]
         outcome, code = Outcome.ANSWERED, None
         if action is PolicyAction.REFUSE:
-            answer = Body(MessageType.RESPONSE, refusal=RefusalReason.PURPOSE_NOT_ALLOWED)
+            answer = ResponseBody(RefusalReason.PURPOSE_NOT_ALLOWED)
             outcome, code = Outcome.REFUSED, Refusal.PURPOSE_NOT_ALLOWED
         elif action.holds:
             node.store.hold(
@@ -76,19 +93,19 @@ class Handlers:
                 envelope=delivery.body,
                 expires_at=format_timestamp(header.expires_at),
             )
-            answer = Body(MessageType.RESPONSE, refusal=RefusalReason.AWAITING_RELEASE)
+            answer = ResponseBody(RefusalReason.AWAITING_RELEASE)
             outcome = Outcome.HELD
         else:
             try:
-                dossier = node.vendor.export(body.person_number or "")
+                dossier = node.vendor.export(body.person_number)
             except AdapterError as exc:
                 node.replies.adapter_failed(uow, delivery, header, exc)
                 return
             if dossier is None:
-                answer = Body(MessageType.RESPONSE, refusal=RefusalReason.UNKNOWN_PERSON)
+                answer = ResponseBody(RefusalReason.UNKNOWN_PERSON)
                 outcome, code = Outcome.REFUSED, Refusal.REQUEST_UNKNOWN_PERSON
             else:
-                answer = Body(MessageType.RESPONSE, dossier=dossier)
+                answer = ResponseBody(dossier)
         node.stats.add(f"requests.{outcome}")
         response = node.sender.response_header(header)
         reply = (
@@ -108,7 +125,9 @@ class Handlers:
         node.journaling.message(Event.RESPONSE_SENT, response, answer)
         node.replies.reply_then_ack(uow, delivery, reply)
 
-    def on_response(self, uow: UnitOfWork, delivery: Delivery, header: Header, body: Body) -> None:
+    def on_response(
+        self, uow: UnitOfWork, delivery: Delivery, header: Header, body: ResponseBody
+    ) -> None:
         node = self._node
         request_id = str(header.correlation_id or "")
         request = node.store.outgoing(request_id)
@@ -128,8 +147,8 @@ class Handlers:
                 code=Refusal.RESPONSE_ALREADY_ANSWERED,
             )
             raise Refused(error, header=header, expose_reason=True, authenticated=True)
-        if body.dossier is None:
-            reason = body.refusal or RefusalReason.UNKNOWN_PERSON
+        if isinstance(body.answer, RefusalReason):
+            reason = body.answer
             outcome = (
                 Outcome.AWAITING_RELEASE
                 if reason is RefusalReason.AWAITING_RELEASE
@@ -146,7 +165,8 @@ class Handlers:
             node.outbox.notify()
             node.replies.ack(uow, delivery)
             return
-        _check_source(header, body.dossier)
+        dossier = body.answer
+        _check_source(header, dossier)
 
         def answered() -> None:
             node.journaling.message(Event.RESPONSE_RECEIVED, header, body, outcome=Outcome.IMPORTED)
@@ -155,9 +175,11 @@ class Handlers:
             node.stats.add("responses.dossier")
             node.outbox.notify()
 
-        uow.import_later(Import(delivery, header, body.dossier, answered))
+        uow.import_later(Import(delivery, header, dossier, answered))
 
-    def on_receipt(self, uow: UnitOfWork, delivery: Delivery, header: Header, body: Body) -> None:
+    def on_receipt(
+        self, uow: UnitOfWork, delivery: Delivery, header: Header, body: ReceiptBody
+    ) -> None:
         node = self._node
         correlation = str(header.correlation_id or "")
         sent = node.store.outgoing(correlation)
@@ -193,7 +215,7 @@ class Handlers:
             )
             raise Refused(error, header=header, expose_reason=True, authenticated=True)
         else:
-            node.store.record_outcome(correlation, body.outcome or Outcome.REJECTED, body.code)
+            node.store.record_outcome(correlation, body.outcome, body.code)
             if sent.type == MessageType.TRANSFER.value:
                 kind = (
                     VendorEventKind.TRANSFER_IMPORTED

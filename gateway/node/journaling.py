@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.journal import Event
-from gateway.model.envelope import Body, Header
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import (
+    Body,
+    Header,
+    ReceiptBody,
+    RefusalReason,
+    ResponseBody,
+    TransferBody,
+    person_number_in,
+)
 
 if TYPE_CHECKING:
     from gateway.node.node import Node
@@ -50,14 +59,15 @@ class NodeJournal:
         dossier exactly as sent or received, or the outcome it carries.
         """
         about: dict[str, Any] = {}
-        if body.dossier is not None:
-            about = {"person_number": body.dossier.person.number, "content": body.dossier.to_xml()}
-        elif body.person_number:
-            about = {"person_number": body.person_number}
-        if body.refusal is not None:
-            about["outcome"] = body.refusal.value
-        if body.outcome is not None:
-            about |= {"outcome": body.outcome, "code": body.code}
+        if number := person_number_in(body):
+            about["person_number"] = number
+        match body:
+            case TransferBody(dossier) | ResponseBody(Dossier() as dossier):
+                about["content"] = dossier.to_xml()
+            case ResponseBody(RefusalReason() as reason):
+                about["outcome"] = reason.value
+            case ReceiptBody(outcome, code):
+                about |= {"outcome": outcome, "code": code}
         self.event(event, header, **(about | fields))
 
     def has(self, event: Event, header: Header) -> bool:

@@ -23,7 +23,17 @@ from gateway.adapters import BatchImporter, ImportResult, VendorEventKind
 from gateway.broker import Delivery
 from gateway.journal import Event
 from gateway.model.codes import Outcome, Refusal
-from gateway.model.envelope import Body, Envelope, authenticate, decrypt, verify
+from gateway.model.envelope import (
+    Body,
+    Envelope,
+    MessageType,
+    ResponseBody,
+    TransferBody,
+    authenticate,
+    body_from_xml,
+    decrypt,
+    verify,
+)
 from gateway.model.errors import AdapterError, EnvelopeRefused, GatewayError, StoreUnavailable
 from gateway.node.availability import Unavailable
 from gateway.node.replies import DECLINED, Refused, stored_reply
@@ -176,7 +186,11 @@ class Receiver:
             elif result.created or not node.journaling.has(Event.RECEIVED, item.header):
                 # A dossier the vendor already had was journaled when it came
                 # first -- unless the node stopped in between.
-                body = Body(item.header.type, dossier=item.dossier)
+                body: Body = (
+                    ResponseBody(item.dossier)
+                    if item.header.type is MessageType.RESPONSE
+                    else TransferBody(item.dossier)
+                )
                 node.journaling.message(Event.RECEIVED, item.header, body, outcome=Outcome.IMPORTED)
             node.replies.reply_then_ack(uow, item.delivery, reply)
 
@@ -214,7 +228,7 @@ class Receiver:
             node.replies.refuse(uow, delivery, refusal)
             return
         try:
-            node.handlers.by_type[header.type](uow, delivery, header, body)
+            node.handlers.handle(uow, delivery, header, body)
         except Refused as refusal:
             node.replies.refuse(uow, delivery, refusal)
 
@@ -276,7 +290,7 @@ class Receiver:
         except GatewayError as exc:
             raise Refused(exc, header=header, expose_reason=True, authenticated=True) from None
         try:
-            return Body.from_xml(plain, header.type)
+            return body_from_xml(plain, header.type)
         except GatewayError as exc:
             raise Refused(exc, header=header, expose_reason=False, authenticated=True) from None
         except Exception as exc:  # whatever else a sender's bytes make a library raise

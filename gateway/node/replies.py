@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 from gateway.broker import REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Delivery, Outgoing
 from gateway.journal import Event
 from gateway.model.codes import Fault, Outcome, Refusal
-from gateway.model.envelope import Body, Envelope, Header, MessageType, seal
+from gateway.model.envelope import (
+    Body,
+    Envelope,
+    Header,
+    MessageType,
+    ReceiptBody,
+    ReceiptOutcome,
+    seal,
+)
 from gateway.model.errors import AdapterError, BrokerError, GatewayError
 from gateway.node.unit_of_work import UnitOfWork
 from gateway.node.vendor import raise_if_vendor_away
@@ -92,7 +100,7 @@ class Replies:
             reply=None if reply is None else reply[1],
         )
 
-    def receipt(self, original: Header, outcome: str, code: str | None) -> Reply | None:
+    def receipt(self, original: Header, outcome: ReceiptOutcome, code: str | None) -> Reply | None:
         """A signed receipt for ``original``, or ``None`` when its sender cannot get one."""
         node = self._node
         if (
@@ -107,7 +115,7 @@ class Replies:
             original.case_reference,
             correlation=original,
         )
-        body = Body(MessageType.RECEIPT, outcome=outcome, code=code)  # type: ignore[arg-type]
+        body = ReceiptBody(outcome, code)
         try:
             sealed = seal(header, body.to_xml(), keys=node.keys, directory=node.directory)
         except GatewayError as exc:

@@ -21,9 +21,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.adapters import Inspectable
 from gateway.journal import Event
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Fault, Refusal
-from gateway.model.dossier import Dossier, format_timestamp
-from gateway.model.envelope import Body, Header, MessageType, Purpose, seal
+from gateway.model.dossier import Dossier
+from gateway.model.envelope import (
+    Body,
+    Header,
+    MessageType,
+    Purpose,
+    RequestBody,
+    TransferBody,
+    person_number_in,
+    seal,
+)
 from gateway.model.errors import ConfigError, DestinationRefused, GatewayError
 from gateway.model.staff import StaffReference
 from gateway.store import Outgoing as OutboxRecord
@@ -139,7 +149,7 @@ class Sender:
                 header = self.header(
                     MessageType.TRANSFER, to, purpose, dossier.source.case_reference
                 )
-                batch.append((header, Body(MessageType.TRANSFER, dossier=dossier)))
+                batch.append((header, TransferBody(dossier)))
             if not node.broker.is_ready:
                 # The broker is away: wait for it rather than record a whole
                 # batch that cannot be published now.
@@ -173,7 +183,7 @@ class Sender:
             case_reference or dossier.source.case_reference,
             actor=self.pseudonym(staff),
         )
-        return self.send(header, Body(MessageType.TRANSFER, dossier=dossier), staff=staff)
+        return self.send(header, TransferBody(dossier), staff=staff)
 
     # ------------------------------------------------------------- requests
 
@@ -197,7 +207,7 @@ class Sender:
             ttl=ttl or self._node.request_ttl,
             actor=self.pseudonym(staff),
         )
-        body = Body(MessageType.REQUEST, person_number=person_number)
+        body = RequestBody(person_number)
         return self.send(header, body, staff=staff)
 
     def response_header(self, request: Header, staff: StaffReference | None = None) -> Header:
@@ -246,7 +256,7 @@ class Sender:
         except DestinationRefused as refused:
             # A newer directory edition came in since the destination was
             # checked: it decides, and the refusal is journaled like any other.
-            person = body.dossier.person.number if body.dossier else body.person_number
+            person = person_number_in(body)
             self._refused_outgoing(header.recipient, refused, person)
             raise
 

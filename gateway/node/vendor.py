@@ -16,8 +16,9 @@ from tenacity import (
 )
 
 from gateway.adapters import ReceivesEvents, VendorEvent, VendorEventKind
+from gateway.model.base import format_timestamp
 from gateway.model.codes import Refusal
-from gateway.model.dossier import Dossier, format_timestamp
+from gateway.model.dossier import Dossier
 from gateway.model.envelope import Header
 from gateway.model.errors import AdapterError, GatewayError
 from gateway.node.availability import Unavailable

@@ -45,7 +45,6 @@ from gateway.model.directory.institutions import (
     KeyEntry,
     Label,
     Verdict,
-    build,
 )
 from gateway.model.directory.signature import (
     SeenEdition,
@@ -71,7 +70,6 @@ __all__ = [
     "Label",
     "SeenEdition",
     "Verdict",
-    "build",
     "build_directory",
     "check_not_older",
     "directory_from_spec",

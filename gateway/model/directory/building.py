@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.model import keys
+from gateway.model.base import build
 from gateway.model.codes import Fault
 from gateway.model.directory.edition import Directory
 from gateway.model.directory.institutions import (
     Institution,
     InstitutionStatus,
-    build,
+    institution_place,
     moment,
 )
 from gateway.model.errors import DirectoryError
@@ -32,15 +33,13 @@ def build_directory(
     issued_at: dt.datetime | None = None,
 ) -> Directory:
     """A directory from institutions (models or plain mappings), checked like a loaded one."""
-    return build(
-        Directory,
-        {
-            "issuer": issuer,
-            "serial": serial,
-            "issued_at": issued_at or dt.datetime.now(dt.UTC),
-            "institutions": list(institutions),
-        },
-    )
+    data = {
+        "issuer": issuer,
+        "serial": serial,
+        "issued_at": issued_at or dt.datetime.now(dt.UTC),
+        "institutions": list(institutions),
+    }
+    return build(Directory, data, error=DirectoryError, where=institution_place(data))
 
 
 def directory_from_spec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Self
 
 from lxml import etree
@@ -16,6 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import hardened_xml
+from gateway.model.base import FrozenModel, build, format_timestamp
 from gateway.model.codes import Fault, Refusal
 from gateway.model.directory.institutions import (
     Institution,
@@ -23,21 +25,20 @@ from gateway.model.directory.institutions import (
     InstitutionStatus,
     KeyEntry,
     Label,
-    Model,
     Verdict,
-    build,
+    institution_place,
     moment,
     utc_seconds,
 )
-from gateway.model.dossier import Language, format_timestamp
-from gateway.model.errors import DestinationRefused
+from gateway.model.dossier import Language
+from gateway.model.errors import DestinationRefused, DirectoryError
 from gateway.model.hardened_xml import NS_DIRECTORY
 
 SCHEMA_VERSION: Final = "1"
 NS: Final = f"{{{NS_DIRECTORY}}}"
 
 
-class Directory(Model):
+class Directory(FrozenModel):
     """One edition of the directory, as the federation signed it."""
 
     issuer: Label
@@ -88,7 +89,18 @@ class Directory(Model):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
-        self._by_id.update((institution.id, institution) for institution in self.institutions)
+        self._by_id = _index(self.institutions)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied, that finds exactly the institutions it lists.
+
+        Pydantic gives a copy the private attributes of the original: the
+        index is built again, or a copy without an institution would still
+        find it (and a copy with a changed one, the old one).
+        """
+        copied = super().model_copy(update=update, deep=deep)
+        copied._by_id = _index(copied.institutions)
+        return copied
 
     # ------------------------------------------------------------ queries
 
@@ -257,7 +269,12 @@ class Directory(Model):
             "serial": _text(root, "serial"),
             "institutions": institutions,
         }
-        return build(cls, data)
+        return build(cls, data, error=DirectoryError, where=institution_place(data))
+
+
+def _index(institutions: list[Institution]) -> dict[str, Institution]:
+    """The institutions by enterprise number: what :meth:`Directory.get` reads."""
+    return {institution.id: institution for institution in institutions}
 
 
 def _contact(el: etree._Element | None) -> dict[str, str | None] | None:

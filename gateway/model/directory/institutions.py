@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self, TypeVar
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
@@ -17,14 +16,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import keys
+from gateway.model.base import FrozenModel, Location, build, format_timestamp
 from gateway.model.codes import N_, Fault, Refusal, Worded
-from gateway.model.dossier import ContactPoint, Language, format_timestamp
-from gateway.model.dossier import build as build_model
+from gateway.model.dossier import ContactPoint, Language
 from gateway.model.errors import DirectoryError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number
-
-M = TypeVar("M", bound=BaseModel)
-
 
 LABEL = r"^\S(.*\S)?$"
 Label = Annotated[str, Field(pattern=LABEL, max_length=120)]
@@ -77,11 +73,7 @@ def moment(at: dt.datetime | None) -> dt.datetime:
     return at
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KeyEntry(Model):
+class KeyEntry(FrozenModel):
     """A public key listed for an institution, with its validity period.
 
     A key is valid from ``valid_from`` (included) to ``valid_until`` (excluded).
@@ -151,6 +143,7 @@ class KeyEntry(Model):
                 "valid_from": valid_from,
                 "valid_until": valid_until,
             },
+            error=DirectoryError,
         )
 
     def valid_at(self, at: dt.datetime) -> bool:
@@ -158,7 +151,7 @@ class KeyEntry(Model):
         return self.valid_from <= at < self.valid_until
 
 
-class Institution(Model):
+class Institution(FrozenModel):
     """One institution of the directory."""
 
     id: str
@@ -169,8 +162,8 @@ class Institution(Model):
     merged_into: str | None = None
     contact: ContactPoint | None = None
     """A CPAS's social service, as the person's report shows it (never a dossier's own)."""
-    signing_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
-    encryption_keys: Annotated[list[KeyEntry], Field(max_length=8)] = []
+    signing_keys: list[KeyEntry] = Field(default_factory=list, max_length=8)
+    encryption_keys: list[KeyEntry] = Field(default_factory=list, max_length=8)
 
     @field_validator("id", "merged_into")
     @classmethod
@@ -239,20 +232,22 @@ class Verdict:
     reason: str
 
 
-def build(model: type[M], data: Any) -> M:
-    """Validate ``data`` into ``model``; pydantic's first error becomes a ``DirectoryError``."""
-    return build_model(model, data, error=DirectoryError, where=lambda loc: _where(loc, data))
+def institution_place(data: Any) -> Callable[[Location], str]:
+    """Names the place of a problem in a directory's ``data`` by the institution's id.
 
+    ``institutions.412.encryption_keys.0`` means little to a person; the
+    enterprise number of institution 412 does. For :func:`build`'s ``where``.
+    """
 
-def _where(loc: tuple[int | str, ...], data: Any) -> str:
-    # "institutions.412.encryption_keys.0" means little to a person; the
-    # enterprise number of institution 412 does.
-    parts = [str(part) for part in loc]
-    if len(loc) >= 2 and loc[0] == "institutions" and isinstance(loc[1], int):
-        try:
-            item = data["institutions"][loc[1]]
-            institution_id = item.id if isinstance(item, Institution) else item["id"]
-            parts[:2] = [f"institution {institution_id}"]
-        except (KeyError, IndexError, TypeError):
-            pass
-    return ".".join(parts)
+    def where(loc: Location) -> str:
+        parts = [str(part) for part in loc]
+        if len(loc) >= 2 and loc[0] == "institutions" and isinstance(loc[1], int):
+            try:
+                item = data["institutions"][loc[1]]
+                institution_id = item.id if isinstance(item, Institution) else item["id"]
+                parts[:2] = [f"institution {institution_id}"]
+            except (KeyError, IndexError, TypeError):
+                pass
+        return ".".join(parts)
+
+    return where
