@@ -56,7 +56,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.broker_connection import BrokerTLS, TlsVersion
+from gateway.broker import BrokerTLS, TlsVersion
 from gateway.journal import DEFAULT_RETENTION_DAYS
 from gateway.model.base import refusal_from
 from gateway.model.codes import PolicyAction
@@ -249,7 +249,7 @@ class NodeConfig(BaseSettings):
 
     @property
     def tls(self) -> BrokerTLS | None:
-        """The TLS settings for :func:`gateway.broker_connection.connection_parameters`."""
+        """The TLS settings for :func:`gateway.broker.connection_parameters`."""
         return None if self.broker_tls is None else self.broker_tls.settings()
 
     @classmethod

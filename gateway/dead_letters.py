@@ -24,8 +24,14 @@ from typing import Any, Protocol
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.broker import PERSISTENT, REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER, Names
-from gateway.broker_connection import BrokerTLS, connect
+from gateway.broker import (
+    PERSISTENT,
+    REFUSAL_CODE_HEADER,
+    REFUSAL_REASON_HEADER,
+    BrokerTLS,
+    Names,
+    connect,
+)
 from gateway.journal import Event, Journal
 from gateway.model.codes import Outcome, Refusal
 from gateway.model.envelope import Envelope

@@ -31,8 +31,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway.adapters import Inspectable, PlantsSensitiveData, Seedable, load_adapters
-from gateway.broker import Names, cpas_topology, delete_topology, directory_topology
-from gateway.broker_connection import BrokerTLS, connect, where
+from gateway.broker import (
+    BrokerTLS,
+    Names,
+    connect,
+    cpas_topology,
+    delete_topology,
+    directory_topology,
+    where,
+)
 from gateway.config import split_urls
 from gateway.demo_api import HELD_PURPOSE, show_api_story
 from gateway.federation.localnet import LocalFederation, make_local_federation

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gateway.broker_connection import BrokerTLS
+from gateway.broker import BrokerTLS
 from gateway.federation.local_broker import (
     RABBITMQ_SCRIPTS,
     BrokerNode,

@@ -43,8 +43,7 @@ import pika
 import pika.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.broker import BrokerClient, Delivery, Names, directory_topology
-from gateway.broker_connection import BrokerTLS, connect
+from gateway.broker import BrokerClient, BrokerTLS, Delivery, Names, connect, directory_topology
 from gateway.journal import Event, Journal, JournalError
 from gateway.model import hardened_xml, keys
 from gateway.model.codes import Fault, Outcome

@@ -26,10 +26,10 @@ from helpers.ci import unavailable
 
 from gateway.adapters import load_adapters
 from gateway.broker import (
+    BrokerTLS,
     Names,
     delete_namespace,
 )
-from gateway.broker_connection import BrokerTLS
 from gateway.federation.local_pki import LocalPki, make_local_pki
 from gateway.federation.localnet import LocalFederation, make_local_federation
 from gateway.journal import Journal, load_or_create_secret

@@ -30,6 +30,7 @@ from gateway.journal import tables as journal_tables
 from gateway.migrations import Migration, Schema
 from gateway.model.errors import ConfigError
 from gateway.store import Outgoing, Store
+from gateway.store import store as store_facade
 
 FROZEN = Path(__file__).parent / "schema_v1"
 NISS = "85073003328"
@@ -86,7 +87,7 @@ def _config(tmp_path: Path, store_url: str) -> Path:
 def _first_release(store_url: str, secret: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store and journal as the first release left them: its tables, its rows, no version."""
     with monkeypatch.context() as first:
-        first.setattr(store_module, "SCHEMA", store_module.SCHEMA.upto(1))
+        first.setattr(store_facade, "SCHEMA", store_module.SCHEMA.upto(1))
         first.setattr(journal_tables, "SCHEMA", journal_tables.SCHEMA.upto(1))
         # The first release wrote no ``actor`` column (journal migration 2 adds it).
         columns = tuple(name for name in journal_tables._COLUMNS if name != "actor")

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import GENT, LIEGE, NodeFactory, TlsBroker
 
-from gateway.broker import Names
-from gateway.broker_connection import BrokerTLS, connect
+from gateway.broker import BrokerTLS, Names, connect
 from gateway.config import NodeConfig
 from gateway.federation.local_pki import CertificateAuthority
 from gateway.federation.localnet import LocalFederation, make_local_federation

@@ -1,6 +1,13 @@
 """The node's local API for the CPAS's own software (HTTP + JSON, OpenAPI 3).
 
-- :mod:`gateway.api.app` -- the operations, their refusals, the body limit;
+- :mod:`gateway.api.app` -- the application, built from one router per subject:
+  :mod:`~gateway.api.exchanges` (transfers, requests, the state of a message),
+  :mod:`~gateway.api.held` (held requests), :mod:`~gateway.api.reports` (a
+  person's report, a case's exchanges), :mod:`~gateway.api.operations`
+  (health, metrics);
+- :mod:`gateway.api.auth` -- client tokens and the right each route needs;
+- :mod:`gateway.api.problems` -- every refusal a JSON problem with its HTTP status;
+- :mod:`gateway.api.body_limit` -- the body-size limit around the whole application;
 - :mod:`gateway.api.tokens` -- client applications and their hashed tokens;
 - :mod:`gateway.api.metrics` -- the Prometheus text format;
 - :mod:`gateway.api.server` -- uvicorn in a thread of ``cpas-gateway run``;
@@ -15,7 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.api.app import create_app, guarded
+from gateway.api.app import create_app
+from gateway.api.body_limit import guarded
 from gateway.api.server import ApiServer
 from gateway.api.tokens import ApiTokens
 from gateway.config import ApiConfig

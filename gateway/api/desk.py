@@ -21,7 +21,8 @@ from fastapi import APIRouter, Cookie, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gateway.api.app import case_exchanges_of, held_out, refuse_as, release_as, report_for
+from gateway.api.held import held_out, refuse_as, release_as
+from gateway.api.reports import case_exchanges_of, report_for
 from gateway.api.tokens import ApiTokens
 from gateway.model.codes import Fault, Refusal, RefusalGround
 from gateway.model.dossier import OPAQUE_REFERENCE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.api.app import Asgi
+from gateway.api.body_limit import Asgi
 from gateway.config import ApiConfig
 from gateway.model.codes import Fault
 from gateway.model.errors import ConfigError

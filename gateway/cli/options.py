@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from gateway.broker_connection import BrokerTLS
+from gateway.broker import BrokerTLS
 from gateway.cli.style import UsageError
 from gateway.config import NodeConfig
 from gateway.logs import configure_logging

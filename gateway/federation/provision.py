@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import Names, Topology, cpas_topology, directory_topology
-from gateway.broker_connection import BrokerTLS, connect
+from gateway.broker import BrokerTLS, Names, Topology, connect, cpas_topology, directory_topology
 from gateway.model.codes import Fault
 from gateway.model.directory import Directory, check_not_older
 from gateway.model.errors import BrokerError

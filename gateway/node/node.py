@@ -29,8 +29,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.adapters import Adapter, AdapterRegistry, load_adapters
-from gateway.broker import Broker, BrokerClient, BrokerFactory, Names, cpas_topology
-from gateway.broker_connection import BrokerTLS
+from gateway.broker import Broker, BrokerClient, BrokerFactory, BrokerTLS, Names, cpas_topology
 from gateway.config import NodeConfig
 from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.journal import Journal, open_journal

@@ -17,8 +17,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.broker import Names
-from gateway.broker_connection import connect
+from gateway.broker import Names, connect
 from gateway.config import NodeConfig
 from gateway.federation.provision import ManagementApi, permissions_for
 from gateway.model.errors import GatewayError

@@ -44,8 +44,7 @@ from typing import Any
 
 from pika.spec import BasicProperties
 
-from gateway.broker import Delivery, Outgoing, Topology
-from gateway.broker_connection import BrokerTLS
+from gateway.broker import BrokerTLS, Delivery, Outgoing, Topology
 from gateway.model.codes import Fault
 from gateway.model.errors import BrokerError
 
