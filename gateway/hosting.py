@@ -34,6 +34,7 @@ ends the run with exit status 1.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import logging
@@ -227,9 +228,18 @@ class SharedDirectories:
     still refuses an edition older than the one its store has seen.
     """
 
+    KEPT = 4
+    """Editions kept verified at once: a node runs for months and sees many editions."""
+
     def __init__(self) -> None:
-        self._verified: dict[tuple[bytes, bytes], Directory] = {}
+        # Least recently used first; an edition dropped is verified again if asked for.
+        self._verified: collections.OrderedDict[tuple[bytes, bytes], Directory] = (
+            collections.OrderedDict()
+        )
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._verified)
 
     def load(self, path: Path, trust_anchor: Path, *, min_serial: int | None = None) -> Directory:
         """As :func:`~gateway.model.directory.load_directory_file`, sharing what it verified."""
@@ -242,6 +252,9 @@ class SharedDirectories:
             if directory is None:
                 directory = load_directory_file(path, trust_anchor)
                 self._verified[key] = directory
+                while len(self._verified) > self.KEPT:
+                    self._verified.popitem(last=False)
+            self._verified.move_to_end(key)
         check_not_older(directory, min_serial)
         return directory
 

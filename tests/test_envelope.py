@@ -28,7 +28,7 @@ from gateway.model.envelope import (
     open_envelope,
     seal,
 )
-from gateway.model.errors import EnvelopeRefused
+from gateway.model.errors import EnvelopeRefused, GatewayError
 from gateway.testing.synthetic import make_beneficiary
 
 GENT, LIEGE, NAMUR = "44021", "62063", "92094"
@@ -273,3 +273,18 @@ def test_during_a_rotation_new_messages_use_the_new_key_and_old_ones_still_open(
             open_envelope(envelope, me=liege.cpas_id, keys=node_keys, directory=world.directory)
             == body
         )
+
+
+def test_a_header_made_with_a_time_without_its_zone_is_refused_as_naive(
+    world: LocalFederation,
+) -> None:
+    with pytest.raises(GatewayError) as refused:
+        Header.new(
+            MessageType.TRANSFER,
+            sender=world.member(GENT).cpas_id,
+            recipient=world.member(LIEGE).cpas_id,
+            purpose=Purpose.CONTINUITY_AFTER_MOVE,
+            case_reference="G-1",
+            now=dt.datetime(2026, 10, 1, 12, 0),
+        )
+    assert refused.value.code == "time.naive"

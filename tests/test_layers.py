@@ -46,3 +46,54 @@ def test_the_synthetic_people_imported_by_their_former_name_are_the_testing_modu
     with pytest.warns(DeprecationWarning, match=r"gateway\.testing\.synthetic"):
         old = importlib.import_module("gateway.synthetic")
     assert old is importlib.import_module("gateway.testing.synthetic")
+
+
+def _fresh_python(script: str) -> str:
+    """Run ``script`` in a new interpreter (imports start from nothing); its output."""
+    done = subprocess.run(
+        [sys.executable, "-W", "always::DeprecationWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout + done.stderr
+
+
+def test_a_submodule_of_a_moved_package_is_one_module_under_both_names() -> None:
+    out = _fresh_python(
+        "import sys, gateway.model.directory as package, gateway.directory.edition;"
+        "old, new = sys.modules['gateway.directory.edition'],"
+        " sys.modules['gateway.model.directory.edition'];"
+        "print('same', old is new, old.Directory is package.Directory)"
+    )
+    assert "same True True" in out
+
+
+def test_importing_a_former_name_leaves_the_module_its_own_spec_resources_and_reload() -> None:
+    out = _fresh_python(
+        "import importlib, importlib.util, importlib.resources, gateway.codes, gateway.directory;"
+        "import gateway.model.codes as codes;"
+        "spec = importlib.util.find_spec('gateway.model.directory');"
+        "print('spec', spec.name, spec.submodule_search_locations is not None);"
+        "print('files', importlib.resources.files('gateway.model.directory').is_dir());"
+        "print('reload', importlib.reload(codes).__name__)"
+    )
+    assert "spec gateway.model.directory True" in out
+    assert "files True" in out
+    assert "reload gateway.model.codes" in out
+
+
+def test_the_deprecation_warning_names_the_line_that_imports() -> None:
+    out = _fresh_python(
+        "import importlib\nimport gateway.keys\nimportlib.import_module('gateway.errors')"
+    )
+    assert "<string>:2: DeprecationWarning: gateway.keys is now gateway.model.keys" in out
+    assert "<string>:3: DeprecationWarning: gateway.errors is now gateway.model.errors" in out
+
+
+def test_running_a_former_module_name_says_the_new_one() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.local_broker", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "gateway.local_broker is now gateway.federation.local_broker" in done.stderr

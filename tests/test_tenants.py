@@ -586,6 +586,18 @@ def test_tenants_reading_one_signed_edition_share_one_verified_directory(
     assert directories.load(world.directory_path, world.trust_anchor, min_serial=1) is first
 
 
+def test_shared_directories_keep_only_the_latest_editions_as_new_ones_come(
+    tmp_path: Path,
+) -> None:
+    federation = make_local_federation(tmp_path, [GENT, LIEGE], small=True)
+    directories = SharedDirectories()
+    for _ in range(SharedDirectories.KEPT + 3):
+        edition = directories.load(federation.directory_path, federation.trust_anchor)
+        assert edition.serial == federation.directory.serial
+        federation.reissue()
+    assert len(directories) == SharedDirectories.KEPT
+
+
 def test_a_shared_directory_older_than_a_tenant_has_seen_is_refused_to_that_tenant(
     world: LocalFederation,
 ) -> None:

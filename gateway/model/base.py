@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
+from gateway.model.codes import Refusal
 from gateway.model.errors import DossierInvalid, GatewayError
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,6 +79,16 @@ def checked_identifier(validator: Any, value: str) -> str:
         return str(validator(value))
     except GatewayError as exc:
         raise PydanticCustomError(exc.code, exc.message) from None
+
+
+def utc_seconds(value: dt.datetime) -> dt.datetime:
+    """A timestamp as every signed document carries it: in UTC, to the second.
+
+    A naive one is refused (``time.naive``): nobody can tell which moment it means.
+    """
+    if value.tzinfo is None:
+        raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
+    return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def format_timestamp(value: dt.datetime) -> str:

@@ -31,7 +31,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import hardened_xml
-from gateway.model.base import FrozenModel, build, checked_identifier, format_timestamp
+from gateway.model.base import (
+    FrozenModel,
+    build,
+    checked_identifier,
+    format_timestamp,
+    utc_seconds,
+)
 from gateway.model.base import refusal_from as refusal_from  # vendors import it from here
 from gateway.model.codes import Refusal
 from gateway.model.errors import SchemaInvalid
@@ -301,9 +307,7 @@ class Dossier(FrozenModel):
     @field_validator("created_at")
     @classmethod
     def _utc_seconds(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
-        return value.astimezone(dt.UTC).replace(microsecond=0)
+        return utc_seconds(value)
 
     @field_validator("last_social_inquiry")
     @classmethod

@@ -30,7 +30,13 @@ from lxml import etree
 from pydantic import Field, field_validator
 
 from gateway.model import hardened_xml
-from gateway.model.base import FrozenModel, build, checked_identifier, format_timestamp
+from gateway.model.base import (
+    FrozenModel,
+    build,
+    checked_identifier,
+    format_timestamp,
+    utc_seconds,
+)
 from gateway.model.codes import Outcome, Refusal, RefusalReason
 from gateway.model.directory import Directory, InstitutionKind, InstitutionStatus
 from gateway.model.dossier import OPAQUE_REFERENCE, Dossier
@@ -89,9 +95,7 @@ class Header(FrozenModel):
     @field_validator("created_at", "expires_at")
     @classmethod
     def _utc_seconds(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("a timestamp must carry its time zone")
-        return value.astimezone(dt.UTC).replace(microsecond=0)
+        return utc_seconds(value)
 
     @classmethod
     def new(

@@ -17,7 +17,7 @@ refuse; what it does after the batch commits goes into the unit of work.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from gateway.adapters import VendorEventKind
 from gateway.broker import Delivery
@@ -63,6 +63,8 @@ class Handlers:
                 self.on_response(uow, delivery, header, body)
             case ReceiptBody():
                 self.on_receipt(uow, delivery, header, body)
+            case _:
+                assert_never(body)
 
     def on_transfer(
         self, uow: UnitOfWork, delivery: Delivery, header: Header, body: TransferBody

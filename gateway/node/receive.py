@@ -26,8 +26,6 @@ from gateway.model.codes import Outcome, Refusal
 from gateway.model.envelope import (
     Body,
     Envelope,
-    MessageType,
-    ResponseBody,
     TransferBody,
     authenticate,
     body_from_xml,
@@ -184,13 +182,10 @@ class Receiver:
             if item.then is not None:
                 item.then()
             elif result.created or not node.journaling.has(Event.RECEIVED, item.header):
-                # A dossier the vendor already had was journaled when it came
-                # first -- unless the node stopped in between.
-                body: Body = (
-                    ResponseBody(item.dossier)
-                    if item.header.type is MessageType.RESPONSE
-                    else TransferBody(item.dossier)
-                )
+                # Only a transfer comes here (a response's import is recorded by
+                # its `then`). A dossier the vendor already had was journaled
+                # when it came first -- unless the node stopped in between.
+                body = TransferBody(item.dossier)
                 node.journaling.message(Event.RECEIVED, item.header, body, outcome=Outcome.IMPORTED)
             node.replies.reply_then_ack(uow, item.delivery, reply)
 

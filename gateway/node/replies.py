@@ -131,8 +131,8 @@ class Replies:
         uow.defer(lambda: self.send_reply_then_ack(delivery, reply))
 
     def ack(self, uow: UnitOfWork, delivery: Delivery) -> None:
-        """Once the batch is committed: ack the delivery."""
-        uow.defer(lambda: self._node.broker.ack(delivery))
+        """Once the batch is committed: ack the delivery (nothing to reply)."""
+        self.reply_then_ack(uow, delivery, None)
 
     def send_reply_then_ack(self, delivery: Delivery, reply: Reply | None) -> None:
         node = self._node

@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import hardened_xml
-from gateway.model.base import FrozenModel, build, format_timestamp
+from gateway.model.base import FrozenModel, build, format_timestamp, utc_seconds
 from gateway.model.codes import Fault, Refusal
 from gateway.model.directory.institutions import (
     Institution,
@@ -28,7 +28,6 @@ from gateway.model.directory.institutions import (
     Verdict,
     institution_place,
     moment,
-    utc_seconds,
 )
 from gateway.model.dossier import Language
 from gateway.model.errors import DestinationRefused, DirectoryError

@@ -16,8 +16,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.model import keys
-from gateway.model.base import FrozenModel, Location, build, format_timestamp
-from gateway.model.codes import N_, Fault, Refusal, Worded
+from gateway.model.base import FrozenModel, Location, build, format_timestamp, utc_seconds
+from gateway.model.codes import N_, Fault, Worded
 from gateway.model.dossier import ContactPoint, Language
 from gateway.model.errors import DirectoryError, GatewayError
 from gateway.model.identifiers import validate_enterprise_number
@@ -57,12 +57,6 @@ class InstitutionStatus(StrEnum):
 
 ENCRYPTION_ALGORITHMS: Final = frozenset(keys.KEMS)
 SIGNING_ALGORITHMS: Final = frozenset({keys.SIGNING_ALGORITHM})
-
-
-def utc_seconds(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        raise PydanticCustomError(Refusal.TIME_NAIVE, "A timestamp must carry its time zone.")
-    return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def moment(at: dt.datetime | None) -> dt.datetime:

@@ -22,18 +22,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from gateway.model.codes import Fault
 from gateway.model.errors import KeyMaterialError
 from gateway.model.keys.material import (
-    _PEM_BLOCK,
     ENCRYPTION_PREFIX,
     KEM_X25519,
     KEY_SUFFIX,
+    PEM_BLOCK,
     PUBLIC_FILE,
     SIGNING_ALGORITHM,
     SIGNING_FILE,
     EncryptionKeyPair,
     NodeKeys,
-    _generate_encryption_parts,
-    _hybrid_pair,
+    generate_encryption_parts,
     generate_signing_key,
+    hybrid_pair,
     key_id,
     public_encryption_key,
     public_signing_key,
@@ -80,7 +80,7 @@ def add_encryption_key(
     """
     directory = Path(directory)
     document = _load_public_document(directory / PUBLIC_FILE)
-    pair, parts = _generate_encryption_parts(kem)
+    pair, parts = generate_encryption_parts(kem)
     _write_private(_encryption_path(directory, pair.key_id), parts, passphrase)
     document["encryptionKeys"].append(_public_entry(pair.key_id, pair.kem, pair.public_raw))
     _write_public(directory, document)
@@ -295,7 +295,7 @@ def _read_private(path: Path) -> bytes:
 
 
 def _load_pem_blocks(path: Path, passphrase: bytes | None) -> list[Any]:
-    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(_read_private(path))]
+    blocks = [match.group(0) for match in PEM_BLOCK.finditer(_read_private(path))]
     if not blocks:
         raise KeyMaterialError(f"{path} holds no PEM private key.", code=Fault.KEYS_INVALID)
     keys = []
@@ -346,7 +346,7 @@ def _load_encryption_file(path: Path, passphrase: bytes | None) -> EncryptionKey
         and isinstance(keys[0], mlkem.MLKEM768PrivateKey)
         and isinstance(keys[1], x25519.X25519PrivateKey)
     ):
-        return _hybrid_pair(keys[0], keys[1])
+        return hybrid_pair(keys[0], keys[1])
     raise KeyMaterialError(
         f"{path} holds neither an X25519 key nor an ML-KEM-768 key followed by an X25519 key.",
         code=Fault.KEYS_INVALID,

@@ -39,7 +39,7 @@ PublicEncryptionKey = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
 
 _MLKEM768_PUBLIC_BYTES: Final = 1184
 _X25519_PUBLIC_BYTES: Final = 32
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\s*", re.DOTALL)
+PEM_BLOCK: Final = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\s*", re.DOTALL)
 
 
 # ------------------------------------------------------------------ suites
@@ -139,7 +139,7 @@ class EncryptionKeyPair:
 
 def generate_encryption_key(kem: str = KEM_X25519) -> EncryptionKeyPair:
     """A fresh encryption key pair for ``kem``."""
-    return _generate_encryption_parts(kem)[0]
+    return generate_encryption_parts(kem)[0]
 
 
 def generate_signing_key() -> Ed25519PrivateKey:
@@ -154,21 +154,23 @@ def signing_public_raw(key: Ed25519PrivateKey) -> bytes:
 
 # The hybrid private key object does not give its parts back, and the files
 # store the parts: generation therefore keeps them beside the pair.
-_Part = x25519.X25519PrivateKey | mlkem.MLKEM768PrivateKey
+KeyPart = x25519.X25519PrivateKey | mlkem.MLKEM768PrivateKey
 
 
-def _generate_encryption_parts(kem: str) -> tuple[EncryptionKeyPair, list[_Part]]:
+def generate_encryption_parts(kem: str) -> tuple[EncryptionKeyPair, list[KeyPart]]:
+    """A fresh key pair for ``kem``, and the private parts its key file stores."""
     hpke_suite(kem)
     x_key = x25519.X25519PrivateKey.generate()
     if kem == KEM_X25519:
         return EncryptionKeyPair(kem, x_key, x_key.public_key().public_bytes_raw()), [x_key]
     m_key = mlkem.MLKEM768PrivateKey.generate()
-    return _hybrid_pair(m_key, x_key), [m_key, x_key]
+    return hybrid_pair(m_key, x_key), [m_key, x_key]
 
 
-def _hybrid_pair(
+def hybrid_pair(
     m_key: mlkem.MLKEM768PrivateKey, x_key: x25519.X25519PrivateKey
 ) -> EncryptionKeyPair:
+    """The hybrid key pair made of its two private parts (as read back from a key file)."""
     raw = m_key.public_key().public_bytes_raw() + x_key.public_key().public_bytes_raw()
     return EncryptionKeyPair(KEM_HYBRID, hpke.MLKEM768X25519PrivateKey(m_key, x_key), raw)
 
