@@ -18,9 +18,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
 
 import pika
 from pika.channel import Channel
@@ -31,7 +30,7 @@ from gateway.broker.connection import (
     explain_connection_error,
 )
 from gateway.broker.consumer import Consumer
-from gateway.broker.protocol import Delivery, Outgoing
+from gateway.broker.protocol import Broker, Delivery, Outgoing
 from gateway.broker.publisher import Publisher
 from gateway.broker.topology import Topology, declare
 from gateway.model.codes import Fault
@@ -40,7 +39,7 @@ from gateway.model.errors import BrokerError
 log = logging.getLogger(__name__)
 
 
-class BrokerClient:
+class BrokerClient(Broker):
     """One node's AMQP connection, on its own I/O thread.
 
     :param urls: broker addresses (cluster members), tried in turn.
@@ -177,39 +176,6 @@ class BrokerClient:
             self._consumer.reject(delivery, requeue=requeue)
 
     # ------------------------------------------------------------ publishing
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-        user_id: str | None = None,
-        message_type: str | None = None,
-        correlation_id: str | None = None,
-        mandatory: bool = True,
-    ) -> Future[None]:
-        """Publish persistently; the future resolves on the broker's confirm.
-
-        It fails with ``broker.unroutable`` when no queue takes the message,
-        ``broker.nack`` when the broker refuses it, and
-        ``broker.connection_lost`` when the connection drops first: the caller
-        decides whether to publish again (the outbox does).
-        """
-        outgoing = Outgoing(
-            exchange,
-            routing_key,
-            body,
-            message_id=message_id,
-            headers=headers,
-            user_id=user_id,
-            message_type=message_type,
-            correlation_id=correlation_id,
-            mandatory=mandatory,
-        )
-        return self.publish_many([outgoing])[0]
 
     def publish_many(self, messages: Sequence[Outgoing]) -> list[Future[None]]:
         """Publish several messages with one wake-up of the I/O loop (see :meth:`publish`)."""

@@ -125,8 +125,26 @@ class Broker(Protocol):
         correlation_id: str | None = None,
         mandatory: bool = True,
     ) -> Future[None]:
-        """Publish one message; the future resolves on the broker's confirm."""
-        ...
+        """Publish one message persistently; the future resolves on the broker's confirm.
+
+        It fails with ``broker.unroutable`` when no queue takes the message,
+        ``broker.nack`` when the broker refuses it, and
+        ``broker.connection_lost`` when the connection drops first: the caller
+        decides whether to publish again (the outbox does). A client that
+        subclasses :class:`Broker` gets this as one of :meth:`publish_many`.
+        """
+        outgoing = Outgoing(
+            exchange,
+            routing_key,
+            body,
+            message_id=message_id,
+            headers=headers,
+            user_id=user_id,
+            message_type=message_type,
+            correlation_id=correlation_id,
+            mandatory=mandatory,
+        )
+        return self.publish_many([outgoing])[0]
 
     def publish_many(self, messages: Sequence[Outgoing]) -> list[Future[None]]:
         """Publish several messages; each future resolves on its confirm, or fails

@@ -44,7 +44,7 @@ from typing import Any
 
 from pika.spec import BasicProperties
 
-from gateway.broker import BrokerTLS, Delivery, Outgoing, Topology
+from gateway.broker import Broker, BrokerTLS, Delivery, Outgoing, Topology
 from gateway.model.codes import Fault
 from gateway.model.errors import BrokerError
 
@@ -233,7 +233,7 @@ class MemoryBroker:
             self._dispatch(target)
 
 
-class MemoryClient:
+class MemoryClient(Broker):
     """One node's connection to a :class:`MemoryBroker` (a :class:`gateway.broker.Broker`).
 
     Deliveries and ``on_ready`` reach the node on the client's own thread, as
@@ -354,32 +354,6 @@ class MemoryClient:
         return delivery.generation == self._generation and self.is_ready
 
     # ----------------------------------------------------------- publishing
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-        user_id: str | None = None,
-        message_type: str | None = None,
-        correlation_id: str | None = None,
-        mandatory: bool = True,
-    ) -> Future[None]:
-        outgoing = Outgoing(
-            exchange,
-            routing_key,
-            body,
-            message_id=message_id,
-            headers=headers,
-            user_id=user_id,
-            message_type=message_type,
-            correlation_id=correlation_id,
-            mandatory=mandatory,
-        )
-        return self.publish_many([outgoing])[0]
 
     def publish_many(self, messages: Sequence[Outgoing]) -> list[Future[None]]:
         futures: list[Future[None]] = []
