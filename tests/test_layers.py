@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,24 @@ def test_running_a_former_module_name_says_the_new_one() -> None:
     )
     assert done.returncode != 0
     assert "gateway.local_broker is now gateway.federation.local_broker" in done.stderr
+
+
+MODULE_LINES = 520
+CLASS_LINES = 320
+
+
+def test_every_module_and_class_of_the_gateway_reads_in_one_sitting() -> None:
+    # About 500 lines a module and 300 a class: past that, split along a seam.
+    root = Path(gateway.model.__file__).resolve().parents[1]
+    too_long = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text("utf-8")
+        name = path.relative_to(root.parent)
+        if text.count("\n") > MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > CLASS_LINES:
+                    too_long.append(f"{name}: class {node.name}, {length} lines")
+    assert too_long == []
