@@ -25,10 +25,11 @@ from gateway.dead_letters import (
     requeue_after_delivery_limit,
 )
 from gateway.journal import Event
+from gateway.model.codes import Refusal
 from gateway.model.dossier import Dossier
 from gateway.model.envelope import Purpose
 from gateway.model.errors import AdapterError, StoreUnavailable
-from gateway.node import ATTEMPTS_EXHAUSTED, Node
+from gateway.node import Node
 
 PURPOSE = Purpose.CONTINUITY_AFTER_MOVE
 
@@ -120,10 +121,12 @@ def test_a_message_that_keeps_failing_while_the_node_is_healthy_is_refused_after
     sent = [sender.send_transfer(n, receiver.cpas_id, PURPOSE) for n in numbers]
     outcomes = sender.wait_for_outcomes([s.message_id for s in sent], 30)
     assert outcomes[sent[0].message_id].outcome == "rejected"
-    assert outcomes[sent[0].message_id].outcome_code == ATTEMPTS_EXHAUSTED
+    assert outcomes[sent[0].message_id].outcome_code == Refusal.NODE_ATTEMPTS_EXHAUSTED
     assert [outcomes[s.message_id].outcome for s in sent[1:]] == ["imported"] * 3
     assert receiver.store.failures(sent[0].message_id) == 3
-    _wait(lambda: [d.code for d in list_dead_letters(receiver)] == [ATTEMPTS_EXHAUSTED])
+    _wait(
+        lambda: [d.code for d in list_dead_letters(receiver)] == [Refusal.NODE_ATTEMPTS_EXHAUSTED]
+    )
 
 
 def test_a_vendor_system_away_spends_no_delivery_attempt(

@@ -62,18 +62,17 @@ The broker client is given to the node behind :class:`gateway.broker.Broker`;
 
 from __future__ import annotations
 
+# What the node module offered before it became a package, offered still.
 from gateway.broker import REFUSAL_CODE_HEADER, REFUSAL_REASON_HEADER
 from gateway.node.availability import PAUSE_MAX_SECONDS
 from gateway.node.desk import HeldView
 from gateway.node.node import DEFAULT_NAMES, DEFAULT_REQUEST_TTL, Action, Node, build_node
-from gateway.node.replies import ATTEMPTS_EXHAUSTED, Reply
+from gateway.node.replies import Reply
 from gateway.node.send import BROKER_WAIT_SECONDS, SEND_BATCH, STORE_WAIT_SECONDS, Sent
 from gateway.node.stats import LATENCY_BUCKETS, Health, NodeStats
-from gateway.node.vendor import VENDOR_UNAVAILABLE
 from gateway.node.worker import RECEIVE_BATCH, SWEEP_SECONDS
 
 __all__ = [
-    "ATTEMPTS_EXHAUSTED",
     "BROKER_WAIT_SECONDS",
     "DEFAULT_NAMES",
     "DEFAULT_REQUEST_TTL",
@@ -85,7 +84,6 @@ __all__ = [
     "SEND_BATCH",
     "STORE_WAIT_SECONDS",
     "SWEEP_SECONDS",
-    "VENDOR_UNAVAILABLE",
     "Action",
     "Health",
     "HeldView",

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 Reply = tuple[Header, bytes]
 """A sealed reply: its header and the envelope's bytes."""
 
-ATTEMPTS_EXHAUSTED = Refusal.NODE_ATTEMPTS_EXHAUSTED
 DECLINED = frozenset({Refusal.PURPOSE_NOT_ALLOWED})
 """Refusal codes of valid messages declined by policy: answered, never dead-lettered."""
 
@@ -255,7 +254,7 @@ class Replies:
             return
         error = GatewayError(
             f"Processing the message failed {failures} times (last: {code}).",
-            code=ATTEMPTS_EXHAUSTED,
+            code=Refusal.NODE_ATTEMPTS_EXHAUSTED,
         )
         self.refuse(
             uow,

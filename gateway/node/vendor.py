@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VENDOR_UNAVAILABLE = Refusal.ADAPTER_UNAVAILABLE
-"""The adapter's code for "the whole vendor system is away", as opposed to one record failing."""
-
 T = TypeVar("T")
 
 
@@ -114,5 +111,5 @@ class VendorCalls:
 
 def raise_if_vendor_away(exc: AdapterError) -> None:
     """The vendor system as a whole is away: no message is to blame, hold the batch."""
-    if exc.transient and exc.code == VENDOR_UNAVAILABLE:
+    if exc.transient and exc.code == Refusal.ADAPTER_UNAVAILABLE:
         raise Unavailable("vendor system unavailable", exc)
