@@ -121,6 +121,32 @@ def current_edition(
     return edition
 
 
+def adopt_kept_edition(node: Node, trust_anchor: Ed25519PublicKey) -> bool:
+    """Put in use the edition another process of this node kept in the store, if newer.
+
+    Of a node's worker processes (``run --workers N``) only the first follows
+    the feed: the others look in the shared store between batches. The edition
+    is verified again here, against the trust anchor and never older than the
+    one in use; the first process journaled it. Returns whether it changed.
+    """
+    kept = int(node.store.get_meta(DIRECTORY_SERIAL) or 0)
+    if kept <= node.directory.serial:
+        return False
+    signed = node.store.directory_edition()
+    if signed is None:
+        return False
+    try:
+        edition = load_directory(signed, trust_anchor, min_serial=node.directory.serial)
+    except GatewayError as exc:
+        log.warning("the directory edition kept in the store is not used: %s", exc)
+        return False
+    if edition.serial <= node.directory.serial:
+        return False
+    was, node.directory = node.directory.serial, edition
+    log.info("directory edition %s in use from the next message on (was %s)", edition.serial, was)
+    return True
+
+
 # ------------------------------------------------------------ the node's side
 
 

@@ -43,6 +43,8 @@ from gateway.journal import (
     JournalSettings,
     load_or_create_secret,
 )
+from gateway.journal.seals import Seals
+from gateway.journal.witness import HeadWitness
 from gateway.model.errors import KeyMaterialError
 
 # ---------------------------------------------------------------- fixtures
@@ -236,6 +238,17 @@ def test_a_database_rewound_to_an_older_copy_is_caught_by_the_head_witness(
     assert not result.ok
     assert result.broken_at == run.total + 1
     assert "witness" in (result.reason or "")
+
+
+def test_the_head_witness_never_moves_back_when_two_writers_finish_out_of_order(
+    tmp_path: Path, secret: bytes
+) -> None:
+    # Two processes of one node append in turn, and write the witness after
+    # their own commits: the one that committed first may write last.
+    witness = HeadWitness(tmp_path / "journal.head", Seals(secret))
+    witness.write(11, "b" * 64)
+    witness.write(10, "a" * 64)
+    assert witness.read() == ((11, "b" * 64), [])
 
 
 def test_a_rewrite_by_someone_holding_the_secret_is_caught_by_an_anchor_noted_earlier(

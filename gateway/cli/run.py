@@ -11,6 +11,9 @@ it: a node never idles while holding deliveries.
 
 ``run --tenants DIR`` serves several CPAS in one process, one file per CPAS
 in DIR (:mod:`gateway.cli.tenants`, :mod:`gateway.hosting`).
+
+``run --workers N`` runs one node as N processes, to use N cores
+(:mod:`gateway.cli.workers`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from rich.console import Console
 
 from gateway.cli import check, tenants
 from gateway.cli.options import configure_run_logging
-from gateway.cli.style import CONFIG_OR_TENANTS
+from gateway.cli.style import CONFIG_OR_TENANTS, UsageError
+from gateway.cli.workers import Workers, worker_argv
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.logs import parse_levels
@@ -57,26 +61,45 @@ def register(subparsers: Any) -> None:
         metavar="COMPONENT=LEVEL",
         help="level of one component, e.g. gateway.broker=DEBUG (repeatable)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the node as N processes taking deliveries from its inbox (default 1; "
+        "more than the machine's cores gains nothing)",
+    )
+    # One of the processes of `--workers N`, started by the command itself.
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     check.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: at least 1.")
     if args.tenants is not None:
+        if args.workers != 1:
+            raise UsageError("--workers runs one node as several processes: not with --tenants.")
         return tenants.run(args)
     console = Console(highlight=False)
     levels = parse_levels(args.log_level)
     config = NodeConfig.load(args.config)
     configure_run_logging(args, config, levels)
-    result = check.preflight(args)
-    if not result.passed:
-        check.show(result, console, failures_only=True)
-        raise ConfigError(
-            f"the node does not start: {len(result.failures)} preflight check(s) failed "
-            "(`cpas-gateway check` shows them all).",
-            code=Fault.PREFLIGHT_FAILED,
-        )
-    node = build_node(config, follow_directory=True)
+    if args.worker is None:
+        # A worker process was started after this very check by its command.
+        result = check.preflight(args)
+        if not result.passed:
+            check.show(result, console, failures_only=True)
+            raise ConfigError(
+                f"the node does not start: {len(result.failures)} preflight check(s) failed "
+                "(`cpas-gateway check` shows them all).",
+                code=Fault.PREFLIGHT_FAILED,
+            )
+    if args.workers > 1:
+        return _run_workers(args, config, console)
+    primary = not args.worker
+    node = build_node(config, follow_directory=True, primary=primary)
     stop = threading.Event()
     died: list[str] = []
 
@@ -95,9 +118,34 @@ def run(args: argparse.Namespace) -> int:
     previous_hook = threading.excepthook
     threading.excepthook = thread_died
     try:
-        return _run_until_stopped(node, stop, died, console, config.api)
+        return _run_until_stopped(node, stop, died, console, config.api if primary else None)
     finally:
         threading.excepthook = previous_hook
+
+
+def _run_workers(args: argparse.Namespace, config: NodeConfig, console: Console) -> int:
+    """The node as ``--workers`` processes, until SIGTERM or Ctrl-C, or one of them ends."""
+    workers = Workers(
+        [
+            worker_argv(
+                str(args.config),
+                k,
+                verbose=args.verbose,
+                log_format=args.log_format,
+                log_levels=args.log_level,
+            )
+            for k in range(args.workers)
+        ],
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    workers.start()
+    pids = ", ".join(str(p.pid) for p in workers.processes)
+    console.print(f"node {config.cpas_id}: {args.workers} worker processes ({pids})")
+    status = workers.wait(stop)
+    console.print("every worker stopped" if status == 0 else "stopped on an error")
+    return status
 
 
 def _run_until_stopped(
@@ -130,12 +178,14 @@ def _serve_api(node: Node, api: ApiConfig | None, console: Console) -> ApiServer
 
 
 def _until_stopped(node: Node, stop: threading.Event, died: list[str], console: Console) -> int:
-    try:
-        requeue_after_delivery_limit(node)
-    except GatewayError as exc:
-        log.warning("dead letters not checked at start: %s", exc)
+    if node.primary:
+        try:
+            requeue_after_delivery_limit(node)
+        except GatewayError as exc:
+            log.warning("dead letters not checked at start: %s", exc)
+    role = "" if node.primary else " (a further worker)"
     console.print(
-        f"node {node.cpas_id} running: adapter {node.adapter.info.name}, "
+        f"node {node.cpas_id} running{role}: adapter {node.adapter.info.name}, "
         f"inbox {node.names.inbox(node.cpas_id)} on {node.broker.addresses}, "
         f"directory edition {node.directory.serial} (new editions from "
         f"{node.names.directory_feed(node.cpas_id)})"

@@ -7,8 +7,12 @@ seen a later entry and gives the rollback away.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.journal.seals import Seals
@@ -31,13 +35,25 @@ class HeadWitness:
         the two leaves it one entry behind until the next append), but it
         never claims an entry the database does not hold, so ``verify``
         raises no false alarm.
+
+        Several processes of one node append to one journal (``run --workers
+        N``), and each writes the witness after its own commit: under a lock
+        file beside it, a head older than the one the witness holds is not
+        written, so the witness never moves back.
         """
         document = {"seq": seq, "entry_hash": entry_hash, "seal": self._seals.head(seq, entry_hash)}
         try:
-            # Written at every commit: replaced atomically, not flushed to disk each time.
-            write_private_file(self.path, json.dumps(document).encode("ascii"), durable=False)
+            with self._exclusive():
+                current, _ = self.read()
+                if current is not None and current[0] > seq:
+                    return
+                # Written at every commit: replaced atomically, not flushed to disk each time.
+                write_private_file(self.path, json.dumps(document).encode("ascii"), durable=False)
         except OSError as exc:
             log.error("the journal head witness %s cannot be written: %s", self.path, exc)
+
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+        return _locked(self.path.with_name(self.path.name + ".lock"))
 
     def read(self) -> tuple[tuple[int, str] | None, list[str]]:
         """The witness file's head, or ``None`` with the reason as a warning."""
@@ -51,3 +67,14 @@ class HeadWitness:
         if not self._seals.head_matches(seq, str(entry_hash), str(seal)):
             return None, [f"The head witness {self.path} does not carry a valid seal."]
         return (seq, str(entry_hash)), []
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created, owner only), between processes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -31,7 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.adapters import Adapter, AdapterRegistry, load_adapters
 from gateway.broker import Broker, BrokerClient, BrokerFactory, BrokerTLS, Names, cpas_topology
 from gateway.config import NodeConfig
-from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
+from gateway.directory_feed import (
+    DirectoryFeed,
+    DirectoryPoll,
+    adopt_kept_edition,
+    current_edition,
+)
 from gateway.journal import Journal, open_journal
 from gateway.model.codes import PolicyAction, RefusalGround
 from gateway.model.directory import Directory, load_directory_file
@@ -82,6 +87,11 @@ class Node:
         for the current edition.
     :param broker: makes the node's broker client (default: :class:`BrokerClient`,
         RabbitMQ); tests give :class:`gateway.testing.MemoryBroker`'s instead.
+    :param primary: ``False`` for the second and later of a node's worker
+        processes (``run --workers N``): they take deliveries like the first,
+        but leave the node-wide chores to it -- following the directory feed
+        (they adopt from the store the editions it kept), and the sweep for
+        expired requests.
     """
 
     def __init__(
@@ -106,8 +116,10 @@ class Node:
         trust_anchor: Ed25519PublicKey | None = None,
         directory_poll: DirectoryPoll | None = None,
         broker: BrokerFactory = BrokerClient,
+        primary: bool = True,
     ) -> None:
         self.cpas_id = cpas_id
+        self.primary = primary
         self.journal = journal
         self.directory = directory
         self.keys = keys
@@ -159,9 +171,10 @@ class Node:
         )
         self.directory_feed = (
             DirectoryFeed(self, trust_anchor, provisioned=provisioned, poll=directory_poll)
-            if trust_anchor is not None and consume
+            if trust_anchor is not None and consume and primary
             else None
         )
+        self._trust_anchor = trust_anchor
 
     @property
     def import_retry_seconds(self) -> float:
@@ -336,6 +349,14 @@ class Node:
         """Wait until every message has its final outcome (or the timeout); return what is known."""
         return self.outbox.wait_for_outcomes(message_ids, timeout)
 
+    def sweep(self) -> None:
+        """The chores between batches: expired requests (the first worker), or the directory
+        edition the first worker kept (the others)."""
+        if self.primary:
+            self.expire_requests()
+        elif self._trust_anchor is not None:
+            adopt_kept_edition(self, self._trust_anchor)
+
     def expire_requests(self, now: dt.datetime | None = None) -> list[str]:
         """Record as ``expired`` the requests that got no final answer by their expiry."""
         return expire_requests(self, now)
@@ -389,6 +410,7 @@ def build_node(
     follow_directory: bool = False,
     load_directory: Callable[[Path, Path], Directory] = load_directory_file,
     broker: BrokerFactory = BrokerClient,
+    primary: bool = True,
 ) -> Node:
     """Assemble a node: trust anchor, verified directory, keys, adapter and store.
 
@@ -399,6 +421,7 @@ def build_node(
         :func:`~gateway.model.directory.load_directory_file` (a process serving
         several CPAS shares one verified edition between them).
     :param broker: makes the node's broker client (default: RabbitMQ's).
+    :param primary: see :class:`Node` (``False``: a second or later worker process).
     """
     store = Store(config.store, owner=config.cpas_id)
     # Before the adapter: a journal of another node is refused before the
@@ -444,4 +467,5 @@ def build_node(
         if config.directory_url
         else None,
         broker=broker,
+        primary=primary,
     )

@@ -8,6 +8,18 @@ transaction; the dossiers to import are handed to the vendor system between
 two short transactions, never inside one; only then are replies published
 and deliveries acked (:class:`~gateway.node.unit_of_work.UnitOfWork`).
 
+Several processes of one node may take deliveries from the same inbox
+(``cpas-gateway run --workers N``), so the work is split in two:
+
+- *reading* a delivery (parsing, verifying, decrypting, validating: the
+  CPU-bound part) happens before any transaction, in parallel across the
+  processes;
+- *deciding* (is this message id known? record it, journal it) happens in
+  the batch's transaction, with the batch's message ids locked in the store
+  (:meth:`~gateway.store.Store.lock_messages`): two copies of one message
+  taken by two processes at once are told apart exactly, and only one of
+  them is imported, journaled and answered with its own receipt.
+
 Anything invalid goes to the dead-letter queue with a refusal code at its
 first delivery: nothing a publisher sends raises out of the handler.
 """
@@ -17,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.adapters import BatchImporter, ImportResult, VendorEventKind
@@ -65,13 +78,14 @@ class Receiver:
         batch = [delivery for delivery in batch if node.broker.is_current(delivery)]
         if not batch:
             return
-        uow = node.availability.until_available(lambda: self._check_batch(batch))
+        reads = [self._read(delivery) for delivery in batch]
+        uow = node.availability.until_available(lambda: self._check_batch(reads))
         if uow.imports:
             node.availability.until_available(lambda: self._import_batch(uow.imports, uow))
         uow.run_deferred()
 
-    def _check_batch(self, batch: list[Delivery]) -> UnitOfWork:
-        """Open and check each delivery, record what needs no import; one transaction.
+    def _check_batch(self, reads: list[Read]) -> UnitOfWork:
+        """Decide on each delivery read, record what needs no import; one transaction.
 
         Rolled back, nothing of the batch may be acked: all of it is tried
         again, on a fresh unit of work.
@@ -79,13 +93,16 @@ class Receiver:
         node = self._node
         uow = UnitOfWork()
         with node.store.batch(), node.journaling.batch():
-            for delivery in batch:
+            node.store.lock_messages(
+                str(read.envelope.header.message_id) for read in reads if read.envelope
+            )
+            for read in reads:
                 try:
-                    self._process(uow, delivery)
+                    self._process(uow, read)
                 except (StoreUnavailable, Unavailable):
                     raise
                 except Exception as exc:  # a bug must not stop the node
-                    node.replies.failed_attempt(uow, delivery, exc)
+                    node.replies.failed_attempt(uow, read.delivery, exc)
         return uow
 
     def _import_batch(self, imports: list[Import], uow: UnitOfWork) -> None:
@@ -97,6 +114,7 @@ class Receiver:
             results = self._run_imports(imports)
             node.stats.observe_import((time.monotonic() - started) / len(imports), len(imports))
             with node.store.batch(), node.journaling.batch():
+                node.store.lock_messages(str(item.header.message_id) for item in imports)
                 self._record_imports(uow, imports, results)
         except (StoreUnavailable, Unavailable):
             uow.roll_back_to(mark)
@@ -156,11 +174,29 @@ class Receiver:
     def _record_imports(
         self, uow: UnitOfWork, imports: list[Import], results: list[ImportResult | AdapterError]
     ) -> None:
-        """Record what the vendor system did with each dossier, and answer with a receipt."""
+        """Record what the vendor system did with each dossier, and answer with a receipt.
+
+        A copy of the same message imported meanwhile by another process of
+        this node (or earlier in this batch) was recorded first: this one is
+        a duplicate, answered with the receipt recorded for it.
+        """
         node = self._node
         for item, result in zip(imports, results, strict=True):
             if isinstance(result, AdapterError):
                 node.replies.adapter_failed(uow, item.delivery, item.header, result)
+                continue
+            if result.created:
+                node.vendor.tell(
+                    VendorEventKind.DOSSIER_IMPORTED,
+                    item.header,
+                    str(item.header.message_id),
+                    person_number=item.dossier.person.number,
+                    local_reference=result.local_reference,
+                )
+            first = node.store.received(str(item.header.message_id))
+            if first is not None:
+                node.stats.add("duplicates")
+                node.replies.reply_then_ack(uow, item.delivery, stored_reply(first.reply))
                 continue
             node.stats.add("imported" if result.created else "duplicates")
             reply = node.replies.receipt(item.header, Outcome.IMPORTED, None)
@@ -171,14 +207,6 @@ class Receiver:
                 reply=reply,
                 local_reference=result.local_reference,
             )
-            if result.created:
-                node.vendor.tell(
-                    VendorEventKind.DOSSIER_IMPORTED,
-                    item.header,
-                    str(item.header.message_id),
-                    person_number=item.dossier.person.number,
-                    local_reference=result.local_reference,
-                )
             if item.then is not None:
                 item.then()
             elif result.created or not node.journaling.has(Event.RECEIVED, item.header):
@@ -191,39 +219,59 @@ class Receiver:
 
     # ------------------------------------------------------- one delivery
 
-    def _process(self, uow: UnitOfWork, delivery: Delivery) -> None:
+    def _read(self, delivery: Delivery) -> Read:
+        """Parse, check and open a delivery, before (and outside) the batch's transaction.
+
+        Nothing is recorded here: what is decided from it is decided in the
+        transaction (:meth:`_process`). A message whose id turns out to be
+        known was opened for nothing; that is rare, and costs no more.
+        """
         node = self._node
+        try:
+            try:
+                envelope = _parse(delivery.body)
+            except Refused as refusal:
+                return Read(delivery, None, refusal)
+            header = envelope.header
+            # The signed sender's broker user published it -- or this node itself,
+            # requeuing one of its own dead letters.
+            publishers = {node.names.broker_user(header.sender), node.amqp_user}
+            if node.provisioned and delivery.properties.user_id not in publishers:
+                error = EnvelopeRefused(
+                    f"The message claims to come from {header.sender} but was published by the "
+                    f"broker user {delivery.properties.user_id!r}.",
+                    code=Refusal.ENVELOPE_BROKER_USER,
+                )
+                return Read(delivery, envelope, Refused(error, header=header, expose_reason=True))
+            try:
+                return Read(delivery, envelope, None, self._open(envelope))
+            except Refused as refusal:
+                return Read(delivery, envelope, None, refusal)
+        except Exception as exc:  # a bug: counted as a failed attempt in the transaction
+            return Read(delivery, None, None, exc)
+
+    def _process(self, uow: UnitOfWork, read: Read) -> None:
+        node = self._node
+        delivery = read.delivery
         node.stats.add("received")
         if delivery.redelivered:
             node.stats.add("redelivered")
-        try:
-            envelope = _parse(delivery.body)
-        except Refused as refusal:
-            node.replies.refuse(uow, delivery, refusal)
+        if isinstance(read.opened, Exception) and not isinstance(read.opened, Refused):
+            raise read.opened
+        if read.refused is not None:
+            node.replies.refuse(uow, delivery, read.refused)
             return
-        header = envelope.header
-        # The signed sender's broker user published it -- or this node itself,
-        # requeuing one of its own dead letters.
-        publishers = {node.names.broker_user(header.sender), node.amqp_user}
-        if node.provisioned and delivery.properties.user_id not in publishers:
-            error = EnvelopeRefused(
-                f"The message claims to come from {header.sender} but was published by the "
-                f"broker user {delivery.properties.user_id!r}.",
-                code=Refusal.ENVELOPE_BROKER_USER,
-            )
-            node.replies.refuse(uow, delivery, Refused(error, header=header, expose_reason=True))
-            return
+        assert read.envelope is not None and read.opened is not None
+        header = read.envelope.header
         previous = node.store.received(str(header.message_id))
         if previous is not None:
-            self._seen_before(uow, delivery, envelope, previous)
+            self._seen_before(uow, delivery, read.envelope, previous)
+            return
+        if isinstance(read.opened, Refused):
+            node.replies.refuse(uow, delivery, read.opened)
             return
         try:
-            body = self._open(envelope)
-        except Refused as refusal:
-            node.replies.refuse(uow, delivery, refusal)
-            return
-        try:
-            node.handlers.handle(uow, delivery, header, body)
+            node.handlers.handle(uow, delivery, header, read.opened)
         except Refused as refusal:
             node.replies.refuse(uow, delivery, refusal)
 
@@ -292,6 +340,18 @@ class Receiver:
             log.warning("unreadable body in %s: %s", header.message_id, type(exc).__name__)
             error = EnvelopeRefused("The sealed body cannot be read.", code=Refusal.ENVELOPE_BODY)
             raise Refused(error, header=header, expose_reason=False, authenticated=True) from None
+
+
+@dataclass(frozen=True)
+class Read:
+    """A delivery as read before the batch's transaction."""
+
+    delivery: Delivery
+    envelope: Envelope | None
+    refused: Refused | None
+    """Refused before its message id counts: unreadable, or published by another broker user."""
+    opened: Body | Exception | None = None
+    """The body; or why it was refused (:class:`Refused`); or the error of a bug while reading."""
 
 
 def _parse(data: bytes) -> Envelope:

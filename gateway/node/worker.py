@@ -1,9 +1,10 @@
-"""The node's worker thread: deliveries taken in batches, and the expiry sweep between them.
+"""The node's worker thread: deliveries taken in batches, and the node's chores between them.
 
 The broker client's I/O thread hands each delivery over (:meth:`Worker.put`,
 which never blocks); the worker takes up to :data:`RECEIVE_BATCH` of them at
 a time for :class:`~gateway.node.receive.Receiver`, and every
-:data:`SWEEP_SECONDS` looks for requests past their expiry.
+:data:`SWEEP_SECONDS` does the node's chores between batches (:meth:`Node.sweep`:
+requests past their expiry, or a directory edition kept by another process).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 5.0
-"""How often the worker looks for requests past their expiry."""
+"""How often the worker does the node's chores (:meth:`Node.sweep`)."""
 RECEIVE_BATCH = 128
 
 
@@ -63,7 +64,7 @@ class Worker:
                 if batch:
                     node.receiver.process_batch(batch)
                 if time.monotonic() >= next_sweep and not stopping:
-                    node.availability.until_available(node.expire_requests)
+                    node.availability.until_available(node.sweep)
                     next_sweep = time.monotonic() + SWEEP_SECONDS
             except (StoreUnavailable, Unavailable):
                 # Stopping while the store or the vendor is away: what is in

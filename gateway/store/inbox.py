@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.database import Database
@@ -34,6 +36,25 @@ class Inbox:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def lock(self, message_ids: Iterable[str]) -> None:
+        """Lock these message ids until the transaction in hand ends (inside a batch).
+
+        Two processes of one node deciding on copies of one message then
+        take turns, and the second sees what the first recorded. On
+        PostgreSQL: a transaction-level advisory lock per id, taken in one
+        order (by key) so that two batches never wait for each other in a
+        circle. On SQLite the batch's transaction already holds the file's
+        write lock (``BEGIN IMMEDIATE``): nothing more to take.
+        """
+        if not self._db.postgres:
+            return
+        keys = sorted({_lock_key(message_id) for message_id in message_ids})
+        if not keys:
+            return
+        with self._db.transaction() as cur:
+            for key in keys:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     def get(self, message_id: str) -> InboxEntry | None:
         """What this node did with a message id, if it has seen it."""
@@ -116,3 +137,8 @@ class Inbox:
             return int(self._db.query("SELECT COUNT(*) FROM inbox")[0][0])
         rows = self._db.query("SELECT COUNT(*) FROM inbox WHERE outcome = ?", (outcome,))
         return int(rows[0][0])
+
+
+def _lock_key(message_id: str) -> int:
+    """The advisory lock's key for a message id: 64 bits of its SHA-256, signed as PostgreSQL's."""
+    return int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:8], "big", signed=True)

@@ -9,7 +9,7 @@ all on the store's one :class:`~gateway.database.Database`, so that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
 from gateway.database import Database
@@ -115,6 +115,14 @@ class Store:
         return self.outbox.counts()
 
     # ----------------------------------------------------------------- inbox
+
+    def lock_messages(self, message_ids: Iterable[str]) -> None:
+        """Inside :meth:`batch`: decide on these message ids alone until the batch ends.
+
+        Another process of the node deciding on the same ids waits; what it
+        then reads (:meth:`received`) includes what this batch recorded.
+        """
+        self.inbox.lock(message_ids)
 
     def received(self, message_id: str) -> InboxEntry | None:
         """What this node did with a message id, if it has seen it."""
