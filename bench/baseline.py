@@ -212,7 +212,8 @@ def run_baseline(
     try:
         if not ready.wait(60):
             raise RuntimeError("the baseline consumer did not start")
-        meter = CpuMeter(peer_pid=consumer.pid).start()
+        assert consumer.pid is not None
+        meter = CpuMeter(peer_pids=[consumer.pid]).start()
         publisher = _Publisher(amqp_url, topology.exchanges[0].name, bodies, count, window)
         publisher.run()
         try:

@@ -45,12 +45,12 @@ from bench.harness import (
     broker_version,
 )
 from bench.latency import run_latency
-from bench.pipeline import run_pipeline
+from bench.pipeline import run_pipeline, run_scaling
 from bench.stages import run_stages
 from bench.workload import NATIONAL_CASELOAD, caseloads, sample_envelopes
 from gateway.config import amqp_url_from_env, split_urls
 
-SECTIONS = ("baseline", "pipeline", "latency", "bulk", "stages")
+SECTIONS = ("baseline", "pipeline", "scaling", "latency", "bulk", "stages")
 RATES = (100.0, 200.0, 500.0)
 DEFAULT_JSON_FOLDER = Path("var/bench")
 
@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dossiers", type=int, help="dossiers per pipeline direction")
     parser.add_argument("--messages", type=int, help="messages through the bare relay")
     parser.add_argument("--profile", type=int, help="dossiers in the per-stage replay")
+    parser.add_argument(
+        "--workers",
+        default="1,2,4",
+        help="the receiving node's processes at each step of the scaling curve (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--scaling-dossiers", type=int, help="dossiers per step of the scaling curve"
+    )
     parser.add_argument(
         "--latency-seconds",
         type=float,
@@ -101,6 +109,8 @@ def _sizes(args: argparse.Namespace) -> dict[str, Any]:
         "dossiers": args.dossiers or (200 if quick else 5_000),
         "bulk": args.bulk if args.bulk is not None else (300 if quick else NATIONAL_CASELOAD),
         "profile": args.profile or (100 if quick else 3_000),
+        "scaling": args.scaling_dossiers or (100 if quick else 2_000),
+        "workers": [int(n) for n in args.workers.split(",") if n.strip()],
         "latency_seconds": {
             rate: seconds if seconds else (0.4 if quick else max(10.0, 2_000 / rate))
             for rate in RATES
@@ -202,6 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     count=sizes["dossiers"],
                 ),
             ],
+        )
+        section(
+            "scaling",
+            lambda: run_scaling(
+                bench,
+                sender=(GENT, OCMWDATA),
+                receiver=(LIEGE, FICHESOCIALE),
+                count=sizes["scaling"],
+                workers=sizes["workers"],
+                sent_before=sizes["dossiers"] if "pipeline" in sections else 0,
+            ),
         )
         section(
             "latency",

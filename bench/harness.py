@@ -110,16 +110,18 @@ def broker_version(url: str) -> str | None:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds used by this process, a peer process and the broker between two readings."""
+    """CPU seconds used by this process, a peer node (all its processes) and the broker
+    between two readings."""
 
-    peer_pid: int | None = None
+    peer_pids: list[int] = field(default_factory=list)
     _start: dict[str, float | None] = field(default_factory=dict)
     _broker: int | None = field(default_factory=broker_pid)
 
     def _read(self) -> dict[str, float | None]:
+        peer = [process_cpu_seconds(pid) for pid in self.peer_pids]
         return {
             "sender": time.process_time(),
-            "receiver": None if self.peer_pid is None else process_cpu_seconds(self.peer_pid),
+            "receiver": None if not peer or None in peer else sum(filter(None, peer)),
             "broker": None if self._broker is None else process_cpu_seconds(self._broker),
         }
 
@@ -174,23 +176,34 @@ class TimedStore(Store):
 
 @dataclass
 class Peer:
-    """A node in its own process: ``cpas-gateway run --config FILE``."""
+    """A node in its own process: ``cpas-gateway run --config FILE``, or its ``--workers``."""
 
     cpas_id: str
     config: Path
     process: subprocess.Popen[str]
+    workers: int = 1
     lines: list[str] = field(default_factory=list)
     peak_mb: float | None = None
+    """The largest peak resident memory of one of the node's processes."""
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def pids(self) -> list[int]:
+        """Every process of the node: the command and, with ``--workers``, each worker."""
+        for line in self.lines:
+            if "worker processes (" in line:
+                workers = line.rsplit("(", 1)[1].rstrip(")")
+                return [self.pid, *(int(p) for p in workers.split(", "))]
+        return [self.pid]
+
     def wait_running(self, timeout: float = 60.0) -> None:
-        """Block until the node says it consumes its inbox."""
+        """Block until the node says it consumes its inbox (each of its workers)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(" running: " in line for line in self.lines):
+            if sum(" running" in line for line in self.lines) >= self.workers:
                 return
             if self.process.poll() is not None:
                 break
@@ -200,10 +213,11 @@ class Peer:
         )
 
     def sample_peak(self) -> float | None:
-        """Read the peak resident memory so far (kept: the process may be gone later)."""
-        value = peak_rss_mb(self.pid)
-        if value is not None:
-            self.peak_mb = max(value, self.peak_mb or 0.0)
+        """Read the peak resident memory so far (kept: the processes may be gone later)."""
+        for pid in self.pids:
+            value = peak_rss_mb(pid)
+            if value is not None:
+                self.peak_mb = max(value, self.peak_mb or 0.0)
         return self.peak_mb
 
     def stop(self, timeout: float = 60.0) -> dict[str, int]:
@@ -217,10 +231,10 @@ class Peer:
                 self.process.kill()
                 self.process.wait()
         counts: dict[str, int] = {}
-        for line in self.lines:
+        for line in self.lines:  # one line per worker
             if line.startswith("stopped ("):
                 for name, value in re.findall(r"([\w.\-]+) (\d+)", line):
-                    counts[name] = int(value)
+                    counts[name] = counts.get(name, 0) + int(value)
         return counts
 
 
@@ -381,15 +395,16 @@ class Bench:
         )
         return member.folder / "node.toml"
 
-    def peer(self, nis_code: str, adapter: str) -> Peer:
-        """``cpas-gateway run --config`` for this CPAS in its own process, once it consumes."""
+    def peer(self, nis_code: str, adapter: str, *, workers: int = 1) -> Peer:
+        """``cpas-gateway run --config [--workers N]`` for this CPAS in its own processes, once
+        every worker consumes."""
         config = self.node_config(nis_code, adapter)
         process = spawn(
-            [*gateway_command(), "run", "--config", str(config)],
+            [*gateway_command(), "run", "--config", str(config), "--workers", str(workers)],
             env=child_environment(self.amqp_url),
             stderr_to=config.with_name("run.stderr"),
         )
-        peer = Peer(self.cpas_id(nis_code), config, process)
+        peer = Peer(self.cpas_id(nis_code), config, process, workers)
         follow(process, peer.lines)
         self._peers.append(peer)
         peer.wait_running()

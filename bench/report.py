@@ -153,6 +153,17 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
             f"{baseline['messages']:,} messages, {baseline['mean_bytes']:,} B on average",
         )
     add_checks("pipeline")
+    for step in results.get("scaling", []):
+        cpu = step["cpu_ms_per_dossier"]
+        receiver = step["receiver"]
+        table.add_row(
+            f"pipeline {step['direction']}, receiver as {receiver['workers']} worker(s)",
+            f"{_fmt(step['dossiers_per_s'])} dossiers/s",
+            "",
+            f"{step['dossiers']:,} dossiers; CPU ms per dossier: sender {_fmt(cpu['sender'], 2)}, "
+            f"receiver {_fmt(cpu['receiver'], 2)}, broker {_fmt(cpu['broker'], 2)}; "
+            f"peak {_fmt(receiver['peak_mb_per_process'], 0)} MB per process",
+        )
     for row in results.get("latency", []):
         table.add_row(
             f"{row['kind']} at {row['offered_per_s']:.0f}/s: p50 / p99 / p99.9",
