@@ -145,11 +145,13 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``lock_file`` (created 0600) until the block ends.
 
     The file is opened afresh for each hold and closed after it (closing
-    releases the lock). A ``flock`` belongs to an open file description: one
-    opened per hold excludes every other hold -- of another process, and of
-    another adapter object in this process -- and no process forked meanwhile
-    shares it. Opened for writing, as NFS needs for an exclusive lock. A
-    missing folder fails here, as any other call does, rather than being made.
+    releases the lock). A ``flock`` belongs to an open file description, so
+    one opened per hold excludes every other hold: of another process, and of
+    another adapter object in this process. Nothing stays open between holds
+    for a forked process to inherit, and ``O_CLOEXEC`` keeps the lock from
+    programs started during one. Opened for writing, as NFS needs for an
+    exclusive lock. A missing folder fails here, as any other call does,
+    rather than being made again.
     """
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:

@@ -47,9 +47,12 @@ def import_at_once(
             process.join(timeout=TIMEOUT)
             if process.is_alive():
                 process.kill()
-    failures = {index: result for index, result in gathered.items() if isinstance(result, str)}
-    assert not failures, f"importing processes failed: {failures}"
-    return [gathered[index] for index in range(len(shares))]  # type: ignore[misc]
+    outcomes = []
+    for index in range(len(shares)):
+        result = gathered[index]
+        assert not isinstance(result, str), f"importing process {index} failed: {result}"
+        outcomes.append(result)
+    return outcomes
 
 
 def _import(
