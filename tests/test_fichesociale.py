@@ -73,10 +73,10 @@ def read_fiche(folder: Path, number: str) -> dict[str, Any]:
 
 
 def leftovers(folder: Path) -> list[Path]:
-    """Anything in the folder that is not a fiche or a marker."""
-    return [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".json")] + [
-        p for p in folder.rglob(".*")
-    ]
+    """Anything in the folder that is not a fiche, a marker or the writers' lock file."""
+    found = [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".json")]
+    found += folder.rglob(".*")
+    return [p for p in found if p != folder / adapter_module.LOCK_FILE]
 
 
 # ------------------------------------------------------------- the contract

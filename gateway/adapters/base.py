@@ -17,8 +17,10 @@ messages are kept -- and gets, correctly and once:
 - the **export's source**: :meth:`StoreAdapter.new_dossier` names the CPAS the
   adapter serves, the case reference the vendor gives, and the service
   contact of the standard ``mailbox`` and ``phone`` options;
-- **one call at a time**: the node builds the adapter in one thread and calls
-  it from its worker thread; a lock serialises the calls;
+- **one call at a time** on one adapter object: the node builds the adapter
+  in one thread and calls it from its worker thread; a lock serialises the
+  calls. Between processes (the workers of ``cpas-gateway run --workers N``,
+  the command line) only the store can: see :meth:`StoreAdapter.transaction`;
 - the **outage hook** ``store_unavailable()``
   (:class:`~gateway.adapters.SimulatesOutage`, required for certification)
   on top of the vendor's :meth:`StoreAdapter.make_store_unavailable` and
@@ -147,8 +149,18 @@ class StoreAdapter:
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """One transaction of the vendor's store: committed when the block ends, else rolled back.
 
-        Every export, import, batch and seeding runs inside one. The default
-        does nothing: override it for a store with transactions.
+        Every export, import, batch and seeding runs inside one, opened on
+        each call. Several processes may use the store at once (the workers of
+        ``cpas-gateway run --workers N``, the command line), and this class's
+        lock serialises the calls of one adapter object only: so take, at the
+        start of the transaction, an exclusive lock every other writer of the
+        store waits for (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+        ``pg_advisory_xact_lock``, a ``flock`` on a lock file), held until the
+        end. Then a message id :meth:`find_message` does not see cannot be
+        recorded by another process before this transaction ends, and
+        ``created`` is ``True`` once per message id. A lock that cannot be had
+        in time must fail with an exception :meth:`is_transient` calls
+        transient. The default does nothing: safe in one process only.
         """
         return contextlib.nullcontext()
 

@@ -4,6 +4,7 @@ Layout of the folder (option ``folder``, default ``./fichesociale-data``)::
 
     <folder>/fiches/<numero_national>.json   one fiche per beneficiary
     <folder>/recus/<sha256(message id)>.json one marker per imported message
+    <folder>/.verrou                         the lock file of the folder's writers
 
 Every file is written atomically: a temporary file in the same folder
 (``.<name>.<random>.tmp``), flushed and fsynced, then ``os.replace``-d over the
@@ -14,8 +15,14 @@ An import writes the fiche first and the message marker second. A crash in
 between leaves a fiche and no marker: the redelivered message merges into the
 same fiche again (the merge is idempotent) and only then records the marker.
 
-One adapter process writes to a folder at a time; within the process,
-imports are serialised by a lock.
+Several processes may use one folder at once (the workers of
+``cpas-gateway run --workers N``, the command line). Every read-modify-write
+of the folder -- an import or a batch, planting, seeding -- runs alone: the
+adapter's lock keeps its own threads in turn, an exclusive ``flock`` on
+``.verrou`` every other adapter, in this process or another. So a message id
+is found unrecorded, merged and recorded by one writer only: ``created`` is
+``True`` once per message id, and no merge is lost. Reads (export, listing,
+events) take no lock: they read files that are only ever replaced whole.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -56,6 +64,9 @@ DEFAULT_FOLDER: Final = "./fichesociale-data"
 KNOWN_OPTIONS: Final = frozenset({"folder", "mailbox", "phone"})
 MAX_FICHE_BYTES: Final = 16 * 1024 * 1024
 """Larger than any real fiche (200 decisions is about 60 KiB); anything bigger is refused."""
+
+LOCK_FILE: Final = ".verrou"
+"""The file in the folder whose ``flock`` every writer of the folder holds."""
 
 STALE_TEMP_SECONDS: Final = 600
 """Temporary files older than this are leftovers of a crash and are removed at start-up."""
@@ -127,6 +138,27 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
     if durable:
         _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created 0600) until the block ends.
+
+    The file is opened afresh for each hold and closed after it (closing
+    releases the lock). A ``flock`` belongs to an open file description, so
+    one opened per hold excludes every other hold: of another process, and of
+    another adapter object in this process. Nothing stays open between holds
+    for a forked process to inherit, and ``O_CLOEXEC`` keeps the lock from
+    programs started during one. Opened for writing, as NFS needs for an
+    exclusive lock. A missing folder fails here, as any other call does,
+    rather than being made again.
+    """
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _to_json(document: Mapping[str, Any], *, pretty: bool = True) -> bytes:
@@ -244,7 +276,7 @@ class FicheSocialeAdapter:
                 raise AdapterError(
                     "An imported dossier needs a message id.", code=Refusal.ADAPTER_FAILED
                 )
-        with self._lock, self._guard("importing dossiers"):
+        with self._writing("importing dossiers"):
             results: list[ImportResult] = []
             # marker -> (message id, reference, dossier)
             new_markers: dict[Path, tuple[str, str, Dossier]] = {}
@@ -337,7 +369,7 @@ class FicheSocialeAdapter:
         references = random.Random(f"fichesociale-{seed}")
         numbers: list[str] = []
         seen: set[str] = set()
-        with self._guard("seeding synthetic beneficiaries"):
+        with self._writing("seeding synthetic beneficiaries"):
             while len(numbers) < count:
                 beneficiary = make_beneficiary(rng, self.cpas_id)
                 number = beneficiary.dossier.person.number
@@ -385,7 +417,7 @@ class FicheSocialeAdapter:
         :raises AdapterError: ``adapter.unknown_person`` when there is no such fiche.
         """
         number = _person_number(person_number)
-        with self._lock, self._guard("adding sensitive data"):
+        with self._writing("adding sensitive data"):
             path = self._fiches / f"{number}.json"
             fiche = None if number is None else self._read_fiche(path)
             if fiche is None:
@@ -413,7 +445,8 @@ class FicheSocialeAdapter:
         folder, as when a network share is down.
         """
         aside = self.folder.with_name(f".{self.folder.name}.unreachable-{secrets.token_hex(4)}")
-        with self._lock:
+        # Between two writes of any process, never in the middle of one.
+        with self._lock, _exclusive(self.folder / LOCK_FILE):
             os.rename(self.folder, aside)
         try:
             yield
@@ -457,6 +490,17 @@ class FicheSocialeAdapter:
         return sorted(events, key=lambda e: (e.at, e.event_id))
 
     # ------------------------------------------------------------- helpers
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        """Alone in the folder while ``doing``: no other thread, adapter or process writes to it.
+
+        Inside the guard, so that failing to take the folder's lock (the
+        folder is gone, the file system refuses locks) is the same transient
+        ``adapter.unavailable`` as any other failure of the folder.
+        """
+        with self._lock, self._guard(doing), _exclusive(self.folder / LOCK_FILE):
+            yield
 
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
