@@ -284,6 +284,7 @@ class Node:
         max_in_flight: int = 2000,
         progress: Callable[[int, int], None] | None = None,
         store_wait: float = STORE_WAIT_SECONDS,
+        share: tuple[int, int] = (0, 1),
     ) -> list[str]:
         """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
 
@@ -297,10 +298,21 @@ class Node:
         ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
         is raised with nothing half-written: running it again resumes.
 
+        ``share=(k, n)`` sends only the people in share ``k`` of ``n`` (by a
+        stable hash of the person number; the ``n`` shares partition the
+        caseload), so that ``n`` processes can send a caseload side by side;
+        ``progress`` then counts that share only. A share outside
+        ``0 <= k < n`` raises :class:`~gateway.model.errors.ConfigError`.
+
         :returns: the message ids sent (ids only: a caseload is large).
         """
         return self.sender.send_all(
-            to, purpose, max_in_flight=max_in_flight, progress=progress, store_wait=store_wait
+            to,
+            purpose,
+            max_in_flight=max_in_flight,
+            progress=progress,
+            store_wait=store_wait,
+            share=share,
         )
 
     def send_request(
