@@ -298,22 +298,13 @@ class Node:
         ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
         is raised with nothing half-written: running it again resumes.
 
-        ``share=(k, n)`` sends only the people in share ``k`` of ``n`` (by a
-        stable hash of the person number; the ``n`` shares partition the
-        caseload), so that ``n`` processes can send a caseload side by side;
-        ``progress`` then counts that share only. A share outside
-        ``0 <= k < n`` raises :class:`~gateway.model.errors.ConfigError`.
+        ``share=(k, n)``: only the people of share ``k`` of ``n`` (a stable hash of the person
+        number; the ``n`` shares partition the caseload), for ``n`` processes side by side;
+        ``progress`` counts that share. ``0 <= k < n``, or ``ConfigError``.
 
         :returns: the message ids sent (ids only: a caseload is large).
         """
-        return self.sender.send_all(
-            to,
-            purpose,
-            max_in_flight=max_in_flight,
-            progress=progress,
-            store_wait=store_wait,
-            share=share,
-        )
+        return self.sender.send_all(to, purpose, max_in_flight, progress, store_wait, share)
 
     def send_request(
         self,

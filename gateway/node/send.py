@@ -135,7 +135,6 @@ class Sender:
         self,
         to: str,
         purpose: Purpose,
-        *,
         max_in_flight: int,
         progress: Callable[[int, int], None] | None,
         store_wait: float,
