@@ -8,6 +8,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from gateway.cli.bulk_send import (
+    CONFIRM_WAIT_SECONDS,
+    report_sent,
+    send_in_parallel,
+    send_share,
+    share_argument,
+    worker_count,
+)
 from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.cli.style import CONFIG
 from gateway.config import NodeConfig
@@ -43,11 +51,31 @@ def register(subparsers: Any) -> None:
         default=STORE_WAIT_SECONDS,
         help="with --all: seconds to wait for a store that cannot be written before stopping",
     )
-    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--workers",
+        type=worker_count,
+        metavar="N",
+        help="with --all: N processes side by side, each sending a share of the people "
+        "(default 1; more than the machine's cores gains nothing)",
+    )
+    # What --workers gives each of its child processes.
+    parser.add_argument("--share", type=share_argument, help=argparse.SUPPRESS)
+    parser.add_argument("--json-progress", action="store_true", help=argparse.SUPPRESS)
+
+    def checked_run(args: argparse.Namespace) -> int:
+        if args.workers is not None and not args.all:
+            parser.error("--workers goes with --all")
+        return run(args)
+
+    parser.set_defaults(func=checked_run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    if args.all and args.json_progress:
+        return send_share(build_node(NodeConfig.load(args.config), consume=False), args)
+    if args.all and (args.workers or 1) > 1:
+        return send_in_parallel(args, console)
     node = build_node(NodeConfig.load(args.config))
     if args.all:
         return _send_all(node, args, console)
@@ -83,6 +111,7 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
                 Purpose(args.purpose),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 store_wait=args.store_wait,
+                share=args.share or (0, 1),
             )
         except StoreUnavailable as exc:
             # Nothing is half-written: what the outbox holds goes out (the
@@ -96,12 +125,5 @@ def _send_all(node: Node, args: argparse.Namespace, console: Console) -> int:
             return 1
         # The outbox, not the first attempt, says what the broker holds: a
         # message whose first publish was lost goes out again on reconnection.
-        unconfirmed = len(node.wait_confirmed(sent, timeout=300))
-        console.print(f"sent {len(sent)} dossiers; {len(sent) - unconfirmed} held by the broker")
-        if unconfirmed:
-            console.print(f"{unconfirmed} not confirmed yet: published again at the next start")
-        if args.wait > 0 and sent:
-            outcomes = node.wait_for_outcomes(sent, args.wait)
-            imported = sum(1 for e in outcomes.values() if e.outcome == Outcome.IMPORTED)
-            console.print(f"receipts: {imported} imported of {len(sent)}")
-    return 1 if unconfirmed else 0
+        unconfirmed = len(node.wait_confirmed(sent, timeout=CONFIRM_WAIT_SECONDS))
+        return report_sent(node, args, console, sent, unconfirmed)

@@ -297,6 +297,7 @@ class Node:
         max_in_flight: int = 2000,
         progress: Callable[[int, int], None] | None = None,
         store_wait: float = STORE_WAIT_SECONDS,
+        share: tuple[int, int] = (0, 1),
     ) -> list[str]:
         """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
 
@@ -310,11 +311,13 @@ class Node:
         ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
         is raised with nothing half-written: running it again resumes.
 
+        ``share=(k, n)``: only the people of share ``k`` of ``n`` (a stable hash of the person
+        number; the ``n`` shares partition the caseload), for ``n`` processes side by side;
+        ``progress`` counts that share. ``0 <= k < n``, or ``ConfigError``.
+
         :returns: the message ids sent (ids only: a caseload is large).
         """
-        return self.sender.send_all(
-            to, purpose, max_in_flight=max_in_flight, progress=progress, store_wait=store_wait
-        )
+        return self.sender.send_all(to, purpose, max_in_flight, progress, store_wait, share)
 
     def send_request(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -49,6 +50,23 @@ STORE_WAIT_SECONDS = 300.0
 """How long a bulk send waits for its store to come back before it stops (resumable)."""
 
 T = TypeVar("T")
+
+
+def share_of(person_number: str, shares: int) -> int:
+    """The share (of ``shares``) a person falls in: the same in every process and every run.
+
+    The first 8 bytes of the SHA-256 of the person number, modulo ``shares``
+    (not :func:`hash`, which each Python process salts differently).
+    """
+    digest = hashlib.sha256(person_number.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shares
+
+
+def check_share(share: tuple[int, int]) -> None:
+    """Refuse a share ``(k, n)`` that is not one of ``n`` shares, ``0 <= k < n``."""
+    k, n = share
+    if n < 1 or not 0 <= k < n:
+        raise ConfigError(f"A share is k of n shares with 0 <= k < n; {k} of {n} is not one.")
 
 
 @dataclass(frozen=True)
@@ -117,13 +135,14 @@ class Sender:
         self,
         to: str,
         purpose: Purpose,
-        *,
         max_in_flight: int,
         progress: Callable[[int, int], None] | None,
         store_wait: float,
+        share: tuple[int, int] = (0, 1),
     ) -> list[str]:
         """Transfer every person the vendor system holds (see :meth:`Node.send_all`)."""
         node = self._node
+        check_share(share)
         self.check_destination(to, None)
         if not isinstance(node.adapter, Inspectable):
             raise ConfigError(f"The adapter {node.adapter.info.name!r} cannot list its people.")
@@ -133,6 +152,10 @@ class Sender:
 
         already = wait_for_store(lambda: node.store.sent_to(to, MessageType.TRANSFER.value))
         numbers = node.adapter.list_person_numbers()
+        if share[1] > 1:
+            numbers = [n for n in numbers if share_of(n, share[1]) == share[0]]
+        if progress is not None:
+            progress(0, len(numbers))
         sent: list[str] = []
         in_flight: deque[Future[None]] = deque()
         for start in range(0, len(numbers), SEND_BATCH):
