@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=int, help="dossiers in the per-stage replay")
     parser.add_argument(
         "--workers",
-        default="1,2,4",
-        help="the receiving node's processes at each step of the scaling curve (default 1,2,4)",
+        help="the receiving node's processes at each step of the scaling curve "
+        "(default 1,2,4; --quick: 1,2)",
     )
     parser.add_argument(
         "--scaling-dossiers", type=int, help="dossiers per step of the scaling curve"
@@ -110,7 +110,7 @@ def _sizes(args: argparse.Namespace) -> dict[str, Any]:
         "bulk": args.bulk if args.bulk is not None else (300 if quick else NATIONAL_CASELOAD),
         "profile": args.profile or (100 if quick else 3_000),
         "scaling": args.scaling_dossiers or (100 if quick else 2_000),
-        "workers": [int(n) for n in args.workers.split(",") if n.strip()],
+        "workers": [int(n) for n in (args.workers or ("1,2" if quick else "1,2,4")).split(",")],
         "latency_seconds": {
             rate: seconds if seconds else (0.4 if quick else max(10.0, 2_000 / rate))
             for rate in RATES

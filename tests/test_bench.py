@@ -23,7 +23,9 @@ from bench.library import CALLS
 from bench.stages import LIBRARY_CALL, LIBRARY_FACTOR, PARSE, PARSE_BUDGET_US, PIPELINE_STAGES
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-SECTIONS = ("sample", "baseline", "pipeline", "latency", "bulk", "stages", "targets", "machine")
+SECTIONS = (
+    "sample", "baseline", "pipeline", "scaling", "latency", "bulk", "stages", "targets", "machine",
+)  # fmt: skip
 
 pytestmark = pytest.mark.broker
 
@@ -75,6 +77,20 @@ def test_the_pipeline_imports_and_receipts_every_dossier_both_ways(
         assert run["sent"] == run["imported_by_receiver"] == dossiers > 0
         assert run["receipts"] == {"imported": dossiers, "rejected": 0}
         assert run["dossiers_per_s"] > 0 and run["ratio_to_baseline"] > 0
+
+
+def test_the_scaling_curve_moves_every_dossier_with_each_number_of_receiving_workers(
+    figures: dict[str, Any],
+) -> None:
+    steps = figures["scaling"]
+    assert [step["receiver"]["workers"] for step in steps] == figures["sizes"]["workers"]
+    assert len(steps) >= 2
+    for step in steps:
+        dossiers = step["dossiers"]
+        assert step["sent"] == step["imported_by_receiver"] == dossiers > 0
+        assert step["receipts"] == {"imported": dossiers, "rejected": 0}
+        assert step["cpu_ms_per_dossier"]["receiver"] > 0
+        assert step["receiver"]["peak_mb_per_process"] > 0
 
 
 def test_latency_is_measured_for_both_round_trips_at_every_rate(figures: dict[str, Any]) -> None:

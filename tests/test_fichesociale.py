@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import io
@@ -324,6 +325,19 @@ def test_a_new_message_for_a_known_person_updates_the_same_fiche(
     ids = [d.decision_id for d in adapter.export_dossier(sent.person.number).aid_history]  # type: ignore[union-attr]
     expected = {d.decision_id for d in [*sent.aid_history, *later.aid_history]}
     assert set(ids) == expected
+
+
+def test_the_nodes_dossier_imported_event_after_the_import_changes_nothing(
+    adapter: FicheSocialeAdapter, folder: Path
+) -> None:
+    result = adapter.import_dossier(incoming(11), message_id="m-event")
+    (written,) = (folder / "evenements").glob("*.json")
+    before = (written.read_bytes(), written.stat().st_mtime_ns)
+    (event,) = adapter.read_events()
+    # The node tells the vendor the same event again, later, at least once.
+    adapter.receive_event(dataclasses.replace(event, at="2099-01-01T00:00:00+00:00"))
+    assert (written.read_bytes(), written.stat().st_mtime_ns) == before
+    assert adapter.read_events() == [event] and event.local_reference == result.local_reference
 
 
 def test_import_keeps_the_vendors_sensitive_fields_of_an_existing_fiche(

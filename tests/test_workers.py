@@ -234,10 +234,10 @@ def test_a_further_worker_adopts_the_edition_the_first_kept_and_refuses_a_forged
         signed = world.directory_path.read_bytes()
         forged = signed.replace(b"</", b" </", 1)
         further.store.keep_directory_edition(edition.serial, forged)
-        further.sweep()
+        further.worker.sweep()
         assert further.directory.serial == edition.serial - 1
         further.store.keep_directory_edition(edition.serial, signed)
-        further.sweep()
+        further.worker.sweep()
         assert further.directory.serial == edition.serial
     finally:
         further.adapter.close()

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from gateway.cli.style import EXIT_INTERRUPTED, EXIT_NO
+from gateway.cli.workers import end_with_parent, own_command
 from gateway.config import NodeConfig
 from gateway.model.codes import Outcome
 from gateway.model.envelope import Purpose
@@ -156,13 +157,13 @@ class _Child:
 
 
 def _child_command(args: argparse.Namespace, share: int, shares: int) -> list[str]:
-    return [
-        sys.executable, "-m", "gateway", *["-v"] * args.verbose,
+    return own_command(
         "send", "--config", str(args.config), "--all",
         "--to", args.to, "--purpose", args.purpose,
         "--wait", "0", "--store-wait", str(args.store_wait),
         "--share", f"{share}/{shares}", "--json-progress",
-    ]  # fmt: skip
+        verbose=args.verbose,
+    )  # fmt: skip
 
 
 def _start(args: argparse.Namespace, share: int, shares: int, console: Console) -> _Child:
@@ -173,8 +174,9 @@ def _start(args: argparse.Namespace, share: int, shares: int, console: Console) 
         stderr=subprocess.PIPE,
         text=True,
         # A group of its own: Ctrl-C at the terminal reaches the parent only,
-        # which passes it on once.
+        # which passes it on once; and it ends if the parent is killed.
         process_group=0,
+        preexec_fn=end_with_parent,
     )
     child = _Child(share, shares, process)
     for read in (child.read_stdout, child.read_stderr):

@@ -53,7 +53,7 @@ class Workers:
 
     def start(self) -> None:
         for argv in self._argv:
-            self.processes.append(subprocess.Popen(argv, preexec_fn=_end_with_parent))
+            self.processes.append(subprocess.Popen(argv, preexec_fn=end_with_parent))
 
     def wait(self, stop: threading.Event) -> int:
         """Until ``stop`` is set (then stop them all; 0 if each ended well), or one ends alone."""
@@ -88,12 +88,16 @@ class Workers:
         return all(process.returncode == 0 for process in self.processes)
 
 
+def own_command(*args: str, verbose: int = 0) -> list[str]:
+    """The command line of ``cpas-gateway ARGS`` in a process of its own, as this one runs."""
+    return [sys.executable, "-m", "gateway", *(["-v"] * verbose), *args]
+
+
 def worker_argv(
     config: str, k: int, *, verbose: int, log_format: str | None, log_levels: Sequence[str]
 ) -> list[str]:
     """The command line of worker ``k``: this same ``run``, for one process."""
-    argv = [sys.executable, "-m", "gateway", *(["-v"] * verbose), "run", "--config", config]
-    argv += ["--worker", str(k)]
+    argv = own_command("run", "--config", config, "--worker", str(k), verbose=verbose)
     if log_format:
         argv += ["--log-format", log_format]
     for level in log_levels:
@@ -101,7 +105,7 @@ def worker_argv(
     return argv
 
 
-def _end_with_parent() -> None:
+def end_with_parent() -> None:
     """In the child, before it runs: SIGTERM when the parent dies (Linux; elsewhere nothing)."""
     name = ctypes.util.find_library("c")
     if name is None:

@@ -31,12 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.adapters import Adapter, AdapterRegistry, load_adapters
 from gateway.broker import Broker, BrokerClient, BrokerFactory, BrokerTLS, Names, cpas_topology
 from gateway.config import NodeConfig
-from gateway.directory_feed import (
-    DirectoryFeed,
-    DirectoryPoll,
-    adopt_kept_edition,
-    current_edition,
-)
+from gateway.directory_feed import DirectoryFeed, DirectoryPoll, current_edition
 from gateway.journal import Journal, open_journal
 from gateway.model.codes import PolicyAction, RefusalGround
 from gateway.model.directory import Directory, load_directory_file
@@ -87,11 +82,8 @@ class Node:
         for the current edition.
     :param broker: makes the node's broker client (default: :class:`BrokerClient`,
         RabbitMQ); tests give :class:`gateway.testing.MemoryBroker`'s instead.
-    :param primary: ``False`` for the second and later of a node's worker
-        processes (``run --workers N``): they take deliveries like the first,
-        but leave the node-wide chores to it -- following the directory feed
-        (they adopt from the store the editions it kept), and the sweep for
-        expired requests.
+    :param primary: ``False`` for a further worker process (``run --workers N``):
+        it leaves the directory feed and the expiry sweep to the first.
     """
 
     def __init__(
@@ -174,7 +166,7 @@ class Node:
             if trust_anchor is not None and consume and primary
             else None
         )
-        self._trust_anchor = trust_anchor
+        self.trust_anchor = trust_anchor
 
     @property
     def import_retry_seconds(self) -> float:
@@ -299,24 +291,8 @@ class Node:
         store_wait: float = STORE_WAIT_SECONDS,
         share: tuple[int, int] = (0, 1),
     ) -> list[str]:
-        """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
-
-        Resumable: a dossier whose case was already sent to ``to`` is skipped,
-        so running it again after a crash sends only what is missing. At most
-        ``max_in_flight`` messages wait for the broker's confirm at once, and
-        it returns when the broker has confirmed them all (one it never
-        confirms stays in the outbox, published again at the next start).
-        ``progress(done, total)`` is called as it goes. A store that cannot
-        be written (a database away, a full disk) is waited for up to
-        ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
-        is raised with nothing half-written: running it again resumes.
-
-        ``share=(k, n)``: only the people of share ``k`` of ``n`` (a stable hash of the person
-        number; the ``n`` shares partition the caseload), for ``n`` processes side by side;
-        ``progress`` counts that share. ``0 <= k < n``, or ``ConfigError``.
-
-        :returns: the message ids sent (ids only: a caseload is large).
-        """
+        """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move);
+        resumable (see :meth:`Sender.send_all <gateway.node.send.Sender.send_all>`)."""
         return self.sender.send_all(to, purpose, max_in_flight, progress, store_wait, share)
 
     def send_request(
@@ -351,14 +327,6 @@ class Node:
     ) -> dict[str, OutboxEntry]:
         """Wait until every message has its final outcome (or the timeout); return what is known."""
         return self.outbox.wait_for_outcomes(message_ids, timeout)
-
-    def sweep(self) -> None:
-        """The chores between batches: expired requests (the first worker), or the directory
-        edition the first worker kept (the others)."""
-        if self.primary:
-            self.expire_requests()
-        elif self._trust_anchor is not None:
-            adopt_kept_edition(self, self._trust_anchor)
 
     def expire_requests(self, now: dt.datetime | None = None) -> list[str]:
         """Record as ``expired`` the requests that got no final answer by their expiry."""

@@ -140,7 +140,24 @@ class Sender:
         store_wait: float,
         share: tuple[int, int] = (0, 1),
     ) -> list[str]:
-        """Transfer every person the vendor system holds (see :meth:`Node.send_all`)."""
+        """Transfer every person the vendor system holds to ``to`` (a merger, a caseload move).
+
+        Resumable: a dossier whose case was already sent to ``to`` is skipped,
+        so running it again after a crash sends only what is missing. At most
+        ``max_in_flight`` messages wait for the broker's confirm at once, and
+        it returns when the broker has confirmed them all (one it never
+        confirms stays in the outbox, published again at the next start).
+        ``progress(done, total)`` is called as it goes. A store that cannot
+        be written (a database away, a full disk) is waited for up to
+        ``store_wait`` seconds, then :class:`~gateway.model.errors.StoreUnavailable`
+        is raised with nothing half-written: running it again resumes.
+
+        ``share=(k, n)``: only the people of share ``k`` of ``n`` (a stable hash of the person
+        number; the ``n`` shares partition the caseload), for ``n`` processes side by side;
+        ``progress`` counts that share. ``0 <= k < n``, or ``ConfigError``.
+
+        :returns: the message ids sent (ids only: a caseload is large).
+        """
         node = self._node
         check_share(share)
         self.check_destination(to, None)

@@ -3,8 +3,7 @@
 The broker client's I/O thread hands each delivery over (:meth:`Worker.put`,
 which never blocks); the worker takes up to :data:`RECEIVE_BATCH` of them at
 a time for :class:`~gateway.node.receive.Receiver`, and every
-:data:`SWEEP_SECONDS` does the node's chores between batches (:meth:`Node.sweep`:
-requests past their expiry, or a directory edition kept by another process).
+:data:`SWEEP_SECONDS` does the node's chores between batches (:meth:`Worker.sweep`).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gateway.broker import Delivery
+from gateway.directory_feed import adopt_kept_edition
 from gateway.model.errors import StoreUnavailable
 from gateway.node.availability import Unavailable
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 5.0
-"""How often the worker does the node's chores (:meth:`Node.sweep`)."""
+"""How often the worker does the node's chores (:meth:`Worker.sweep`)."""
 RECEIVE_BATCH = 128
 
 
@@ -55,6 +55,15 @@ class Worker:
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def sweep(self) -> None:
+        """The chores between batches: requests past their expiry -- or, in a further worker
+        process of the node (``run --workers N``), the directory edition the first one kept."""
+        node = self._node
+        if node.primary:
+            node.expire_requests()
+        elif node.trust_anchor is not None:
+            adopt_kept_edition(node, node.trust_anchor)
+
     def _work(self) -> None:
         node = self._node
         next_sweep = time.monotonic() + SWEEP_SECONDS
@@ -64,7 +73,7 @@ class Worker:
                 if batch:
                     node.receiver.process_batch(batch)
                 if time.monotonic() >= next_sweep and not stopping:
-                    node.availability.until_available(node.sweep)
+                    node.availability.until_available(self.sweep)
                     next_sweep = time.monotonic() + SWEEP_SECONDS
             except (StoreUnavailable, Unavailable):
                 # Stopping while the store or the vendor is away: what is in

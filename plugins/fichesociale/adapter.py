@@ -470,15 +470,18 @@ class FicheSocialeAdapter:
     # -------------------------------------------------------------- events
 
     def receive_event(self, event: VendorEvent) -> None:
-        """One JSON file per event in ``evenements/``, named by the event: a repeat rewrites it
-        with the same content."""
+        """One JSON file per event in ``evenements/``, named by the event: a repeat changes
+        nothing (an import already wrote its ``dossier-imported`` event itself)."""
         with self._guard("writing an event"):
-            self._write_event(event)
+            if not self._event_path(event).exists():
+                self._write_event(event)
+
+    def _event_path(self, event: VendorEvent) -> Path:
+        return self._evenements / f"{event.message_id}.{event.kind.value}.json"
 
     def _write_event(self, event: VendorEvent, *, durable: bool = True) -> None:
-        name = f"{event.message_id}.{event.kind.value}.json"
         data = json.dumps(event.to_json(), ensure_ascii=False, indent=2).encode("utf-8")
-        write_atomically(self._evenements / name, data, durable=durable)
+        write_atomically(self._event_path(event), data, durable=durable)
 
     def read_events(self) -> list[VendorEvent]:
         """Every event file, oldest first."""
