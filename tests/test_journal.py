@@ -246,9 +246,18 @@ def test_the_head_witness_never_moves_back_when_two_writers_finish_out_of_order(
     # Two processes of one node append in turn, and write the witness after
     # their own commits: the one that committed first may write last.
     witness = HeadWitness(tmp_path / "journal.head", Seals(secret))
-    witness.write(11, "b" * 64)
-    witness.write(10, "a" * 64)
+    witness.write(11, "b" * 64, holds=lambda seq, entry_hash: True)
+    witness.write(10, "a" * 64, holds=lambda seq, entry_hash: True)
     assert witness.read() == ((11, "b" * 64), [])
+
+
+def test_a_journal_started_afresh_replaces_the_witness_of_another_journal(
+    tmp_path: Path, secret: bytes
+) -> None:
+    witness = HeadWitness(tmp_path / "journal.head", Seals(secret))
+    witness.write(14, "b" * 64, holds=lambda seq, entry_hash: True)
+    witness.write(1, "a" * 64, holds=lambda seq, entry_hash: False)
+    assert witness.read() == ((1, "a" * 64), [])
 
 
 def test_a_rewrite_by_someone_holding_the_secret_is_caught_by_an_anchor_noted_earlier(

@@ -203,7 +203,14 @@ class Journal:
 
     def _write_witness(self, seq: int, entry_hash: str) -> None:
         if self._witness is not None:
-            self._witness.write(seq, entry_hash)
+            self._witness.write(seq, entry_hash, self._holds)
+
+    def _holds(self, seq: int, entry_hash: str) -> bool:
+        """Whether this journal holds entry ``seq`` with this seal (a witness's head)."""
+        rows = self._db.query(
+            "SELECT 1 FROM journal_entries WHERE seq = ? AND entry_hash = ?", (seq, entry_hash)
+        )
+        return bool(rows)
 
     # ---------------------------------------------------------------- read
 

@@ -12,7 +12,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gateway.journal.seals import Seals
@@ -28,7 +28,7 @@ class HeadWitness:
         self.path = Path(path)
         self._seals = seals
 
-    def write(self, seq: int, entry_hash: str) -> None:
+    def write(self, seq: int, entry_hash: str, holds: Callable[[int, str], bool]) -> None:
         """Write the head to the witness file, after the commit, still under the lock.
 
         After the commit: a witness may lag the database (a crash between
@@ -38,14 +38,16 @@ class HeadWitness:
 
         Several processes of one node append to one journal (``run --workers
         N``), and each writes the witness after its own commit: under a lock
-        file beside it, a head older than the one the witness holds is not
-        written, so the witness never moves back.
+        file beside it, a later head already witnessed is kept -- one that
+        ``holds(seq, entry_hash)``, the journal, says it holds -- so the
+        witness never moves back. A witness of another journal (a journal
+        started afresh beside an old witness) is replaced, as before.
         """
         document = {"seq": seq, "entry_hash": entry_hash, "seal": self._seals.head(seq, entry_hash)}
         try:
             with self._exclusive():
                 current, _ = self.read()
-                if current is not None and current[0] > seq:
+                if current is not None and current[0] > seq and holds(*current):
                     return
                 # Written at every commit: replaced atomically, not flushed to disk each time.
                 write_private_file(self.path, json.dumps(document).encode("ascii"), durable=False)
