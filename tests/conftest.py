@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import psycopg
 import pytest
 from brokers import BrokerNode, BrokerUnavailable, TlsListener, rabbitmq_installed
 from helpers.ci import unavailable
+from psycopg import sql
 
 from gateway.adapters import load_adapters
 from gateway.broker import (
@@ -94,6 +96,18 @@ def management_url(request: pytest.FixtureRequest, amqp_url: str) -> str:
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """The running PostgreSQL server (tests using it are marked ``postgres``)."""
     return _require(POSTGRES_URL, 5432, "PostgreSQL", request)
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """The URL of a PostgreSQL schema of its own, dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    joiner = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{joiner}options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -621,19 +621,32 @@ def test_a_folder_that_went_away_is_transient_not_unknown(
         assert caught.value.transient
 
 
-def test_an_unwritable_folder_is_transient(
-    folder: Path, adapter: FicheSocialeAdapter, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("module", "call", "error"),
+    [
+        # Tests may run as root, for whom file modes do not forbid anything.
+        ("tempfile", "mkstemp", OSError(errno.EACCES, "Permission denied")),
+        # The lock file beside the fiches, taken by every write.
+        ("fcntl", "flock", OSError(errno.ENOLCK, "No locks available")),
+    ],
+    ids=["unwritable folder", "no lock"],
+)
+def test_a_folder_that_refuses_a_write_or_its_lock_is_transient(
+    adapter: FicheSocialeAdapter,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    call: str,
+    error: OSError,
 ) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(errno.EACCES, "Permission denied")
+        raise error
 
-    # Tests may run as root, for whom file modes do not forbid anything.
-    monkeypatch.setattr(adapter_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(getattr(adapter_module, module), call, refuse)
     with pytest.raises(AdapterError) as caught:
         adapter.import_dossier(incoming(1), message_id="m")
     assert caught.value.code == "adapter.unavailable"
     assert caught.value.transient
-    assert "Permission denied" in caught.value.message
+    assert error.strerror in caught.value.message
 
 
 def test_a_full_disk_is_transient_and_leaves_the_old_fiche_whole(

@@ -7,7 +7,6 @@ two processes at the same moment.
 
 from __future__ import annotations
 
-import errno
 import random
 import threading
 from collections.abc import Iterator
@@ -206,20 +205,6 @@ def test_the_lock_file_is_readable_by_its_owner_only(
 ) -> None:
     adapter.import_dossier(incoming(1), message_id="m")
     assert (folder / adapter_module.LOCK_FILE).stat().st_mode & 0o777 == 0o600
-
-
-def test_failing_to_lock_the_folder_is_transient(
-    adapter: FicheSocialeAdapter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def refuse(*args: Any) -> None:
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(adapter_module.fcntl, "flock", refuse)
-    with pytest.raises(AdapterError) as caught:
-        adapter.import_dossier(incoming(1), message_id="m")
-    assert caught.value.code == "adapter.unavailable"
-    assert caught.value.transient
-    assert "No locks available" in caught.value.message
 
 
 def test_the_outage_simulation_still_makes_writes_transient_and_ends(

@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from gateway import journal as journal_module
 from gateway import store as store_module
@@ -55,14 +53,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/state/node.sqlite3"
         return
-    postgres_url: str = request.getfixturevalue("postgres_url")
-    schema = f"ops_migrate_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as pg:
-        pg.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    joiner = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{joiner}options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_url, autocommit=True) as pg:
-        pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    yield request.getfixturevalue("postgres_schema")
 
 
 def _journal_url(store_url: str) -> str:

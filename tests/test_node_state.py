@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from conftest import GENT, LIEGE
-from psycopg import sql
 
 from gateway.config import NodeConfig
 from gateway.federation.localnet import LocalFederation, make_local_federation
@@ -137,18 +133,6 @@ def test_the_refusal_of_a_postgresql_store_shows_no_password() -> None:
     from gateway.ownership import printable
 
     assert printable("postgresql://gateway:s3cret@db/cpas") == "postgresql://gateway@db/cpas"
-
-
-@pytest.fixture
-def postgres_schema(postgres_url: str) -> Iterator[str]:
-    """The URL of a PostgreSQL schema of its own, dropped afterwards."""
-    schema = f"owner_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as pg:
-        pg.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    joiner = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{joiner}options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_url, autocommit=True) as pg:
-        pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_a_postgresql_store_and_journal_of_one_node_share_a_database_but_refuse_another_node(

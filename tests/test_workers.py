@@ -14,10 +14,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-import psycopg
 import pytest
 from conftest import GENT, LIEGE
-from psycopg import sql
 
 from gateway.broker import Names, Outgoing, delete_namespace
 from gateway.config import NodeConfig
@@ -49,15 +47,8 @@ def state(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"workers_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    joiner = "&" if "?" in url else "?"
-    in_schema = f"{url}{joiner}options=-csearch_path%3D{schema}"
+    in_schema = request.getfixturevalue("postgres_schema")
     yield {"store": in_schema, "journal": in_schema}
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 class Running:
@@ -247,5 +238,7 @@ def test_a_further_worker_adopts_the_edition_the_first_kept_and_refuses_a_forged
 def test_workers_below_one_or_with_tenants_are_refused(tmp_path: Path) -> None:
     from gateway.cli import main
 
-    assert main(["run", "--config", str(tmp_path / "node.toml"), "--workers", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["run", "--config", str(tmp_path / "node.toml"), "--workers", "0"])
+    assert refused.value.code == 2
     assert main(["run", "--tenants", str(tmp_path), "--workers", "2"]) == 2

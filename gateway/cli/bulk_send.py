@@ -42,17 +42,6 @@ CONFIRM_WAIT_SECONDS = 300.0
 RESUME = "run the same command again: it sends only what is missing."
 
 
-def worker_count(text: str) -> int:
-    """``--workers``: a whole number, at least 1."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError("at least 1 worker")
-    return count
-
-
 def share_argument(text: str) -> tuple[int, int]:
     """The hidden ``--share K/N`` of a child: share K (from 0) of N."""
     try:

@@ -29,7 +29,7 @@ from rich.console import Console
 from gateway.cli import check, tenants
 from gateway.cli.options import configure_run_logging
 from gateway.cli.style import CONFIG_OR_TENANTS, UsageError
-from gateway.cli.workers import Workers, worker_argv
+from gateway.cli.workers import Workers, worker_argv, worker_count
 from gateway.config import ApiConfig, NodeConfig
 from gateway.dead_letters import requeue_after_delivery_limit
 from gateway.logs import parse_levels
@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=worker_count,
         default=1,
         metavar="N",
         help="run the node as N processes taking deliveries from its inbox (default 1; "
@@ -76,8 +76,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: at least 1.")
     if args.tenants is not None:
         if args.workers != 1:
             raise UsageError("--workers runs one node as several processes: not with --tenants.")

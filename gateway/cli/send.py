@@ -14,10 +14,10 @@ from gateway.cli.bulk_send import (
     send_in_parallel,
     send_share,
     share_argument,
-    worker_count,
 )
 from gateway.cli.staff import add_staff_argument, staff_from
 from gateway.cli.style import CONFIG
+from gateway.cli.workers import worker_count
 from gateway.config import NodeConfig
 from gateway.model.codes import Outcome
 from gateway.model.envelope import Purpose

@@ -25,6 +25,7 @@ the command itself is killed (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import logging
@@ -35,9 +36,10 @@ import threading
 import time
 from collections.abc import Sequence
 
+from gateway.cli.style import EXIT_NO
+
 log = logging.getLogger(__name__)
 
-FAILED = 1
 STOP_SECONDS = 60.0
 """How long the processes have to finish their batches after SIGTERM before they are killed."""
 
@@ -66,8 +68,8 @@ class Workers:
                 log.error("worker %d ended (status %s): stopping the others", k, status)
                 print(f"worker {k} ended (status {status}): stopping every worker", flush=True)
                 self.stop()
-                return FAILED
-        return 0 if self.stop() else FAILED
+                return EXIT_NO
+        return 0 if self.stop() else EXIT_NO
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
         """SIGTERM to each process still running, then wait; kill what is left at the timeout.
@@ -86,6 +88,17 @@ class Workers:
                 process.kill()
                 process.wait()
         return all(process.returncode == 0 for process in self.processes)
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a whole number, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least 1 worker")
+    return count
 
 
 def own_command(*args: str, verbose: int = 0) -> list[str]:

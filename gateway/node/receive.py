@@ -228,27 +228,26 @@ class Receiver:
         """
         node = self._node
         try:
-            try:
-                envelope = _parse(delivery.body)
-            except Refused as refusal:
-                return Read(delivery, None, refusal)
-            header = envelope.header
-            # The signed sender's broker user published it -- or this node itself,
-            # requeuing one of its own dead letters.
-            publishers = {node.names.broker_user(header.sender), node.amqp_user}
-            if node.provisioned and delivery.properties.user_id not in publishers:
-                error = EnvelopeRefused(
-                    f"The message claims to come from {header.sender} but was published by the "
-                    f"broker user {delivery.properties.user_id!r}.",
-                    code=Refusal.ENVELOPE_BROKER_USER,
-                )
-                return Read(delivery, envelope, Refused(error, header=header, expose_reason=True))
-            try:
-                return Read(delivery, envelope, None, self._open(envelope))
-            except Refused as refusal:
-                return Read(delivery, envelope, None, refusal)
-        except Exception as exc:  # a bug: counted as a failed attempt in the transaction
-            return Read(delivery, None, None, exc)
+            envelope = _parse(delivery.body)
+        except Refused as refusal:
+            return Read(delivery, None, refusal)
+        header = envelope.header
+        # The signed sender's broker user published it -- or this node itself,
+        # requeuing one of its own dead letters.
+        publishers = {node.names.broker_user(header.sender), node.amqp_user}
+        if node.provisioned and delivery.properties.user_id not in publishers:
+            error = EnvelopeRefused(
+                f"The message claims to come from {header.sender} but was published by the "
+                f"broker user {delivery.properties.user_id!r}.",
+                code=Refusal.ENVELOPE_BROKER_USER,
+            )
+            return Read(delivery, envelope, Refused(error, header=header, expose_reason=True))
+        opened: Body | Exception
+        try:
+            opened = self._open(envelope)
+        except Exception as exc:  # refused; or a bug, a failed attempt in the transaction
+            opened = exc
+        return Read(delivery, envelope, None, opened)
 
     def _process(self, uow: UnitOfWork, read: Read) -> None:
         node = self._node
@@ -256,22 +255,21 @@ class Receiver:
         node.stats.add("received")
         if delivery.redelivered:
             node.stats.add("redelivered")
-        if isinstance(read.opened, Exception) and not isinstance(read.opened, Refused):
-            raise read.opened
         if read.refused is not None:
             node.replies.refuse(uow, delivery, read.refused)
             return
-        assert read.envelope is not None and read.opened is not None
+        assert read.envelope is not None  # read, and not refused
         header = read.envelope.header
         previous = node.store.received(str(header.message_id))
         if previous is not None:
             self._seen_before(uow, delivery, read.envelope, previous)
             return
-        if isinstance(read.opened, Refused):
-            node.replies.refuse(uow, delivery, read.opened)
-            return
+        opened = read.opened
         try:
-            node.handlers.handle(uow, delivery, header, read.opened)
+            if isinstance(opened, Exception):
+                raise opened
+            assert opened is not None
+            node.handlers.handle(uow, delivery, header, opened)
         except Refused as refusal:
             node.replies.refuse(uow, delivery, refusal)
 
@@ -351,7 +349,8 @@ class Read:
     refused: Refused | None
     """Refused before its message id counts: unreadable, or published by another broker user."""
     opened: Body | Exception | None = None
-    """The body; or why it was refused (:class:`Refused`); or the error of a bug while reading."""
+    """The body; or why it was refused (:class:`Refused`), or the error of a bug, raised again
+    once its message id is known to be new."""
 
 
 def _parse(data: bytes) -> Envelope:
